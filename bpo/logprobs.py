@@ -1,0 +1,71 @@
+"""Sequence log-probabilities of response tokens, teacher-forced.
+
+This is the one place where log pi(y|x) is computed from logits; the sampler, the trainer, the
+reference scorers and the evaluator all call it.
+
+Conventions (all tensors batch-first):
+    input_ids     (B, L) prompt and response tokens, padded on the left, the right, or both
+    attention_mask(B, L) 1 on real tokens, 0 on padding
+    response_mask (B, L) 1 on the response tokens whose log-prob counts (never on prompt or padding)
+The token at position t is predicted by the logits at position t-1, so position 0 never counts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Reduction = Literal["sum", "mean"]
+
+
+def token_logprobs(logits: Tensor, input_ids: Tensor) -> Tensor:
+    """log p(input_ids[:, t] | input_ids[:, :t]) for t >= 1, shape (B, L-1).
+
+    Uses gather minus logsumexp rather than a full log_softmax so no second (B, L, V) tensor exists.
+    """
+    logits = logits[:, :-1].float()
+    targets = input_ids[:, 1:].unsqueeze(-1)
+    picked = torch.gather(logits, -1, targets).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def reduce_logprobs(per_token: Tensor, mask: Tensor, reduction: Reduction = "sum") -> Tensor:
+    """Sum (or per-token mean) of masked per-token log-probs, (B,). An empty mask gives 0."""
+    mask = mask.to(per_token.dtype)
+    total = (per_token * mask).sum(-1)
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / mask.sum(-1).clamp(min=1.0)
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def sequence_logprobs(
+    logits: Tensor, input_ids: Tensor, response_mask: Tensor, reduction: Reduction = "sum"
+) -> Tensor:
+    """log pi(y|x) over the response tokens of each row, (B,): summed, or averaged per token."""
+    return reduce_logprobs(token_logprobs(logits, input_ids), response_mask[:, 1:], reduction)
+
+
+def position_ids_for(attention_mask: Tensor) -> Tensor:
+    """Positions that count only real tokens, so left padding does not shift a row's positions."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def model_sequence_logprobs(
+    model: torch.nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    response_mask: Tensor,
+    reduction: Reduction = "sum",
+) -> Tensor:
+    """Run a causal LM teacher-forced and return the response log-probs, (B,)."""
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_for(attention_mask),
+        use_cache=False,
+    )
+    return sequence_logprobs(out.logits, input_ids, response_mask, reduction)

@@ -1,0 +1,1 @@
+"""Tasks: prompts, human reference texts, optional SFT demonstrations, and a judge."""

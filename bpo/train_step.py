@@ -1,0 +1,118 @@
+"""One optimiser step of the ensemble on one batch of pairs: no I/O, no generation.
+
+Every member is trained on the same batch with its own optimiser (as in the BPO reference code);
+the loss's reference log-probs are given, already computed (stored data or a reference forward).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from bpo.config import OptimSpec
+from bpo.logprobs import Reduction, model_sequence_logprobs
+from bpo.losses import LossSpec, log_ratio_margin
+from bpo.policy import EnsemblePolicy
+from bpo.types import PairBatch, reduce_stored, split_pairs
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or infinite loss or gradient; training must stop before anything is saved."""
+
+
+@dataclass
+class StepMetrics:
+    loss: float  # mean over members of the batch-mean loss
+    reward_margin: float  # mean of beta * h, the implicit reward of chosen minus rejected
+    reward_accuracy: float  # fraction of pairs with h > 0
+    grad_norm: float  # mean over members, before clipping
+    lr: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
+    """Multiplier of the base learning rate at `step` (0-based): linear warm-up, then the decay."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if kind == "constant":
+        return 1.0
+    if kind == "linear":
+        return max(0.0, 1.0 - progress)
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    raise ValueError(f"unknown scheduler {kind!r}")
+
+
+class EnsembleOptimizer:
+    """One AdamW and one LR schedule per ensemble member."""
+
+    def __init__(self, policy: EnsemblePolicy, spec: OptimSpec, total_steps: int):
+        self.spec, self.total_steps = spec, total_steps
+        self.optimizers = [
+            torch.optim.AdamW(policy.member_parameters(i), lr=spec.lr, weight_decay=spec.weight_decay)
+            for i in range(len(policy.members))
+        ]
+        self.schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: lr_factor(s, total_steps, spec.warmup_steps, spec.scheduler)
+            )
+            for opt in self.optimizers
+        ]
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers], "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for o, s in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(self.schedulers, state["schedulers"]):
+            sch.load_state_dict(s)
+
+
+def train_step(
+    policy: EnsemblePolicy,
+    optim: EnsembleOptimizer,
+    batch: PairBatch,
+    ref_logp_sum: Tensor,
+    loss: LossSpec,
+    beta: float,
+    reduction: Reduction,
+    weights: Tensor | None = None,
+) -> StepMetrics:
+    """Train every member one step on `batch`; `weights` (B,) scales each pair's loss (IOPO)."""
+    ref_w, ref_l = split_pairs(reduce_stored(ref_logp_sum.detach(), batch.response_lengths, reduction))
+    totals = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "grad_norm": 0.0}
+    lr = optim.schedulers[0].get_last_lr()[0]
+    for i, (opt, sched) in enumerate(zip(optim.optimizers, optim.schedulers)):
+        model = policy.train_member(i)
+        logp = model_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask, reduction)
+        pi_w, pi_l = split_pairs(logp)
+        per_pair = loss.fn(pi_w, pi_l, ref_w, ref_l, beta)
+        mean_loss = (per_pair * weights).mean() if weights is not None else per_pair.mean()
+        if not torch.isfinite(mean_loss):
+            raise NonFiniteError(f"non-finite loss {mean_loss.item()} (ensemble member {i})")
+        opt.zero_grad(set_to_none=True)
+        mean_loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.member_parameters(i), optim.spec.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            raise NonFiniteError(f"non-finite gradient norm {grad_norm.item()} (ensemble member {i})")
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            h = log_ratio_margin(pi_w, pi_l, ref_w, ref_l)
+            totals["loss"] += mean_loss.item()
+            totals["margin"] += (beta * h).mean().item()
+            totals["accuracy"] += (h > 0).float().mean().item()
+            totals["grad_norm"] += grad_norm.item()
+    policy.refresh_merged()
+    n = len(optim.optimizers)
+    return StepMetrics(
+        loss=totals["loss"] / n, reward_margin=totals["margin"] / n, reward_accuracy=totals["accuracy"] / n,
+        grad_norm=totals["grad_norm"] / n, lr=lr,
+    )

@@ -11,7 +11,9 @@ is in general not a rank-r product.
 which is how the BPO authors' code merged its ensemble:
     A = sum_i sqrt(w_i s_i) A_i,   B = sum_i sqrt(w_i s_i) B_i,   w_i = 1/n
 so B @ A = sum_{i,j} sqrt(w_i s_i w_j s_j) B_i A_j. It contains the cross terms B_i A_j (i != j) and is
-therefore NOT the mean of the deltas (it equals it only when all adapters are equal).
+therefore NOT the mean of the deltas; even n equal adapters give n times their delta, because both
+factors are scaled by sum_i sqrt(1/n) = sqrt(n). `linear_merge_factors` reproduces peft's arithmetic
+(a test checks it against peft) so runs can compare the two.
 """
 
 from __future__ import annotations

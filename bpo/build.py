@@ -1,0 +1,89 @@
+"""Building the run's pieces from a validated RunConfig (task, policy, annotator, reference, judge)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
+from bpo.annotators.judges import load_judge
+from bpo.config import RunConfig
+from bpo.models import load_causal_lm, load_tokenizer
+from bpo.policy import EnsemblePolicy
+from bpo.reference import (
+    BehaviorReference, EMAReference, FixedReference, ReferenceStrategy, SFTReference, SyncReference,
+)
+from bpo.tasks.base import Task
+
+
+def cache_dir() -> Path:
+    """Where built-in models are cached: $BPO_CACHE, else ~/.cache/bpo."""
+    return Path(os.environ.get("BPO_CACHE", Path.home() / ".cache" / "bpo"))
+
+
+def build_task(cfg: RunConfig) -> Task:
+    from bpo.tasks.registry import BUILTIN_TASKS
+
+    if cfg.task in BUILTIN_TASKS:
+        return BUILTIN_TASKS[cfg.task].build(cfg.seed)
+    from bpo.tasks.files import load_task_file
+
+    return load_task_file(cfg.task)
+
+
+def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:
+    """The folder of the initial policy: the configured one, or the task's built-in (SFT'd) policy."""
+    if cfg.policy.path:
+        return Path(cfg.policy.path)
+    from bpo.tasks.registry import BUILTIN_TASKS
+
+    builtin = BUILTIN_TASKS.get(cfg.task)
+    if builtin is None or builtin.policy is None:
+        raise ValueError(f"task {cfg.task!r} has no built-in policy; set policy.path to a model folder")
+    return builtin.policy(cache_dir(), progress)
+
+
+def build_policy(cfg: RunConfig, task: Task, progress: bool = True) -> EnsemblePolicy:
+    folder = initial_model_folder(cfg, progress)
+    model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
+    tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
+    if cfg.sft.steps:
+        from bpo.sft import supervised_finetune
+
+        supervised_finetune(
+            model, tokenizer, task.demonstrations, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
+            lr=cfg.sft.lr, seed=cfg.seed, chat_template=task.chat_template, progress=progress,
+        )
+    return EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
+
+
+def build_annotator(cfg: RunConfig, task: Task):
+    judge = load_judge(cfg.annotator.judge, task)
+    if cfg.annotator.kind == "score":
+        return ScoreAnnotator(judge)
+    return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band)
+
+
+class VocabularyMismatch(ValueError):
+    pass
+
+
+def build_reference(cfg: RunConfig, policy: EnsemblePolicy) -> ReferenceStrategy:
+    kind = cfg.reference_kind()
+    if kind == "sft":
+        return SFTReference()
+    if kind == "behavior":
+        return BehaviorReference()
+    if kind == "ema":
+        return EMAReference(tau=cfg.reference.ema_tau)
+    if kind == "sync":
+        return SyncReference(every=cfg.reference.sync_every)
+    model = load_causal_lm(cfg.reference.path, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
+    ref_vocab = load_tokenizer(cfg.reference.path).get_vocab()
+    if ref_vocab != policy.tokenizer.get_vocab():
+        raise VocabularyMismatch(
+            f"reference.path={cfg.reference.path}: its tokenizer's vocabulary differs from the policy's "
+            f"({len(ref_vocab)} vs {len(policy.tokenizer.get_vocab())} tokens); a fixed reference must score the "
+            "policy's own token ids, so use a checkpoint of the same model family"
+        )
+    return FixedReference(model)

@@ -1,0 +1,124 @@
+"""The `bpo` command line: one plain function per sub-command.
+
+    bpo train [CONFIG.yaml] [key=value ...]   run the online loop; writes a run folder
+    bpo eval RUN_DIR                          re-evaluate a finished run's adapters
+    bpo demo                                  the README's first command: a small end-to-end run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bpo.config import RunConfig
+from bpo.configlib import ConfigError, describe, load_config
+
+EXIT_BAD_INPUT = 2
+
+
+def default_out(cfg: RunConfig) -> str:
+    task = Path(cfg.task).stem
+    return f"runs/{task}-{cfg.method}-{cfg.loss}-b{cfg.beta:g}-s{cfg.seed}"
+
+
+def keys_help() -> str:
+    lines = ["configuration keys (set in CONFIG.yaml or as key=value):"]
+    for key, type_name, default, text in describe(RunConfig):
+        lines.append(f"  {key} ({type_name}, default {default})\n      {text}")
+    return "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    from bpo.online import run_online
+
+    cfg = load_config(RunConfig, args.config, args.overrides)
+    out = cfg.out or default_out(cfg)
+    result = run_online(cfg, out, progress=not args.quiet)
+    print(summary(result, out))
+    return 0
+
+
+def summary(result: dict, out: str) -> str:
+    text = f"win rate vs references: {result['win_rate']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}] (n={result['n']})"
+    if "before" in result:
+        b = result["before"]
+        text += f"; initial policy: {b['win_rate']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}]"
+    return text + f"\nrun folder: {out}"
+
+
+def cmd_eval(args) -> int:
+    from bpo.build import build_policy, build_task
+    from bpo.online import evaluate_run
+    from bpo.rundir import RunDir
+
+    run = RunDir(args.run_dir)
+    if not run.config.is_file():
+        raise ConfigError(f"{args.run_dir}: not a run folder (no config.yaml)")
+    cfg = load_config(RunConfig, run.config, args.overrides)
+    task = build_task(cfg)
+    policy = build_policy(cfg, task, progress=not args.quiet)
+    policy.load_members(run.adapters)
+    result = evaluate_run(cfg, policy, task, progress=not args.quiet)
+    run.write_eval(result)
+    print(summary(result, str(run.root)))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    args.config, args.overrides = None, ["out=runs/demo"] + args.overrides
+    return cmd_train(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bpo", description="Online preference optimisation under an annotation budget (BPO).")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="run the online loop", epilog=keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("config", nargs="?", help="a YAML config (optional: the defaults run the built-in task)")
+    t.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=bpo schedule.phases=4 beta=0.5")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("eval", help="re-evaluate a run folder's adapters (writes eval.json)")
+    e.add_argument("run_dir", help="a run folder written by `bpo train`")
+    e.add_argument("overrides", nargs="*", help="key=value settings for evaluation, e.g. eval.prompts=64 eval.greedy=false")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(fn=cmd_eval)
+    d = sub.add_parser("demo", help="the README's main job")
+    d.add_argument("overrides", nargs="*", help="key=value settings")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def split_config_arg(args) -> None:
+    """`bpo train key=value` (no config file): the first positional is an override, not a file."""
+    if getattr(args, "config", None) and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
+        args.overrides = [args.config] + args.overrides
+        args.config = None
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    from bpo.annotators.judges import JudgeError
+    from bpo.build import VocabularyMismatch
+    from bpo.jsonl import DataFileError
+    from bpo.models import ModelFolderError
+    from bpo.pairs import BudgetError
+    from bpo.rundir import RunDirError
+    from bpo.schedule import ScheduleError
+
+    return (ConfigError, DataFileError, ModelFolderError, RunDirError, ScheduleError, JudgeError, VocabularyMismatch, BudgetError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    split_config_arg(args)
+    try:
+        return args.fn(args)
+    except user_errors() as err:  # bad configs, data files, model or run folders: one clear line
+        print(f"bpo: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Collecting one phase's labelled pairs: sample two responses per prompt, drop identical pairs,
+annotate, drop ties, until the phase has its M pairs."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from bpo.annotators import Annotator
+from bpo.config import SamplingSpec
+from bpo.policy import MERGED, EnsemblePolicy
+from bpo.sampler import generate
+from bpo.tasks.base import Example
+from bpo.tokens import encode_prompt
+from bpo.types import Pair
+
+
+class PromptStream:
+    """Training prompts in a seeded order, reshuffled after each pass; `position` makes it resumable."""
+
+    def __init__(self, examples: Sequence[Example], seed: int, position: int = 0):
+        self.prompts = [ex.prompt for ex in examples]
+        self.seed, self.position = seed, position
+
+    def take(self, n: int) -> list[str]:
+        out = []
+        for _ in range(n):
+            epoch, index = divmod(self.position, len(self.prompts))
+            order = list(range(len(self.prompts)))
+            random.Random(self.seed * 100_003 + epoch).shuffle(order)
+            out.append(self.prompts[order[index]])
+            self.position += 1
+        return out
+
+
+@dataclass
+class PhaseStats:
+    phase: int
+    pairs: int = 0
+    prompts: int = 0  # prompts sampled (pairs + identical + ties)
+    identical: int = 0  # pairs dropped because both responses were the same text
+    ties: int = 0  # pairs dropped because the annotator could not prefer one
+
+
+class BudgetError(RuntimeError):
+    pass
+
+
+def collect_pairs(
+    policy: EnsemblePolicy,
+    prompts: PromptStream,
+    annotator: Annotator,
+    sampling: SamplingSpec,
+    phase: int,
+    wanted: int,
+    seed: int,
+    max_attempts: float = 4.0,
+    chat_template: bool = False,
+) -> tuple[list[Pair], PhaseStats]:
+    """M = `wanted` labelled pairs sampled from the current (merged) policy, the behavior policy."""
+    stats = PhaseStats(phase)
+    pairs: list[Pair] = []
+    tok = policy.tokenizer
+    round_ = 0
+    while len(pairs) < wanted:
+        if stats.prompts >= max_attempts * wanted:
+            raise BudgetError(
+                f"phase {phase}: only {len(pairs)} of {wanted} usable pairs after {stats.prompts} prompts "
+                f"({stats.identical} identical, {stats.ties} ties); raise sampling.temperature or annotator.max_attempts"
+            )
+        texts = prompts.take(wanted - len(pairs))
+        ids = [encode_prompt(tok, t, chat_template) for t in texts]
+        torch.manual_seed(seed * 1_000_003 + phase * 1009 + round_)
+        with policy.use(MERGED) as model:
+            samples = generate(model, tok, ids, 2, sampling, desc=f"phase {phase}: sampling")
+        stats.prompts += len(texts)
+        distinct = [(t, i, s) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
+        stats.identical += len(texts) - len(distinct)
+        labels = annotator.label(
+            [t for t, _, _ in distinct], [s[0].text for *_, s in distinct], [s[1].text for *_, s in distinct],
+            seed=seed * 1_000_003 + phase * 1009 + round_,
+        )
+        for (text, prompt_ids, (a, b)), label in zip(distinct, labels):
+            if label.preferred is None:
+                stats.ties += 1
+                continue
+            win, lose = (a, b) if label.preferred == 0 else (b, a)
+            win_score, lose_score = label.scores if label.preferred == 0 else label.scores[::-1]
+            pairs.append(Pair(
+                id=f"p{phase:03d}-{len(pairs):05d}", phase=phase, prompt=text, chosen=win.text, rejected=lose.text,
+                prompt_ids=prompt_ids, chosen_ids=win.ids, rejected_ids=lose.ids,
+                chosen_score=win_score, rejected_score=lose_score,
+                behavior_chosen_logp=win.logp, behavior_rejected_logp=lose.logp,
+            ))
+        round_ += 1
+    stats.pairs = len(pairs)
+    return pairs, stats

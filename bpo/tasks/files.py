@@ -1,0 +1,59 @@
+"""Tasks read from local files: a small YAML file naming JSONL files, so a user's task needs no code.
+
+    # mytask.yaml
+    train: train.jsonl            # {"prompt": ..., "reference": ...} per line (reference optional here)
+    eval: eval.jsonl              # {"prompt": ..., "reference": ...}: held-out prompts and human references
+    demonstrations: sft.jsonl     # optional SFT targets, same layout; default: train rows with a reference
+    judge: mypkg.scoring:score    # optional: the task's judge (module:function or a reward-model folder)
+    chat_template: true           # wrap prompts in the policy tokenizer's chat template
+
+Relative paths are resolved against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bpo.jsonl import DataFileError, read_jsonl
+from bpo.tasks.base import Example, Task
+
+TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name"}
+
+
+def _examples(path: Path, need_reference: bool) -> list[Example]:
+    rows = read_jsonl(path, required=["prompt"] + (["reference"] if need_reference else []), optional=["reference"])
+    return [Example(r["prompt"], r.get("reference") or "") for r in rows]
+
+
+def load_task_file(path: str | Path) -> Task:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such task file")
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise DataFileError(f"{path}: a task file is a mapping with keys {', '.join(sorted(TASK_KEYS))}")
+    unknown = set(spec) - TASK_KEYS
+    if unknown:
+        raise DataFileError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TASK_KEYS))}")
+    for key in ("train", "eval"):
+        if key not in spec:
+            raise DataFileError(f"{path}: missing key '{key}' (a JSONL file of prompts)")
+    here = path.parent
+    train = _examples(here / spec["train"], need_reference=False)
+    demos = _examples(here / spec["demonstrations"], True) if spec.get("demonstrations") else [e for e in train if e.reference]
+    judge = None
+    if spec.get("judge"):
+        from bpo.annotators.judges import load_judge
+
+        judge_spec = str(spec["judge"])
+        judge = load_judge(str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
+    return Task(
+        name=str(spec.get("name", path.stem)),
+        train=train,
+        eval=_examples(here / spec["eval"], need_reference=True),
+        demonstrations=demos,
+        judge=judge,
+        chat_template=bool(spec.get("chat_template", False)),
+    )

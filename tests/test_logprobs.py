@@ -1,0 +1,60 @@
+"""Response log-probs against a direct computation, with left and right padding."""
+
+import torch
+
+from bpo.logprobs import model_sequence_logprobs, sequence_logprobs
+from bpo.models import load_causal_lm
+from bpo.tokens import collate
+
+
+def direct(logits, ids, response_mask):
+    """The definition, token by token: sum over response positions t of log softmax(logits[t-1])[ids[t]]."""
+    out = []
+    for b in range(ids.shape[0]):
+        total = 0.0
+        for pos in range(1, ids.shape[1]):
+            if response_mask[b, pos]:
+                total += torch.log_softmax(logits[b, pos - 1].double(), -1)[ids[b, pos]].item()
+        out.append(total)
+    return torch.tensor(out)
+
+
+def test_sequence_logprobs_match_direct_sum_and_mean():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 11, generator=g)
+    ids = torch.randint(0, 11, (3, 7), generator=g)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 1]])
+    expected = direct(logits, ids, mask)
+    assert torch.allclose(sequence_logprobs(logits, ids, mask, "sum").double(), expected.double(), atol=1e-5)
+    lengths = torch.tensor([3.0, 6.0, 1.0])
+    assert torch.allclose(sequence_logprobs(logits, ids, mask, "mean").double(), (expected / lengths).double(), atol=1e-5)
+
+
+def test_prompt_and_padding_do_not_count():
+    """Changing logits at prompt or padding positions leaves the result unchanged."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 6, 5, generator=g)
+    ids = torch.tensor([[1, 2, 3, 4, 0, 0]])
+    mask = torch.tensor([[0, 0, 1, 1, 0, 0]])  # response tokens at positions 2, 3: logits 1, 2 count
+    before = sequence_logprobs(logits, ids, mask)
+    logits[0, 0] += 100.0
+    logits[0, 3:] -= 50.0
+    assert torch.equal(before, sequence_logprobs(logits, ids, mask))
+
+
+def test_left_and_right_padding_agree_through_the_model(tiny_model_dir):
+    model = load_causal_lm(tiny_model_dir).eval()
+    prompts = [[2, 5, 6, 7], [2, 9], [2, 11, 12, 13, 14, 15, 16]]
+    responses = [[20, 21, 3], [30, 31, 32, 33, 34, 3], [40, 3]]
+    results = {}
+    for side in ("left", "right"):
+        ids, att, resp = collate(prompts, responses, pad_id=0, side=side)
+        with torch.no_grad():
+            results[side] = model_sequence_logprobs(model, ids, att, resp)
+    unpadded = []
+    for p, r in zip(prompts, responses):
+        ids, att, resp = collate([p], [r], pad_id=0)
+        with torch.no_grad():
+            unpadded.append(model_sequence_logprobs(model, ids, att, resp).item())
+    assert torch.allclose(results["left"], results["right"], atol=1e-5)
+    assert torch.allclose(results["right"], torch.tensor(unpadded), atol=1e-5)

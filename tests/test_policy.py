@@ -1,0 +1,127 @@
+"""The LoRA ensemble: exact merge = mean of deltas, the merged model equals hand-merged weights,
+peft's linear combination as the documented alternative, cheap snapshots, peft-format save/load."""
+
+import copy
+
+import pytest
+import torch
+
+from bpo.merge import exact_merge_factors, linear_merge_factors
+from bpo.models import load_causal_lm
+from bpo.policy import MERGED, REFERENCE
+from conftest import make_policy
+
+
+def member_deltas(policy, path):
+    m = dict(policy._layers)[path]
+    return [m.scaling[n] * m.lora_B[n].weight @ m.lora_A[n].weight for n in policy.members]
+
+
+def test_exact_merge_factors_are_the_mean_of_deltas():
+    g = torch.Generator().manual_seed(0)
+    As = [torch.randn(4, 10, generator=g) for _ in range(3)]
+    Bs = [torch.randn(7, 4, generator=g) for _ in range(3)]
+    s = [2.0, 0.5, 1.0]
+    A, B = exact_merge_factors(As, Bs, s)
+    mean = sum(si * Bi @ Ai for si, Ai, Bi in zip(s, As, Bs)) / 3
+    assert A.shape == (12, 10) and B.shape == (7, 12)
+    assert torch.allclose(B @ A, mean, atol=1e-6)
+
+
+def test_linear_merge_is_not_the_mean_of_deltas():
+    """Two rank-1 members, s = 1, w = 1/2: A = sqrt(1/2)(a1 + a2), B = sqrt(1/2)(b1 + b2), so
+    B A = (1/2)(b1 + b2)(a1 + a2)^T = 0.5 * ones(2, 2), while the mean of the deltas is diag(1, 1) / 2.
+    Two equal members give (sqrt(1/2) * 2)^2 b1 a1 = 2 b1 a1: n times the delta, not the delta."""
+    a1, a2 = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    b1, b2 = torch.tensor([[1.0], [0.0]]), torch.tensor([[0.0], [1.0]])
+    A, B = linear_merge_factors([a1, a2], [b1, b2], [1.0, 1.0])
+    # mean of deltas = diag(1, 1) / 2; linear = (1/2) * ones(2, 2)
+    assert torch.allclose(B @ A, torch.full((2, 2), 0.5))
+    A, B = linear_merge_factors([a1, a1], [b1, b1], [1.0, 1.0])
+    assert torch.allclose(B @ A, 2 * b1 @ a1)
+
+
+def test_policy_merged_slot_is_the_mean_of_member_deltas(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=3)
+    for path, _ in policy._layers:
+        expected = sum(member_deltas(policy, path)) / 3
+        assert torch.allclose(policy.merged_delta(path), expected, atol=1e-6)
+
+
+def test_merged_model_equals_hand_merged_weights(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=3)
+    hand = load_causal_lm(tiny_model_dir).eval()
+    modules = dict(hand.named_modules())
+    with torch.no_grad():
+        for path, _ in policy._layers:
+            name = path.removeprefix("base_model.model.")
+            modules[name].weight += sum(member_deltas(policy, path)) / 3
+    ids = torch.tensor([[2, 5, 6, 7, 8, 9, 10]])
+    with torch.no_grad(), policy.use(MERGED) as model:
+        merged_logits = model(input_ids=ids).logits
+    with torch.no_grad():
+        hand_logits = hand(input_ids=ids).logits
+    assert torch.allclose(merged_logits, hand_logits, atol=1e-5)
+
+
+def test_linear_mode_matches_peft_add_weighted_adapter(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=3, merge="linear")
+    n = len(policy.members)
+    policy.model.add_weighted_adapter(policy.members, [1.0 / n] * n, "peft_linear", combination_type="linear")
+    for path, m in policy._layers:
+        peft_delta = m.scaling["peft_linear"] * m.lora_B["peft_linear"].weight @ m.lora_A["peft_linear"].weight
+        assert torch.allclose(policy.merged_delta(path), peft_delta, atol=1e-6)
+        assert not torch.allclose(peft_delta, sum(member_deltas(policy, path)) / n, atol=1e-4)
+
+
+def test_fresh_policy_equals_base_and_slots_switch(tiny_model_dir):
+    """B = 0 at init, so the merged policy is the base; a reference slot holds whatever snapshot is set."""
+    from bpo.config import LoraSpec
+    from bpo.models import load_tokenizer
+    from bpo.policy import EnsemblePolicy
+
+    policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2))
+    ids = torch.tensor([[2, 5, 6, 7]])
+    with torch.no_grad():
+        with policy.use(None) as m:
+            base = m(input_ids=ids).logits
+        with policy.use(MERGED) as m:
+            merged = m(input_ids=ids).logits
+    assert torch.equal(base, merged)
+    snapshot = policy.member_states()
+    with torch.no_grad():
+        for p in policy.member_parameters(0):
+            p.add_(0.5)
+    policy.refresh_merged()
+    policy.set_reference(snapshot)
+    with torch.no_grad():
+        with policy.use(REFERENCE) as m:
+            ref = m(input_ids=ids).logits
+        with policy.use(MERGED) as m:
+            moved = m(input_ids=ids).logits
+    assert torch.allclose(ref, base, atol=1e-6) and not torch.allclose(moved, base, atol=1e-3)
+
+
+def test_snapshot_is_adapter_weights_only(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=2)
+    snap_numel = sum(t.numel() for state in policy.member_states() for t in state.values())
+    lora_numel = sum(p.numel() for i in range(2) for p in policy.member_parameters(i))
+    base_numel = sum(p.numel() for n, p in policy.model.named_parameters() if "lora_" not in n)
+    assert snap_numel == lora_numel < base_numel / 5
+
+
+def test_save_and_load_members_in_peft_format(tiny_model_dir, tmp_path):
+    from peft import PeftModel
+
+    policy = make_policy(tiny_model_dir, ensemble=2)
+    policy.save(tmp_path)
+    assert {"merged", "a0", "a1"} <= {p.name for p in tmp_path.iterdir()}
+    fresh = make_policy(tiny_model_dir, ensemble=2, perturb=0.0, seed=5)
+    fresh.load_members(tmp_path)
+    for a, b in zip(policy.member_states(), fresh.member_states()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # The merged adapter loads with plain peft and gives the merged policy's outputs.
+    peft_model = PeftModel.from_pretrained(load_causal_lm(tiny_model_dir), tmp_path / "merged").eval()
+    ids = torch.tensor([[2, 5, 6, 7, 8]])
+    with torch.no_grad(), policy.use(MERGED) as m:
+        assert torch.allclose(peft_model(input_ids=ids).logits, m(input_ids=ids).logits, atol=1e-5)

@@ -1,0 +1,55 @@
+"""Schedule arithmetic (N = T * B, K = T / F, M = N / F) and its error messages."""
+
+import pytest
+
+from bpo.schedule import ScheduleError, resolve_schedule
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (dict(steps=8, pairs=64, phases=2), (8, 2, 64, 8)),
+        (dict(steps=8, batch_size=4, phases=8), (8, 8, 32, 4)),
+        (dict(pairs=48, batch_size=6, phases=1), (8, 1, 48, 6)),
+        (dict(steps=4, pairs=16, batch_size=4, phases=4), (4, 4, 16, 4)),
+    ],
+)
+def test_any_two_determine_the_third(given, expected):
+    s = resolve_schedule(**given)
+    assert (s.steps, s.phases, s.pairs, s.batch_size) == expected
+
+
+def test_phases_and_pairs_per_phase():
+    s = resolve_schedule(steps=12, phases=3, batch_size=2)
+    assert (s.steps_per_phase, s.pairs_per_phase) == (4, 8)
+    phases = list(s.iter_phases())
+    assert [(p.index, p.first_step, p.steps, p.pairs) for p in phases] == [(0, 0, 4, 8), (1, 4, 4, 8), (2, 8, 4, 8)]
+    assert sum(p.pairs for p in phases) == s.pairs and s.pairs == s.steps * s.batch_size
+    assert [s.phase_of_step(t) for t in range(12)] == [0] * 4 + [1] * 4 + [2] * 4
+    assert [t for t in range(12) if s.is_phase_start(t)] == [0, 4, 8]
+
+
+def test_offline_and_on_policy_extremes():
+    off = resolve_schedule(steps=5, phases=1, batch_size=2)
+    on = resolve_schedule(steps=5, phases=5, batch_size=2)
+    assert (off.steps_per_phase, off.pairs_per_phase) == (5, 10)
+    assert (on.steps_per_phase, on.pairs_per_phase) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (dict(steps=16, phases=3, batch_size=2), "schedule.phases=3 does not divide schedule.steps=16, so phases would be unevenly spaced; use schedule.phases=2 (divisors of 16: 1, 2, 4, 8, 16)"),
+        (dict(steps=6, pairs=20, phases=1), "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24"),
+        (dict(steps=4, pairs=20, batch_size=4, phases=1), "schedule.pairs=20 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out"),
+        (dict(steps=4, phases=8, batch_size=2), "schedule.phases=8 > schedule.steps=4: at most one phase per step (schedule.phases=4 is on-policy)"),
+        (dict(steps=0, phases=1, batch_size=2), "schedule.steps must be a positive integer, got 0"),
+        (dict(steps=4, phases=-1, batch_size=2), "schedule.phases must be a positive integer, got -1"),
+        (dict(pairs=10, batch_size=4, phases=1), "schedule.pairs=10 is not a multiple of schedule.batch_size=4; each pair is trained on once, so use e.g. schedule.pairs=12"),
+        (dict(steps=4, phases=1), "give two of schedule.steps (T), schedule.pairs (N) and schedule.batch_size (B)"),
+    ],
+)
+def test_inconsistent_schedules_are_refused_with_an_alternative(given, message):
+    with pytest.raises(ScheduleError) as err:
+        resolve_schedule(**given)
+    assert str(err.value).startswith(message)

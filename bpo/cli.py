@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
 from pathlib import Path
 
@@ -93,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
 
 def split_config_arg(args) -> None:
     """`bpo train key=value` (no config file): the first positional is an override, not a file."""
-    if getattr(args, "config", None) and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
+    if getattr(args, "config", None) and re.match(r"^[A-Za-z_][\w.]*=", args.config):
         args.overrides = [args.config] + args.overrides
         args.config = None
 

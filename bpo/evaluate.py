@@ -63,6 +63,7 @@ def evaluate_policy(
     chat_template: bool = False,
     estimate_kl: bool = True,
     seed: int = 0,
+    progress: bool = True,
 ) -> EvalResult:
     """Evaluate the policy in `slot` (MERGED: the trained policy; None: the initial SFT policy)."""
     import torch
@@ -72,7 +73,7 @@ def evaluate_policy(
     prompts = [ex.prompt for ex in examples]
     torch.manual_seed(seed)
     with policy.use(slot) as model:
-        responses = [r[0] for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating")]
+        responses = [r[0] for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
         kl = None
         if estimate_kl:
             samples = [r[0] for r in generate(model, tok, prompt_ids, 1, replace(spec, greedy=False, temperature=1.0, top_p=1.0))]

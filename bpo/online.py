@@ -29,9 +29,9 @@ from bpo.types import make_batch
 
 
 def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    task = build_task(cfg)  # bad task files are refused before the run folder exists
     run = RunDir(run_dir)
     run.create(cfg)
-    task = build_task(cfg)
     policy = build_policy(cfg, task, progress)
     annotator, reference = build_annotator(cfg, task), build_reference(cfg, policy)
     schedule, loss, reduction = cfg.resolved_schedule(), get_loss(cfg.loss), cfg.reduction()
@@ -44,7 +44,7 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True) -> di
         reference.on_phase_start(policy, phase.first_step)  # BPO: pi_beta <- pi_theta
         pairs, stats = collect_pairs(
             policy, prompts, annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
-            cfg.annotator.max_attempts, task.chat_template,
+            cfg.annotator.max_attempts, task.chat_template, progress,
         )
         reference.label_pairs(policy, pairs)  # reference log-probs become data
         run.write_pairs(phase.index, pairs)
@@ -71,7 +71,7 @@ def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = 
     spec = cfg.eval.sampling(cfg.sampling)
 
     def one(slot) -> EvalResult:
-        return evaluate_policy(policy, examples, judge, spec, slot, task.chat_template, cfg.eval.kl, seed=cfg.seed)
+        return evaluate_policy(policy, examples, judge, spec, slot, task.chat_template, cfg.eval.kl, cfg.seed, progress)
 
     after = one(MERGED).to_json()
     if cfg.eval.before:

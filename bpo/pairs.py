@@ -59,6 +59,7 @@ def collect_pairs(
     seed: int,
     max_attempts: float = 4.0,
     chat_template: bool = False,
+    progress: bool = True,
 ) -> tuple[list[Pair], PhaseStats]:
     """M = `wanted` labelled pairs sampled from the current (merged) policy, the behavior policy."""
     stats = PhaseStats(phase)
@@ -75,7 +76,7 @@ def collect_pairs(
         ids = [encode_prompt(tok, t, chat_template) for t in texts]
         torch.manual_seed(seed * 1_000_003 + phase * 1009 + round_)
         with policy.use(MERGED) as model:
-            samples = generate(model, tok, ids, 2, sampling, desc=f"phase {phase}: sampling")
+            samples = generate(model, tok, ids, 2, sampling, desc=f"phase {phase}: sampling" if progress else None)
         stats.prompts += len(texts)
         distinct = [(t, i, s) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
         stats.identical += len(texts) - len(distinct)

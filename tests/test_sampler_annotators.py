@@ -1,0 +1,85 @@
+"""The sampler's recorded log-probs, the annotators, the pair collection and the buffer."""
+
+import pytest
+import torch
+
+from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
+from bpo.annotators.judges import JudgeError, load_judge
+from bpo.buffer import PreferenceBuffer
+from bpo.config import SamplingSpec
+from bpo.policy import MERGED
+from bpo.sampler import generate
+from bpo.scoring import score_responses
+from conftest import make_policy
+
+
+def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
+    """BPO needs no reference forward pass: the behavior log-probs the sampler records are the snapshot's."""
+    policy = make_policy(tiny_model_dir, ensemble=2, perturb=0.3)
+    tok = policy.tokenizer
+    prompts = [tok("w1 w2 w3")["input_ids"], tok("w5")["input_ids"], tok("w7 w8 w9 w10 w11")["input_ids"]]
+    torch.manual_seed(0)
+    with policy.use(MERGED) as model:
+        samples = generate(model, tok, prompts, 2, SamplingSpec(max_new_tokens=10, temperature=0.7, top_p=0.9))
+        flat = [r for rs in samples for r in rs]
+        forced = score_responses(model, [p for p in prompts for _ in range(2)], [r.ids for r in flat], tok.pad_token_id)
+    assert len(samples) == 3 and all(len(s) == 2 for s in samples)
+    assert torch.allclose(torch.tensor([r.logp for r in flat]), forced, atol=1e-4)
+    for r in flat:  # a response stops at (and includes) its first EOS
+        assert tok.eos_token_id not in r.ids[:-1]
+
+
+def test_greedy_is_deterministic(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=1)
+    tok = policy.tokenizer
+    prompts = [tok("w1 w2")["input_ids"]]
+    with policy.use(MERGED) as model:
+        a = generate(model, tok, prompts, 1, SamplingSpec(max_new_tokens=6, greedy=True))
+        b = generate(model, tok, prompts, 1, SamplingSpec(max_new_tokens=6, greedy=True))
+    assert a[0][0].ids == b[0][0].ids
+
+
+def length_judge(prompts, responses):
+    return [float(len(r.split())) for r in responses]
+
+
+def test_score_annotator_prefers_higher_score_and_reports_ties():
+    labels = ScoreAnnotator(length_judge).label(["p", "p", "p"], ["a b", "a", "a b"], ["a", "a b c", "c d"])
+    assert [l.preferred for l in labels] == [0, 1, None]
+    assert labels[1].scores == (1.0, 3.0)
+
+
+def test_simulated_annotator_follows_bradley_terry():
+    """Scores differ by 1 with temperature 1: P(first preferred) = sigmoid(1) = 0.731; within the tie band: tie."""
+    n = 4000
+    sim = SimulatedAnnotator(length_judge, temperature=1.0, tie_band=0.0)
+    labels = sim.label(["p"] * n, ["a b"] * n, ["a"] * n, seed=3)
+    rate = sum(l.preferred == 0 for l in labels) / n
+    assert abs(rate - 0.7311) < 0.03
+    assert labels == sim.label(["p"] * n, ["a b"] * n, ["a"] * n, seed=3)  # same seed, same rater
+    banded = SimulatedAnnotator(length_judge, temperature=1.0, tie_band=1.0).label(["p"], ["a b"], ["a"])
+    assert banded[0].preferred is None
+
+
+def test_user_judge_by_module_function():
+    judge = load_judge("test_sampler_annotators:length_judge")
+    assert judge(["p"], ["a b c"]) == [3.0]
+    with pytest.raises(JudgeError, match="cannot import"):
+        load_judge("no_such_module_xyz:f")
+    with pytest.raises(JudgeError, match="not 'task'"):
+        load_judge("nonsense")
+
+
+def test_buffer_takes_each_pair_once_in_seeded_order():
+    from test_reference import sample_pairs
+
+    buf = PreferenceBuffer()
+    pairs = sample_pairs(6)
+    buf.add(pairs, seed=1)
+    first, second = buf.take(4), buf.take(2)
+    assert sorted(p.id for p in first + second) == sorted(p.id for p in pairs)
+    with pytest.raises(RuntimeError, match="buffer has 0 untrained pairs"):
+        buf.take(1)
+    again = PreferenceBuffer()
+    again.add(sample_pairs(6), seed=1)
+    assert [p.id for p in again.take(6)] == [p.id for p in first + second]

@@ -16,6 +16,7 @@ from bpo.config import RunConfig
 from bpo.configlib import ConfigError, describe, load_config
 
 EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
 
 
 def default_out(cfg: RunConfig) -> str:
@@ -31,11 +32,25 @@ def keys_help() -> str:
 
 
 def cmd_train(args) -> int:
-    from bpo.online import run_online
+    from bpo.online import TrainingDiverged, run_online
+    from bpo.stop import StopRequested
 
-    cfg = load_config(RunConfig, args.config, args.overrides)
-    out = cfg.out or default_out(cfg)
-    result = run_online(cfg, out, progress=not args.quiet)
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
+        out = args.resume
+        cfg = load_config(RunConfig, Path(out) / "config.yaml") if (Path(out) / "config.yaml").is_file() else RunConfig()
+    else:
+        cfg = load_config(RunConfig, args.config, args.overrides)
+        out = cfg.out or default_out(cfg)
+    try:
+        result = run_online(cfg, out, progress=not args.quiet, resume=bool(args.resume))
+    except StopRequested as stop:
+        print(f"bpo: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except TrainingDiverged as err:
+        print(f"bpo: error: training diverged at {err}", file=sys.stderr)
+        return EXIT_DIVERGED
     print(summary(result, out))
     return 0
 
@@ -77,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="run the online loop", epilog=keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", help="a YAML config (optional: the defaults run the built-in task)")
     t.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=bpo schedule.phases=4 beta=0.5")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run from its last complete checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("eval", help="re-evaluate a run folder's adapters (writes eval.json)")

@@ -14,6 +14,7 @@ from bpo.merge import MergeMode
 from bpo.models import DTYPES
 from bpo.schedule import resolve_schedule
 
+DEFAULT_STEPS = 16  # T when neither schedule.steps nor schedule.pairs is given
 METHODS = ("bpo", "online_dpo", "offline_dpo")
 REFERENCE_KINDS = ("sft", "behavior", "fixed", "ema", "sync")  # see bpo.reference
 
@@ -55,7 +56,7 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    steps: int | None = option(None, help="T, training steps; give two of steps, pairs, batch_size")
+    steps: int | None = option(None, help="T, training steps; any two of steps, pairs, batch_size give the third (steps = 16 if neither steps nor pairs is set)")
     phases: int | None = option(None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default")
     pairs: int | None = option(None, help="N, labelled pairs in total (N = T * B: each is trained on once)")
     batch_size: int | None = option(8, help="B, pairs per training step")
@@ -124,6 +125,15 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = option(0, help="also checkpoint every this many steps (0: only at phase boundaries)")
+
+    def validate(self):
+        if self.every < 0:
+            raise ValueError("every must be >= 0")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     task: str = option("reviews", help="a built-in task name (reviews) or a task YAML file (prompts/references from JSONL)")
     method: str = option("bpo", help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T; offline_dpo: F = 1, reference = sft", choices=METHODS)
@@ -135,12 +145,13 @@ class RunConfig:
     policy: PolicyConfig = option(default_factory=PolicyConfig, help="the initial policy")
     sft: SFTConfig = option(default_factory=SFTConfig, help="optional supervised stage")
     lora: LoraSpec = option(default_factory=LoraSpec, help="the LoRA ensemble")
-    schedule: ScheduleConfig = option(default_factory=lambda: ScheduleConfig(steps=16), help="T, F, N, B")
+    schedule: ScheduleConfig = option(default_factory=ScheduleConfig, help="T, F, N, B")
     reference: ReferenceConfig = option(default_factory=ReferenceConfig, help="the loss's reference")
     sampling: SamplingSpec = option(default_factory=SamplingSpec, help="sampling of training pairs")
     annotator: AnnotatorConfig = option(default_factory=AnnotatorConfig, help="who labels the pairs")
     optim: OptimSpec = option(default_factory=OptimSpec, help="optimiser")
     eval: EvalConfig = option(default_factory=EvalConfig, help="evaluation")
+    checkpoint: CheckpointConfig = option(default_factory=CheckpointConfig, help="checkpointing")
 
     def validate(self):
         if self.beta <= 0:
@@ -151,13 +162,13 @@ class RunConfig:
 
     def resolved_schedule(self):
         s = self.schedule
+        steps = s.steps if (s.steps is not None or s.pairs is not None) else DEFAULT_STEPS
         phases = s.phases
         if phases is None:  # the method's default: offline has one phase, the online methods one per step
             phases = 1 if self.method == "offline_dpo" else None
         if phases is None:
-            steps = s.steps if s.steps is not None else s.pairs // s.batch_size
-            phases = steps
-        return resolve_schedule(s.steps, phases, s.pairs, s.batch_size)
+            phases = steps if steps is not None else max(1, s.pairs // (s.batch_size or 1))
+        return resolve_schedule(steps, phases, s.pairs, s.batch_size)
 
     def reference_kind(self) -> str:
         if self.reference.kind != "auto":

@@ -2,66 +2,107 @@
 
     for each of the F phases (K = T/F steps apart):
         pi_beta <- pi_theta                      (reference.on_phase_start: BPO's behavior snapshot)
-        M pairs sampled from pi_beta, labelled, reference log-probs stored with them
-        K training steps, B pairs each, every pair used once
+        M pairs sampled from pi_beta, labelled, reference log-probs stored with them, written to disk
+        K training steps, B pairs each, every pair used once; checkpoint at the phase's end
     evaluate pi_theta (and the initial policy) against the human references
+
+A resumed run restarts from the last complete checkpoint: pairs already on disk are read back, never
+re-sampled or re-labelled, and every random choice is seeded by (seed, phase), so the resumed run
+trains on the same pairs in the same order as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
+from bpo.annotators.judges import load_judge
 from bpo.buffer import PreferenceBuffer
 from bpo.build import build_annotator, build_policy, build_reference, build_task
-from bpo.config import RunConfig, SamplingSpec
+from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
+from bpo.config import RunConfig
 from bpo.evaluate import EvalResult, evaluate_policy
-from bpo.annotators.judges import load_judge
 from bpo.losses import get_loss
 from bpo.pairs import PromptStream, collect_pairs
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.rundir import RunDir
-from bpo.train_step import EnsembleOptimizer, train_step
+from bpo.stop import StopFlag, StopRequested
+from bpo.train_step import EnsembleOptimizer, NonFiniteError, train_step
 from bpo.types import make_batch
 
 
-def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True) -> dict:
-    task = build_task(cfg)  # bad task files are refused before the run folder exists
+class TrainingDiverged(RuntimeError):
+    """A NaN/inf loss or gradient; names the phase and step. Nothing was checkpointed after it."""
+
+
+def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
+    task = build_task(cfg)  # bad task files are refused before the run folder is touched
     run = RunDir(run_dir)
-    run.create(cfg)
+    run.open_for_resume() if resume else run.create(cfg)
     policy = build_policy(cfg, task, progress)
     annotator, reference = build_annotator(cfg, task), build_reference(cfg, policy)
     schedule, loss, reduction = cfg.resolved_schedule(), get_loss(cfg.loss), cfg.reduction()
-    prompts, buffer = PromptStream(task.train, cfg.seed), PreferenceBuffer()
     optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
-    pad = policy.tokenizer.pad_token_id
-    bar = tqdm(total=schedule.steps, desc="training", disable=not progress)
-    for phase in schedule.iter_phases():
-        started = time.time()
-        reference.on_phase_start(policy, phase.first_step)  # BPO: pi_beta <- pi_theta
-        pairs, stats = collect_pairs(
-            policy, prompts, annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
-            cfg.annotator.max_attempts, task.chat_template, progress,
-        )
-        reference.label_pairs(policy, pairs)  # reference log-probs become data
-        run.write_pairs(phase.index, pairs)
-        buffer.add(pairs, seed=cfg.seed * 7919 + phase.index)
-        for step in range(phase.first_step, phase.first_step + phase.steps):
-            batch = make_batch(buffer.take(schedule.batch_size), pad)
-            metrics = train_step(policy, optim, batch, reference.batch_logprobs(policy, batch), loss, cfg.beta, reduction)
-            reference.on_step_end(policy, step)
-            run.append(run.metrics, {"step": step, "phase": phase.index, **metrics.to_json()})
-            bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
-            bar.update()
-        run.append(run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
+    start = restore(run, policy, optim, reference) if resume else 0
+    run.forget_after(start)
+    buffer, pad = PreferenceBuffer(), policy.tokenizer.pad_token_id
+    window = math.ceil(cfg.annotator.max_attempts * schedule.pairs_per_phase)  # prompts a phase may use
+    bar = tqdm(total=schedule.steps, initial=start, desc="training", disable=not progress)
+    with StopFlag() as stop:
+        for phase in schedule.iter_phases():
+            if phase.first_step + phase.steps <= start:
+                continue  # finished before the checkpoint we resumed from
+            if phase.first_step >= start:
+                reference.on_phase_start(policy, phase.first_step)  # BPO: pi_beta <- pi_theta
+            pairs = run.read_pairs(phase.index) if run.pairs_file(phase.index).exists() else None
+            if pairs is None:
+                started = time.time()
+                pairs, stats = collect_pairs(
+                    policy, PromptStream(task.train, cfg.seed, phase.index * window), annotator, cfg.sampling,
+                    phase.index, phase.pairs, cfg.seed, cfg.annotator.max_attempts, task.chat_template, progress,
+                )
+                reference.label_pairs(policy, pairs)  # reference log-probs become data
+                run.append(run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
+                run.write_pairs(phase.index, pairs)  # durable before anything trains on it
+            buffer.add(pairs, seed=cfg.seed * 7919 + phase.index)
+            buffer.take(max(0, start - phase.first_step) * schedule.batch_size)  # trained before the checkpoint
+            for step in range(max(start, phase.first_step), phase.first_step + phase.steps):
+                batch = make_batch(buffer.take(schedule.batch_size), pad)
+                try:
+                    metrics = train_step(policy, optim, batch, reference.batch_logprobs(policy, batch), loss, cfg.beta, reduction)
+                except NonFiniteError as err:
+                    raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
+                reference.on_step_end(policy, step)
+                run.append(run.metrics, {"step": step, "phase": phase.index, **metrics.to_json()})
+                bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
+                bar.update()
+                done = step + 1
+                if done == phase.first_step + phase.steps or (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or stop.requested:
+                    save_checkpoint(run.checkpoints, Checkpoint(done, policy.member_states(), optim.state_dict(), reference.state_dict(), torch.get_rng_state(), buffer.cursor))
+                if stop.requested:
+                    raise StopRequested(f"stopped after step {done} of {schedule.steps}; resume with: bpo train --resume {run.root}", stop.signum)
     bar.close()
     policy.save(run.adapters)
     result = evaluate_run(cfg, policy, task, progress)
     run.write_eval(result)
     return result
+
+
+def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference) -> int:
+    """Load the last complete checkpoint into the pieces; the step to continue from (0 if none)."""
+    ckpt = load_latest(run.checkpoints)
+    if ckpt is None:
+        return 0
+    policy.load_member_states(ckpt.members)
+    optim.load_state_dict(ckpt.optimizer)
+    reference.load_state_dict(policy, ckpt.reference)
+    torch.set_rng_state(ckpt.rng)
+    return ckpt.step
 
 
 def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = True) -> dict:

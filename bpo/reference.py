@@ -43,6 +43,12 @@ class ReferenceStrategy:
     def on_step_end(self, policy: EnsemblePolicy, step: int) -> None:
         pass
 
+    def state_dict(self) -> dict:
+        return {"updated_at": list(self.updated_at)}
+
+    def load_state_dict(self, policy: EnsemblePolicy, state: dict) -> None:
+        self.updated_at = list(state["updated_at"])
+
     def label_pairs(self, policy: EnsemblePolicy, pairs: Sequence[Pair]) -> None:
         """Write ref_chosen_logp / ref_rejected_logp into pairs (stored strategies)."""
         with policy.use(None) as model:
@@ -98,6 +104,15 @@ class MovingReference(ReferenceStrategy):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.states: AdapterStates | None = None
+
+    def state_dict(self):
+        return {**super().state_dict(), "states": self.states}
+
+    def load_state_dict(self, policy, state):
+        super().load_state_dict(policy, state)
+        self.states = state.get("states")
+        if self.states is not None:
+            policy.set_reference(self.states)
 
     def label_pairs(self, policy, pairs):
         pass  # nothing is stored: the reference moves between now and the step that uses the pair

@@ -5,6 +5,7 @@
     phases.jsonl            per phase: pairs kept, identical pairs and ties dropped, prompts used, seconds
     metrics.jsonl           per training step: loss, reward margin, reward accuracy, learning rate, ...
     adapters/               the LoRA ensemble in peft format: merged/ and a0/ .. a{n-1}/
+    checkpoints/step-NNNNNN/ adapters, optimiser, RNG and loop state (see bpo.checkpoint)
     eval.json               win rate vs the human references, 95% interval, n, mean judge score, ...
 """
 
@@ -34,6 +35,7 @@ class RunDir:
     phases = property(lambda self: self.root / "phases.jsonl")
     adapters = property(lambda self: self.root / "adapters")
     eval = property(lambda self: self.root / "eval.json")
+    checkpoints = property(lambda self: self.root / "checkpoints")
 
     def create(self, cfg: RunConfig) -> None:
         if self.config.exists():
@@ -43,6 +45,15 @@ class RunDir:
         self.metrics.write_text("")
         self.phases.write_text("")
 
+    def open_for_resume(self) -> None:
+        if not self.config.is_file():
+            raise RunDirError(f"{self.root}: nothing to resume (no config.yaml); start it with bpo train out={self.root}")
+
+    def forget_after(self, step: int) -> None:
+        """Drop log lines a crashed run wrote past its last checkpoint (they will be written again)."""
+        _keep_rows(self.metrics, lambda row: row["step"] < step)
+        _keep_rows(self.phases, lambda row: self.pairs_file(row["phase"]).exists())
+
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"
 
@@ -50,7 +61,8 @@ class RunDir:
         write_jsonl(self.pairs_file(phase), (p.to_json() for p in pairs))
 
     def read_pairs(self, phase: int) -> list[Pair]:
-        return [Pair.from_json(row) for row in read_jsonl(self.pairs_file(phase), required=["prompt", "chosen", "rejected"])]
+        # Sampled responses may be empty (EOS first), so only the prompt is required to be non-empty.
+        return [Pair.from_json(row) for row in read_jsonl(self.pairs_file(phase), required=["prompt"])]
 
     def append(self, path: Path, row: dict) -> None:
         with open(path, "a", encoding="utf-8") as f:
@@ -58,3 +70,10 @@ class RunDir:
 
     def write_eval(self, result: dict) -> None:
         self.eval.write_text(json.dumps(result, indent=2))
+
+
+def _keep_rows(path: Path, keep) -> None:
+    if not path.exists():
+        return
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    write_jsonl(path, (row for row in rows if keep(row)))

@@ -1,0 +1,145 @@
+"""Checkpoints of a run, written atomically and readable without pickle.
+
+A checkpoint is a folder run/checkpoints/step-000012/ holding
+    members.safetensors     every ensemble member's LoRA factors
+    optimizer.safetensors   every member's AdamW tensors (exp_avg, exp_avg_sq, step)
+    reference.safetensors   a moving reference's snapshot (ema / sync), if any
+    rng.safetensors         torch's CPU random state (LoRA dropout)
+    state.json              the step reached, the buffer cursor, optimiser hyper-parameters and
+                            scheduler states, the reference's update history
+    COMPLETE                the marker: written last, before the folder is renamed into place
+
+It is built in a temporary folder, every file fsync'd, then renamed: a crash leaves either the old
+set of checkpoints or the new one, never a half folder under a final name. Folders without the
+marker (or temporary ones) are ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from bpo.policy import AdapterStates
+
+MARKER = "COMPLETE"
+KEEP = 2  # complete checkpoints kept; older ones are deleted once a newer one is in place
+
+
+@dataclass
+class Checkpoint:
+    step: int  # global steps completed
+    members: AdapterStates
+    optimizer: dict  # EnsembleOptimizer.state_dict()
+    reference: dict  # ReferenceStrategy.state_dict()
+    rng: torch.Tensor
+    buffer_cursor: int
+
+
+def _flatten_states(states: AdapterStates) -> dict[str, torch.Tensor]:
+    return {f"{i}|{k}": v.contiguous() for i, s in enumerate(states) for k, v in s.items()}
+
+
+def _unflatten_states(flat: dict[str, torch.Tensor]) -> AdapterStates:
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        i, name = key.split("|", 1)
+        states.setdefault(int(i), {})[name] = value
+    return [states[i] for i in sorted(states)]
+
+
+def _split_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors into a flat dict (for safetensors), the rest (plain numbers) into JSON."""
+    tensors, plain = {}, {"param_groups": [], "schedulers": state["schedulers"], "keys": []}
+    for i, opt in enumerate(state["optimizers"]):
+        plain["param_groups"].append(opt["param_groups"])
+        keys = []
+        for index, per_param in opt["state"].items():
+            for name, value in per_param.items():
+                tensors[f"{i}|{index}|{name}"] = torch.as_tensor(value).contiguous()
+                keys.append([index, name])
+        plain["keys"].append(keys)
+    return tensors, plain
+
+
+def _join_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    optimizers = []
+    for i, groups in enumerate(plain["param_groups"]):
+        state: dict[int, dict] = {}
+        for index, name in plain["keys"][i]:
+            state.setdefault(int(index), {})[name] = tensors[f"{i}|{index}|{name}"]
+        optimizers.append({"state": state, "param_groups": groups})
+    return {"optimizers": optimizers, "schedulers": plain["schedulers"]}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{ckpt.step:06d}"
+    tmp = root / f".tmp-step-{ckpt.step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    opt_tensors, opt_plain = _split_optimizer(ckpt.optimizer)
+    ref_tensors = ckpt.reference.pop("states", None)
+    save_file(_flatten_states(ckpt.members), str(tmp / "members.safetensors"))
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    save_file({"torch_cpu": ckpt.rng}, str(tmp / "rng.safetensors"))
+    if ref_tensors is not None:
+        save_file(_flatten_states(ref_tensors), str(tmp / "reference.safetensors"))
+    state = {"step": ckpt.step, "buffer_cursor": ckpt.buffer_cursor, "optimizer": opt_plain, "reference": ckpt.reference}
+    (tmp / "state.json").write_text(json.dumps(state))
+    (tmp / MARKER).write_text("ok\n")
+    for f in tmp.iterdir():
+        _fsync(f)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync(root)
+    for old in complete_checkpoints(root)[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first; warns about partial ones."""
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".tmp-") or not (folder / MARKER).is_file():
+            warnings.warn(f"ignoring partial checkpoint {folder} (no {MARKER} marker: the run stopped while writing it)")
+            continue
+        found.append(folder)
+    return found
+
+
+def load_latest(root: Path) -> Checkpoint | None:
+    folders = complete_checkpoints(root)
+    if not folders:
+        return None
+    folder = folders[-1]
+    state = json.loads((folder / "state.json").read_text())
+    reference = state["reference"]
+    if (folder / "reference.safetensors").is_file():
+        reference["states"] = _unflatten_states(load_file(str(folder / "reference.safetensors")))
+    return Checkpoint(
+        step=state["step"],
+        members=_unflatten_states(load_file(str(folder / "members.safetensors"))),
+        optimizer=_join_optimizer(load_file(str(folder / "optimizer.safetensors")), state["optimizer"]),
+        reference=reference,
+        rng=load_file(str(folder / "rng.safetensors"))["torch_cpu"],
+        buffer_cursor=state["buffer_cursor"],
+    )

@@ -1,0 +1,47 @@
+"""Graceful stops: the first SIGINT/SIGTERM asks the loop to finish its step, checkpoint and exit;
+a second one exits at once (the last complete checkpoint stays valid)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+class StopRequested(Exception):
+    """Raised by the loop after it checkpointed in answer to a signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class StopFlag:
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:  # second signal: leave now
+            sys.stderr.write("\nbpo: second signal, exiting at once; the last complete checkpoint is kept\n")
+            os._exit(128 + signum)
+        self.signum = signum
+        sys.stderr.write(f"\nbpo: {signal.Signals(signum).name} received; finishing this step, then checkpointing (signal again to exit at once)\n")
+
+    def __enter__(self) -> "StopFlag":
+        for sig in self.SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None

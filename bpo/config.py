@@ -125,6 +125,11 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    pairs: str | None = option(None, help="a preference JSONL file (TRL layout: prompt/chosen/rejected) used as the labelled pairs of phase 0 instead of sampling; for offline baselines")
+
+
+@dataclass(frozen=True)
 class CheckpointConfig:
     every: int = option(0, help="also checkpoint every this many steps (0: only at phase boundaries)")
 
@@ -151,12 +156,17 @@ class RunConfig:
     annotator: AnnotatorConfig = option(default_factory=AnnotatorConfig, help="who labels the pairs")
     optim: OptimSpec = option(default_factory=OptimSpec, help="optimiser")
     eval: EvalConfig = option(default_factory=EvalConfig, help="evaluation")
+    data: DataConfig = option(default_factory=DataConfig, help="labelled data from files")
     checkpoint: CheckpointConfig = option(default_factory=CheckpointConfig, help="checkpointing")
 
     def validate(self):
         if self.beta <= 0:
             raise ValueError("beta must be positive")
         s = self.resolved_schedule()  # raises ScheduleError (a ValueError) naming the keys
+        if self.data.pairs and s.phases != 1:
+            raise ValueError(f"data.pairs gives all labelled pairs up front, so schedule.phases must be 1 (use method=offline_dpo); got {s.phases}")
+        if self.data.pairs and self.reference_kind() == "behavior":
+            raise ValueError("data.pairs were not sampled by this policy, so there are no behavior log-probs; use method=offline_dpo or reference.kind=sft")
         if self.method == "offline_dpo" and s.phases != 1:
             raise ValueError(f"method=offline_dpo has one phase; got schedule.phases={s.phases} (use method=bpo for F > 1)")
 

@@ -71,8 +71,8 @@ def evaluate_policy(
     tok = policy.tokenizer
     prompt_ids = [encode_prompt(tok, ex.prompt, chat_template) for ex in examples]
     prompts = [ex.prompt for ex in examples]
-    torch.manual_seed(seed)
-    with policy.use(slot) as model:
+    with torch.random.fork_rng(devices=[]), policy.use(slot) as model:
+        torch.manual_seed(seed)
         responses = [r[0] for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
         kl = None
         if estimate_kl:

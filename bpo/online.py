@@ -28,8 +28,9 @@ from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
 from bpo.config import RunConfig
 from bpo.evaluate import EvalResult, evaluate_policy
 from bpo.losses import get_loss
-from bpo.pairs import PromptStream, collect_pairs
+from bpo.pairs import PromptStream, collect_pairs, pairs_from_file
 from bpo.policy import MERGED, EnsemblePolicy
+from bpo.prefdata import read_preferences
 from bpo.rundir import RunDir
 from bpo.stop import StopFlag, StopRequested
 from bpo.train_step import EnsembleOptimizer, NonFiniteError, train_step
@@ -41,7 +42,9 @@ class TrainingDiverged(RuntimeError):
 
 
 def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
-    task = build_task(cfg)  # bad task files are refused before the run folder is touched
+    task = build_task(cfg)  # bad task and data files are refused before the run folder is touched
+    if cfg.data.pairs:
+        read_preferences(cfg.data.pairs)
     run = RunDir(run_dir)
     run.open_for_resume() if resume else run.create(cfg)
     policy = build_policy(cfg, task, progress)
@@ -60,6 +63,10 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
             if phase.first_step >= start:
                 reference.on_phase_start(policy, phase.first_step)  # BPO: pi_beta <- pi_theta
             pairs = run.read_pairs(phase.index) if run.pairs_file(phase.index).exists() else None
+            if pairs is None and cfg.data.pairs:
+                pairs = pairs_from_file(cfg.data.pairs, policy.tokenizer, phase.pairs, task.chat_template)
+                reference.label_pairs(policy, pairs)
+                run.write_pairs(phase.index, pairs)
             if pairs is None:
                 started = time.time()
                 pairs, stats = collect_pairs(

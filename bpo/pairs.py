@@ -74,8 +74,10 @@ def collect_pairs(
             )
         texts = prompts.take(wanted - len(pairs))
         ids = [encode_prompt(tok, t, chat_template) for t in texts]
-        torch.manual_seed(seed * 1_000_003 + phase * 1009 + round_)
-        with policy.use(MERGED) as model:
+        # Sampling is seeded by (seed, phase, round) inside a forked RNG, so the training RNG stream
+        # (LoRA dropout) is the same whether this phase was sampled now or read back on resume.
+        with torch.random.fork_rng(devices=[]), policy.use(MERGED) as model:
+            torch.manual_seed(seed * 1_000_003 + phase * 1009 + round_)
             samples = generate(model, tok, ids, 2, sampling, desc=f"phase {phase}: sampling" if progress else None)
         stats.prompts += len(texts)
         distinct = [(t, i, s) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
@@ -99,3 +101,20 @@ def collect_pairs(
         round_ += 1
     stats.pairs = len(pairs)
     return pairs, stats
+
+
+def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = False) -> list[Pair]:
+    """The first `wanted` pairs of a preference file (TRL layout), tokenised for training."""
+    from bpo.jsonl import DataFileError
+    from bpo.prefdata import read_preferences
+    from bpo.tokens import encode_response
+
+    records = read_preferences(path)
+    if len(records) < wanted:
+        raise DataFileError(f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs")
+    return [
+        Pair(id=r.id, phase=0, prompt=r.prompt, chosen=r.chosen, rejected=r.rejected,
+             prompt_ids=encode_prompt(tokenizer, r.prompt, chat_template),
+             chosen_ids=encode_response(tokenizer, r.chosen), rejected_ids=encode_response(tokenizer, r.rejected))
+        for r in records[:wanted]
+    ]

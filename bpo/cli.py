@@ -63,27 +63,64 @@ def summary(result: dict, out: str) -> str:
     return text + f"\nrun folder: {out}"
 
 
-def cmd_eval(args) -> int:
+def load_run(run_dir: str, overrides=(), progress: bool = True):
+    """A finished run's config, task and policy with its trained adapters loaded."""
     from bpo.build import build_policy, build_task
-    from bpo.online import evaluate_run
     from bpo.rundir import RunDir
 
-    run = RunDir(args.run_dir)
+    run = RunDir(run_dir)
     if not run.config.is_file():
-        raise ConfigError(f"{args.run_dir}: not a run folder (no config.yaml)")
-    cfg = load_config(RunConfig, run.config, args.overrides)
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
+    if not (run.adapters / "a0").is_dir():
+        raise ConfigError(f"{run_dir}: the run has no trained adapters yet (finish it with bpo train --resume {run_dir})")
+    cfg = load_config(RunConfig, run.config, overrides)
     task = build_task(cfg)
-    policy = build_policy(cfg, task, progress=not args.quiet)
+    policy = build_policy(cfg, task, progress)
     policy.load_members(run.adapters)
+    return run, cfg, task, policy
+
+
+def cmd_eval(args) -> int:
+    from bpo.online import evaluate_run
+
+    run, cfg, task, policy = load_run(args.run_dir, args.overrides, progress=not args.quiet)
     result = evaluate_run(cfg, policy, task, progress=not args.quiet)
     run.write_eval(result)
     print(summary(result, str(run.root)))
     return 0
 
 
+def cmd_export(args) -> int:
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: exists and is not empty; choose a new folder")
+    run, cfg, task, policy = load_run(args.run_dir, progress=not args.quiet)
+    policy.export_merged(out)
+    print(f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: {run.adapters}")
+    return 0
+
+
+DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
+
+
 def cmd_demo(args) -> int:
-    args.config, args.overrides = None, ["out=runs/demo"] + args.overrides
-    return cmd_train(args)
+    """The README's main job: bpo/configs/demo.yaml, then report.md and report.png in the run folder."""
+    import time
+
+    from bpo.report import write_report
+
+    cfg = load_config(RunConfig, DEMO_CONFIG, args.overrides)
+    args.config, args.resume = None, None
+    out = cfg.out or time.strftime("runs/demo-%Y%m%d-%H%M%S")
+    args.overrides = list(args.overrides) + [f"out={out}"]
+    args.config = str(DEMO_CONFIG)
+    started = time.time()
+    code = cmd_train(args)
+    if code == 0:
+        report = write_report(out, seconds=time.time() - started)
+        print(report.read_text())
+        print(f"report: {report} (plot: {report.with_suffix('.png')})")
+    return code
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="key=value settings for evaluation, e.g. eval.prompts=64 eval.greedy=false")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(fn=cmd_eval)
+    x = sub.add_parser("export", help="write a run's merged policy as a transformers model folder (safetensors)")
+    x.add_argument("run_dir", help="a finished run folder")
+    x.add_argument("out", help="a new folder for the merged model")
+    x.add_argument("--quiet", action="store_true", help="no progress bars")
+    x.set_defaults(fn=cmd_export)
     d = sub.add_parser("demo", help="the README's main job")
     d.add_argument("overrides", nargs="*", help="key=value settings")
     d.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -136,6 +136,15 @@ class EnsemblePolicy:
         self.model.save_pretrained(str(folder), selected_adapters=names)
         # peft writes non-default adapters under folder/<name>; keep that layout for every adapter.
 
+    def export_merged(self, folder: Path) -> None:
+        """Write base + merged update as a plain transformers model folder (safetensors) with its tokenizer.
+
+        Consumes the policy: peft folds the `merged` slot into the base weights and removes the adapters.
+        """
+        model = self.model.merge_and_unload(adapter_names=[MERGED])
+        model.save_pretrained(str(folder), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(folder))
+
     def load_members(self, folder: Path) -> None:
         """Load member adapters saved by `save` (peft format) into this policy."""
         from safetensors.torch import load_file

@@ -39,5 +39,5 @@ def run_args(folder: Path, out: Path, *extra: str) -> list[str]:
     return [
         "train", f"task={folder / 'task.yaml'}", f"policy.path={folder / 'model'}", f"out={out}",
         "schedule.steps=6", "schedule.phases=2", "schedule.batch_size=4", "lora.ensemble=2", "lora.dropout=0.1",
-        "sampling.max_new_tokens=8", "eval.prompts=4", "checkpoint.every=2", "--quiet", *extra,
+        "sampling.max_new_tokens=8", "eval.prompts=4", "checkpoint.every=2", *extra, "--quiet",
     ]

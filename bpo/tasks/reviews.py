@@ -201,10 +201,13 @@ def judge(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
 # ---------------------------------------------------------------------------------------------
 
 N_TRAIN, N_EVAL = 512, 128
-DEMOS_PER_PROMPT = 4
-# The crowd that wrote the SFT demonstrations: (kind, probability).
+# Many demonstrations per prompt: the tiny policy overfits 2k demonstrations but generalises from 8k.
+DEMOS_PER_PROMPT = 16
+# The crowd that wrote the SFT demonstrations: (kind, probability). Only positive ones, and rarely
+# off-topic ones, can beat a reference, so imitating the crowd wins ~20-25% against the references,
+# while the best of 4 imitations wins over half the time.
 DEMO_MIX: tuple[tuple[str, float], ...] = (
-    ("positive", 0.3), ("neutral", 0.25), ("negative", 0.25), ("off_topic", 0.2),
+    ("positive", 0.4), ("neutral", 0.2), ("negative", 0.2), ("off_topic", 0.2),
 )
 
 
@@ -345,7 +348,7 @@ def build_tiny_policy(out_dir: Path, seed: int = 0, config: TinyPolicyConfig = T
 
 SFT_STEPS = 1500
 SFT_BATCH_SIZE = 32
-SFT_LR = 3e-3
+SFT_LR = 1e-2  # at 3e-3 some seeds learn to copy the prompt's item only late, or not at all
 COMPLETE_MARKER = "COMPLETE"
 # Bump when the language, the demonstrations or the policy change, so old caches are not reused.
 TASK_VERSION = 1

@@ -1,0 +1,99 @@
+"""Real loading code on tiny local models: export and reload, safety refusals, preference files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bpo.cli import main
+from bpo.jsonl import DataFileError
+from bpo.models import ModelFolderError, check_model_folder, load_causal_lm
+from bpo.policy import MERGED
+from bpo.prefdata import PreferenceRecord, read_preferences, write_preferences
+from conftest import make_policy, save_tiny_llama
+from tinytask import run_args, write_task
+
+
+def test_pickle_only_folder_is_refused_unless_allowed(tiny_model_dir, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", folder)
+    model = load_causal_lm(tiny_model_dir)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(ModelFolderError, match="only pickle weights"):
+        check_model_folder(folder)
+    assert check_model_folder(folder, allow_pickle=True) == folder
+    loaded = load_causal_lm(folder, allow_pickle=True)
+    ids = torch.tensor([[2, 5, 6]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_folder_without_weights_or_config_is_refused(tmp_path):
+    with pytest.raises(ModelFolderError, match="no such model folder"):
+        check_model_folder(tmp_path / "missing")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelFolderError, match="holds no weights"):
+        check_model_folder(tmp_path)
+
+
+def test_export_loads_with_transformers_and_matches_merged_policy(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    task = write_task(tmp_path / "t").parent
+    run = tmp_path / "run"
+    assert main(run_args(task, run, "checkpoint.every=0")) == 0
+    assert main(["export", str(run), str(tmp_path / "exported"), "--quiet"]) == 0
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported").eval()
+    assert list((tmp_path / "exported").glob("*.safetensors"))
+    # The same merged policy, rebuilt from the run's peft adapters.
+    from bpo.cli import load_run
+
+    _, _, _, policy = load_run(str(run), progress=False)
+    ids = torch.tensor([[2, 5, 6, 7, 8]])
+    with torch.no_grad(), policy.use(MERGED) as merged:
+        assert torch.allclose(exported(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5)
+    with torch.no_grad(), policy.use(None) as base:
+        assert not torch.allclose(exported(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-4)
+
+
+def test_vocabulary_mismatch_of_fixed_reference_is_refused(tmp_path, capsys):
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    task = write_task(tmp_path / "t").parent
+    other = tmp_path / "other"
+    vocab = {"<pad>": 0, "<unk>": 1, "<eos>": 2, "x": 3}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>").save_pretrained(other)
+    LlamaForCausalLM(LlamaConfig(vocab_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(other)
+    code = main(run_args(task, tmp_path / "run", "method=online_dpo", "schedule.phases=null", "reference.kind=fixed", f"reference.path={other}"))
+    assert code == 2
+    assert "vocabulary differs from the policy's (4 vs 64 tokens)" in capsys.readouterr().err
+
+
+def test_preference_file_round_trip_plain_and_conversational(tmp_path):
+    records = [PreferenceRecord("a", "hi", "hello there", "go away"), PreferenceRecord("b", "q?", "yes", "no")]
+    for conversational in (False, True):
+        path = tmp_path / f"prefs-{conversational}.jsonl"
+        write_preferences(path, records, conversational=conversational)
+        assert read_preferences(path) == records
+    row = json.loads((tmp_path / "prefs-True.jsonl").read_text().splitlines()[0])
+    assert row["prompt"] == [{"role": "user", "content": "hi"}]
+
+
+def test_offline_baseline_trains_from_a_preference_file(tmp_path):
+    task = write_task(tmp_path / "t").parent
+    prefs = tmp_path / "prefs.jsonl"
+    write_preferences(prefs, [PreferenceRecord(f"r{i}", f"w{i % 20 + 4} w5", "w40 w41", "w10 w11 w12") for i in range(24)])
+    run = tmp_path / "run"
+    args = run_args(task, run, "method=offline_dpo", "schedule.phases=1", f"data.pairs={prefs}")
+    assert main(args) == 0
+    pairs = [json.loads(l) for l in (run / "pairs" / "phase-000.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in pairs] == [f"r{i}" for i in range(24)]
+    assert all(p["ref_chosen_logp"] is not None and p["behavior_chosen_logp"] is None for p in pairs)

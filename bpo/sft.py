@@ -7,7 +7,7 @@ per-token-mean log-prob of the demonstration, so long and short demonstrations w
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -22,7 +22,7 @@ WARMUP_FRACTION = 0.1
 MAX_GRAD_NORM = 1.0
 
 
-def warmup_then(schedule: Schedule, steps: int):
+def warmup_then(schedule: Schedule, steps: int) -> Callable[[int], float]:
     """LR multiplier per step: linear warmup over the first 10% of steps, then constant or cosine to 0."""
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")

@@ -88,7 +88,7 @@ def test_judge_preferences() -> None:
 
 
 def test_task_is_deterministic_split_and_registered() -> None:
-    task = BUILTIN_TASKS["reviews"](0)
+    task = BUILTIN_TASKS["reviews"].build(0)
     assert task == reviews.build_task(0) and task.judge is reviews.judge and task.name == "reviews"
     assert not task.chat_template
     assert len(task.train) == reviews.N_TRAIN and len(task.eval) == reviews.N_EVAL

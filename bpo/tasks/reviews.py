@@ -29,7 +29,7 @@ import os
 import random
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -288,7 +288,7 @@ class TinyPolicyConfig:
     intermediate_size: int = 256
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
-    max_position_embeddings: int = 64  # prompts are ~10 words and reviews ~12
+    max_position_embeddings: int = 128  # prompts are ~10 tokens and reviews ~12: room to spare
 
 
 def build_tokenizer():
@@ -372,7 +372,7 @@ def sft_policy(
     from bpo.sft import supervised_finetune
 
     settings = {"task": "reviews", "version": TASK_VERSION, "seed": seed, "steps": steps,
-                "batch_size": batch_size, "lr": lr, "policy": TinyPolicyConfig().__dict__}
+                "batch_size": batch_size, "lr": lr, "policy": asdict(TinyPolicyConfig())}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     cache_dir = Path(cache_dir)
     final = cache_dir / f"reviews-sft-{digest}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING
@@ -29,6 +30,7 @@ import yaml
 
 T = TypeVar("T")
 Key = tuple[str, ...]  # a dotted key, split: ("schedule", "steps")
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 _SUPPORTED = (bool, int, float, str, list, tuple, dict, Union, types.UnionType)  # and paths
 
 
@@ -234,6 +236,8 @@ def _convert(tp: Any, value: Any, key: Key, ctx: _Context, base: Any = None) -> 
         return value
     elif tp is float and (_is_int(value) or isinstance(value, float)):
         return float(value)
+    elif tp is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads "5e-3" (no dot) as text; everyone means the number
     elif tp is str and isinstance(value, str):
         return value
     elif tp is str and key in ctx.raw and not isinstance(value, (list, dict, type(None))):

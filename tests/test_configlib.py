@@ -243,3 +243,16 @@ def test_bool_does_not_match_numeric_choice():
     assert load_config(Levels, None, ["level=1"]).level == 1
     assert error(Levels, None, ["level=true"]) == \
         "override 'level=true': 'level' must be one of 0, 1; got True"
+
+
+@dataclass
+class Opt:
+    lr: float = option(0.1, help="learning rate")
+
+
+def test_scientific_notation_without_dot_is_a_float():
+    """PyYAML reads '5e-3' as a string (YAML 1.1); a float field takes it as 0.005; other text still fails."""
+    assert load_config(Opt, None, ["lr=5e-3"]).lr == 0.005
+    assert config_from_dict(Opt, {"lr": "1E4"}).lr == 10000.0
+    with pytest.raises(ConfigError, match="'lr' must be a float, got 'fast'"):
+        load_config(Opt, None, ["lr=fast"])

@@ -8,7 +8,8 @@ from bpo.cli import main
 from bpo.config import RunConfig
 from bpo.configlib import ConfigError, load_config
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+ROOT = Path(__file__).parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "bpo" / "configs").glob("*.yaml"))
 
 
 def test_there_are_configs():

@@ -96,3 +96,14 @@ def test_smollm2_chatterbot_smoke(tmp_path):
     assert result["n"] == 2 and all(e["response"] is not None for e in result["examples"])
     assert main(["export", str(out), str(tmp_path / "exported"), "--quiet"]) == 0
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "exported").config.model_type == "llama"
+
+
+def test_report_states_the_measured_win_rates(runs):
+    from bpo.report import write_report
+
+    result = json.loads((runs["online_dpo"] / "eval.json").read_text())
+    report = write_report(runs["online_dpo"], seconds=12.0).read_text()
+    assert f"after (aligned policy): {result['win_rate']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}]" in report
+    assert f"before (initial policy): {result['before']['win_rate']:.3f}" in report
+    assert "32 labelled pairs" not in report and "256 labelled pairs" in report and "0.2 min (12 s)" in report
+    assert (runs["online_dpo"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -109,13 +109,10 @@ def cmd_demo(args) -> int:
 
     from bpo.report import write_report
 
-    cfg = load_config(RunConfig, DEMO_CONFIG, args.overrides)
-    args.config, args.resume = None, None
-    out = cfg.out or time.strftime("runs/demo-%Y%m%d-%H%M%S")
-    args.overrides = list(args.overrides) + [f"out={out}"]
-    args.config = str(DEMO_CONFIG)
+    out = load_config(RunConfig, DEMO_CONFIG, args.overrides).out or time.strftime("runs/demo-%Y%m%d-%H%M%S")
+    train_args = argparse.Namespace(config=str(DEMO_CONFIG), overrides=[*args.overrides, f"out={out}"], resume=None, quiet=args.quiet)
     started = time.time()
-    code = cmd_train(args)
+    code = cmd_train(train_args)
     if code == 0:
         report = write_report(out, seconds=time.time() - started)
         print(report.read_text())

@@ -45,10 +45,10 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
     task = build_task(cfg)  # bad task and data files are refused before the run folder is touched
     if cfg.data.pairs:
         read_preferences(cfg.data.pairs)
+    policy = build_policy(cfg, task, progress)
+    annotator, reference = build_annotator(cfg, task), build_reference(cfg, policy)  # may refuse a reference
     run = RunDir(run_dir)
     run.open_for_resume() if resume else run.create(cfg)
-    policy = build_policy(cfg, task, progress)
-    annotator, reference = build_annotator(cfg, task), build_reference(cfg, policy)
     schedule, loss, reduction = cfg.resolved_schedule(), get_loss(cfg.loss), cfg.reduction()
     optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
     start = restore(run, policy, optim, reference) if resume else 0

@@ -100,6 +100,7 @@ class EnsemblePolicy:
         """Write the merge of a snapshot into the `reference` slot."""
         self._write_merge(REFERENCE, states)
 
+    @torch.no_grad()
     def merged_delta(self, module_path: str, slot: str = MERGED) -> Tensor:
         """The weight update the slot adds to one wrapped linear layer, (out, in)."""
         m = dict(self._layers)[module_path]
@@ -133,8 +134,7 @@ class EnsemblePolicy:
     def save(self, folder: Path, members: bool = True) -> None:
         """Save the merged adapter to folder/merged and (optionally) each member to folder/a<i>, in peft format."""
         names = [MERGED] + (self.members if members else [])
-        self.model.save_pretrained(str(folder), selected_adapters=names)
-        # peft writes non-default adapters under folder/<name>; keep that layout for every adapter.
+        self.model.save_pretrained(str(folder), selected_adapters=names)  # peft: one sub-folder per adapter
 
     def export_merged(self, folder: Path) -> None:
         """Write base + merged update as a plain transformers model folder (safetensors) with its tokenizer.

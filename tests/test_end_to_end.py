@@ -74,12 +74,12 @@ def test_eval_command_reproduces_eval_json(runs, capsys):
 
 
 def test_smollm2_chatterbot_smoke(tmp_path):
-    """The main job's path on the real model, shrunk: load SmolLM2 (converted once from GGUF), label a
+    """The main job (`bpo demo`) on the real model, shrunk: load SmolLM2 (converted once from GGUF), label a
     handful of pairs with the VADER rater, one training step, evaluate on a few prompts, export."""
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "smol"
-    args = ["train", "task=chatterbot", f"out={out}", "schedule.steps=1", "schedule.batch_size=2",
+    args = ["demo", f"out={out}", "schedule.steps=1", "schedule.batch_size=2",
             "schedule.phases=1", "lora.ensemble=1", "sampling.max_new_tokens=8", "eval.prompts=2",
             "eval.kl=false", "annotator.kind=score", "--quiet"]
     assert main(args) == 0
@@ -93,6 +93,7 @@ def test_smollm2_chatterbot_smoke(tmp_path):
     prompt_text = tok.decode(pairs[0]["prompt_ids"])
     assert "<|im_start|>user" in prompt_text and prompt_text.rstrip().endswith("<|im_start|>assistant")
     result = json.loads((out / "eval.json").read_text())
+    assert f"after (aligned policy): {result['win_rate']:.3f}" in (out / "report.md").read_text()
     assert result["n"] == 2 and all(e["response"] is not None for e in result["examples"])
     assert main(["export", str(out), str(tmp_path / "exported"), "--quiet"]) == 0
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "exported").config.model_type == "llama"

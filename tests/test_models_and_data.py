@@ -75,6 +75,7 @@ def test_vocabulary_mismatch_of_fixed_reference_is_refused(tmp_path, capsys):
     code = main(run_args(task, tmp_path / "run", "method=online_dpo", "schedule.phases=null", "reference.kind=fixed", f"reference.path={other}"))
     assert code == 2
     assert "vocabulary differs from the policy's (4 vs 64 tokens)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run folder is created
 
 
 def test_preference_file_round_trip_plain_and_conversational(tmp_path):

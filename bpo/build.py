@@ -59,7 +59,7 @@ def build_policy(cfg: RunConfig, task: Task, progress: bool = True) -> EnsembleP
 
 def build_annotator(cfg: RunConfig, task: Task):
     judge = load_judge(cfg.annotator.judge, task)
-    if cfg.annotator.kind == "score":
+    if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge)
     return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band)
 

@@ -18,11 +18,16 @@ class DataFileError(ValueError):
 
 def read_jsonl(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Rows of a JSONL file; `required` fields must be present, non-empty strings (or lists, for messages)."""
+    return [row for _, row in read_jsonl_lines(path, required, optional)]
+
+
+def read_jsonl_lines(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs, so later checks can name the line too."""
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
     text = path.read_text(encoding="utf-8-sig")  # utf-8-sig drops a leading BOM
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(text.splitlines(), start=1):  # splitlines handles \r\n
         if not line.strip():
             continue
@@ -37,7 +42,7 @@ def read_jsonl(path: str | Path, required: Sequence[str] = (), optional: Sequenc
         for key in optional:
             if key in row and row[key] is not None:
                 _check_text(row, key, path, number, must_exist=False)
-        rows.append(row)
+        rows.append((number, row))
     if not rows:
         raise DataFileError(f"{path}: empty file (no JSON lines)")
     return rows

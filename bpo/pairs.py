@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from bpo.annotators import Annotator
 from bpo.config import SamplingSpec
@@ -16,6 +17,9 @@ from bpo.sampler import generate
 from bpo.tasks.base import Example
 from bpo.tokens import encode_prompt
 from bpo.types import Pair
+
+
+ANNOTATION_CHUNK = 32  # pairs per annotator call: a progress bar moves, a reward model's batch stays small
 
 
 class PromptStream:
@@ -82,10 +86,13 @@ def collect_pairs(
         stats.prompts += len(texts)
         distinct = [(t, i, s) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
         stats.identical += len(texts) - len(distinct)
-        labels = annotator.label(
-            [t for t, _, _ in distinct], [s[0].text for *_, s in distinct], [s[1].text for *_, s in distinct],
-            seed=seed * 1_000_003 + phase * 1009 + round_,
-        )
+        labels = []
+        for start in tqdm(range(0, len(distinct), ANNOTATION_CHUNK), desc=f"phase {phase}: annotating", disable=not progress, leave=False):
+            part = distinct[start : start + ANNOTATION_CHUNK]
+            labels += annotator.label(
+                [t for t, _, _ in part], [s[0].text for *_, s in part], [s[1].text for *_, s in part],
+                seed=seed * 1_000_003 + phase * 1009 + round_ * 101 + start,
+            )
         for (text, prompt_ids, (a, b)), label in zip(distinct, labels):
             if label.preferred is None:
                 stats.ties += 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from bpo.jsonl import DataFileError, read_jsonl, write_jsonl
+from bpo.jsonl import DataFileError, read_jsonl_lines, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,8 @@ def _text(value, path: Path, line: int, field: str, role: str) -> str:
 
 def read_preferences(path: str | Path) -> list[PreferenceRecord]:
     path = Path(path)
-    rows = read_jsonl(path, required=["prompt", "chosen", "rejected"])
     records, seen = [], {}
-    line_numbers = _line_numbers(path)
-    for row, line in zip(rows, line_numbers):
+    for line, row in read_jsonl_lines(path, required=["prompt", "chosen", "rejected"]):
         rid = str(row.get("id", f"line-{line}"))
         if rid in seen:
             raise DataFileError(f"{path}:{line}: id: duplicate id {rid!r} (first on line {seen[rid]})")
@@ -53,12 +51,6 @@ def read_preferences(path: str | Path) -> list[PreferenceRecord]:
             raise DataFileError(f"{path}:{line}: chosen: identical to rejected (a pair needs two different responses)")
         records.append(PreferenceRecord(rid, prompt, chosen, rejected))
     return records
-
-
-def _line_numbers(path: Path) -> list[int]:
-    """1-based numbers of the non-blank lines, matching read_jsonl's rows."""
-    text = path.read_text(encoding="utf-8-sig")
-    return [i for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
 def write_preferences(path: str | Path, records: Iterable[PreferenceRecord], conversational: bool = False) -> None:

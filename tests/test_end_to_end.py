@@ -81,7 +81,7 @@ def test_smollm2_chatterbot_smoke(tmp_path):
     out = tmp_path / "smol"
     args = ["demo", f"out={out}", "schedule.steps=1", "schedule.batch_size=2",
             "schedule.phases=1", "lora.ensemble=1", "sampling.max_new_tokens=8", "eval.prompts=2",
-            "eval.kl=false", "annotator.kind=score", "--quiet"]
+            "eval.kl=false", "annotator.kind=rule", "--quiet"]
     assert main(args) == 0
     pairs = [json.loads(line) for line in (out / "pairs" / "phase-000.jsonl").read_text().splitlines()]
     assert len(pairs) == 2 and all(p["chosen_score"] >= p["rejected_score"] for p in pairs)

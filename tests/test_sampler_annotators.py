@@ -83,3 +83,39 @@ def test_buffer_takes_each_pair_once_in_seeded_order():
     again = PreferenceBuffer()
     again.add(sample_pairs(6), seed=1)
     assert [p.id for p in again.take(6)] == [p.id for p in first + second]
+
+
+def test_reward_model_judge_rescores_text_with_its_own_tokenizer(tmp_path):
+    """A sequence-classification model with a character-level vocabulary unrelated to the policy's:
+    texts are re-tokenised by its own tokenizer; scores equal a direct forward pass; batching does not
+    change them; the annotator chooses the higher score."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    from bpo.annotators.judges import RewardModelJudge
+
+    chars = ["<pad>", "<unk>", "<eos>"] + list("abcdefghijklmnopqrstuvwxyz0123456789 ")
+    tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>").save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(chars), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, num_labels=1, pad_token_id=0)
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path)
+
+    judge = load_judge(str(tmp_path))
+    assert isinstance(judge, RewardModelJudge)
+    prompts, responses = ["hi there", "what is 2"], ["hello friend", "it is 4 i think"]
+    scores = judge(prompts, responses)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    direct = []
+    for p, r in zip(prompts, responses):
+        enc = tok([f"{p} {r}"], return_tensors="pt")
+        with torch.no_grad():
+            direct.append(judge.model(**enc).logits[0, 0].item())
+    assert scores == pytest.approx(direct, abs=1e-5)
+    judge.batch_size = 1
+    assert judge(prompts, responses) == pytest.approx(scores, abs=1e-5)
+    labels = ScoreAnnotator(judge).label(prompts, responses, ["zzz", "it is 4 i think"])
+    expected_first = [0 if a > b else 1 for a, b in zip(scores, judge(prompts, ["zzz", "it is 4 i think"]))]
+    assert [l.preferred for l in labels][:1] == expected_first[:1] and labels[1].preferred is None

@@ -6,6 +6,7 @@
     demonstrations: sft.jsonl     # optional SFT targets, same layout; default: train rows with a reference
     judge: mypkg.scoring:score    # optional: the task's judge (module:function or a reward-model folder)
     chat_template: true           # wrap prompts in the policy tokenizer's chat template
+    format: plain                 # plain | tldr | hh: how rows become prompts (see bpo.tasks.presets)
 
 Relative paths are resolved against the YAML file's folder.
 """
@@ -16,15 +17,24 @@ from pathlib import Path
 
 import yaml
 
-from bpo.jsonl import DataFileError, read_jsonl
+from bpo.jsonl import DataFileError, read_jsonl_lines
 from bpo.tasks.base import Example, Task
+from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
 
-TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name"}
+TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name", "format"}
 
 
-def _examples(path: Path, need_reference: bool) -> list[Example]:
-    rows = read_jsonl(path, required=["prompt"] + (["reference"] if need_reference else []), optional=["reference"])
-    return [Example(r["prompt"], r.get("reference") or "") for r in rows]
+def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Example]:
+    fields = list(FORMAT_FIELDS[fmt])
+    examples = []
+    for number, row in read_jsonl_lines(path, required=fields, optional=["reference", "summary", "query", "prompt"]):
+        if fmt == "hh" and not ("query" in row or "prompt" in row):
+            raise DataFileError(f"{path}:{number}: query: missing field (format hh needs 'query' or 'prompt')")
+        reference = reference_of(row)
+        if need_reference and not reference.strip():
+            raise DataFileError(f"{path}:{number}: reference: missing or empty (held-out prompts need a human reference)")
+        examples.append(Example(PROMPT_FORMATS[fmt](row), reference))
+    return examples
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -40,9 +50,12 @@ def load_task_file(path: str | Path) -> Task:
     for key in ("train", "eval"):
         if key not in spec:
             raise DataFileError(f"{path}: missing key '{key}' (a JSONL file of prompts)")
+    fmt = str(spec.get("format", "plain"))
+    if fmt not in PROMPT_FORMATS:
+        raise DataFileError(f"{path}: format: {fmt!r} is not one of {', '.join(PROMPT_FORMATS)}")
     here = path.parent
-    train = _examples(here / spec["train"], need_reference=False)
-    demos = _examples(here / spec["demonstrations"], True) if spec.get("demonstrations") else [e for e in train if e.reference]
+    train = _examples(here / spec["train"], False, fmt)
+    demos = _examples(here / spec["demonstrations"], True, fmt) if spec.get("demonstrations") else [e for e in train if e.reference]
     judge = None
     if spec.get("judge"):
         from bpo.annotators.judges import load_judge
@@ -52,7 +65,7 @@ def load_task_file(path: str | Path) -> Task:
     return Task(
         name=str(spec.get("name", path.stem)),
         train=train,
-        eval=_examples(here / spec["eval"], need_reference=True),
+        eval=_examples(here / spec["eval"], True, fmt),
         demonstrations=demos,
         judge=judge,
         chat_template=bool(spec.get("chat_template", False)),

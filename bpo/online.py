@@ -28,13 +28,13 @@ from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
 from bpo.config import RunConfig
 from bpo.evaluate import EvalResult, evaluate_policy
 from bpo.losses import get_loss
-from bpo.pairs import PromptStream, collect_pairs, pairs_from_file
+from bpo.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.prefdata import read_preferences
 from bpo.rundir import RunDir
 from bpo.stop import StopFlag, StopRequested
 from bpo.train_step import EnsembleOptimizer, NonFiniteError, train_step
-from bpo.types import make_batch
+from bpo.types import Pair, make_batch
 
 
 class TrainingDiverged(RuntimeError):
@@ -62,20 +62,7 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
                 continue  # finished before the checkpoint we resumed from
             if phase.first_step >= start:
                 reference.on_phase_start(policy, phase.first_step)  # BPO: pi_beta <- pi_theta
-            pairs = run.read_pairs(phase.index) if run.pairs_file(phase.index).exists() else None
-            if pairs is None and cfg.data.pairs:
-                pairs = pairs_from_file(cfg.data.pairs, policy.tokenizer, phase.pairs, task.chat_template)
-                reference.label_pairs(policy, pairs)
-                run.write_pairs(phase.index, pairs)
-            if pairs is None:
-                started = time.time()
-                pairs, stats = collect_pairs(
-                    policy, PromptStream(task.train, cfg.seed, phase.index * window), annotator, cfg.sampling,
-                    phase.index, phase.pairs, cfg.seed, cfg.annotator.max_attempts, task.chat_template, progress,
-                )
-                reference.label_pairs(policy, pairs)  # reference log-probs become data
-                run.append(run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
-                run.write_pairs(phase.index, pairs)  # durable before anything trains on it
+            pairs = phase_pairs(cfg, run, task, policy, annotator, reference, phase, window, progress)
             buffer.add(pairs, seed=cfg.seed * 7919 + phase.index)
             buffer.take(max(0, start - phase.first_step) * schedule.batch_size)  # trained before the checkpoint
             for step in range(max(start, phase.first_step), phase.first_step + phase.steps):
@@ -90,7 +77,8 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
                 bar.update()
                 done = step + 1
                 if done == phase.first_step + phase.steps or (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or stop.requested:
-                    save_checkpoint(run.checkpoints, Checkpoint(done, policy.member_states(), optim.state_dict(), reference.state_dict(), torch.get_rng_state(), buffer.cursor))
+                    state = Checkpoint(done, policy.member_states(), optim.state_dict(), reference.state_dict(), torch.get_rng_state(), buffer.cursor)
+                    save_checkpoint(run.checkpoints, state)
                 if stop.requested:
                     raise StopRequested(f"stopped after step {done} of {schedule.steps}; resume with: bpo train --resume {run.root}", stop.signum)
     bar.close()
@@ -98,6 +86,27 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
     result = evaluate_run(cfg, policy, task, progress)
     run.write_eval(result)
     return result
+
+
+def phase_pairs(cfg: RunConfig, run: RunDir, task, policy, annotator, reference, phase, window: int, progress: bool) -> list[Pair]:
+    """The phase's labelled pairs: read back if on disk (a resumed run never re-asks the annotator), taken
+    from `data.pairs` (offline baselines), or sampled from the behavior policy and labelled now."""
+    if run.pairs_file(phase.index).exists():
+        return run.read_pairs(phase.index)
+    started = time.time()
+    if cfg.data.pairs:
+        pairs = pairs_from_file(cfg.data.pairs, policy.tokenizer, phase.pairs, task.chat_template)
+        stats = PhaseStats(phase.index, pairs=len(pairs), prompts=len(pairs))
+    else:
+        prompts = PromptStream(task.train, cfg.seed, phase.index * window)  # each phase its own prompt window
+        pairs, stats = collect_pairs(
+            policy, prompts, annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
+            cfg.annotator.max_attempts, task.chat_template, progress,
+        )
+    reference.label_pairs(policy, pairs)  # reference log-probs become data
+    run.append(run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
+    run.write_pairs(phase.index, pairs)  # durable before anything trains on it
+    return pairs
 
 
 def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference) -> int:

@@ -29,6 +29,3 @@ class PreferenceBuffer:
     @property
     def remaining(self) -> int:
         return len(self.pairs) - self.cursor
-
-    def phases(self) -> list[int]:
-        return [p.phase for p in self.pairs]

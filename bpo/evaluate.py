@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
@@ -66,8 +67,6 @@ def evaluate_policy(
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate the policy in `slot` (MERGED: the trained policy; None: the initial SFT policy)."""
-    import torch
-
     tok = policy.tokenizer
     prompt_ids = [encode_prompt(tok, ex.prompt, chat_template) for ex in examples]
     prompts = [ex.prompt for ex in examples]

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
 from bpo.cli import main
-from bpo.jsonl import DataFileError
 from bpo.models import ModelFolderError, check_model_folder, load_causal_lm
 from bpo.policy import MERGED
 from bpo.prefdata import PreferenceRecord, read_preferences, write_preferences
-from conftest import make_policy, save_tiny_llama
 from tinytask import run_args, write_task
 
 

@@ -1,9 +1,7 @@
 """The LoRA ensemble: exact merge = mean of deltas, the merged model equals hand-merged weights,
 peft's linear combination as the documented alternative, cheap snapshots, peft-format save/load."""
 
-import copy
 
-import pytest
 import torch
 
 from bpo.merge import exact_merge_factors, linear_merge_factors

@@ -34,7 +34,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bpo.sft import supervised_finetune
 from bpo.tasks import reviews
-from bpo.tasks.base import Example
 from bpo.tasks.registry import BUILTIN_TASKS
 from bpo.tokens import collate, encode_prompt, strip_eos
 

@@ -45,6 +45,8 @@ from typing import Sequence
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from bpo.tasks.base import pointwise_judge
+
 SENTIMENT_WEIGHT = 1.0
 RELEVANCE_WEIGHT = 0.5
 EMPTY_PENALTY = 2.0
@@ -110,8 +112,4 @@ def vader_score(prompt: str, response: str) -> float:
     return round(sum(score_terms(prompt, response).values()), 6)
 
 
-def vader_judge(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-    """A Judge (bpo.tasks.base.Judge): one score per (prompt, response) pair; higher is better."""
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    return [vader_score(p, r) for p, r in zip(prompts, responses)]
+vader_judge = pointwise_judge(vader_score)  # a Judge (bpo.tasks.base.Judge)

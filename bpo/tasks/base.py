@@ -10,6 +10,18 @@ from typing import Callable, Sequence
 Judge = Callable[[Sequence[str], Sequence[str]], list[float]]
 
 
+def pointwise_judge(score: Callable[[str, str], float]) -> Judge:
+    """A Judge from a scorer of one (prompt, response) pair."""
+
+    def judge(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        return [score(p, r) for p, r in zip(prompts, responses)]
+
+    judge.__doc__ = f"Judge built on {score.__module__}.{score.__name__}: one score per pair, higher is better."
+    return judge
+
+
 @dataclass(frozen=True)
 class Example:
     prompt: str

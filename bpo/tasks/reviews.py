@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from bpo.tasks.base import Example, Task
+from bpo.tasks.base import Example, Task, pointwise_judge
 
 # ---------------------------------------------------------------------------------------------
 # The language
@@ -189,11 +189,7 @@ def score(prompt: str, response: str) -> float:
     return round(sum(score_terms(prompt, response).values()), 6)
 
 
-def judge(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-    """The task's Judge: one score per (prompt, response) pair; higher is better."""
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    return [score(p, r) for p, r in zip(prompts, responses)]
+judge = pointwise_judge(score)  # the task's Judge
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,12 @@ from bpo.config import RunConfig
 from bpo.models import load_causal_lm, load_tokenizer
 from bpo.policy import EnsemblePolicy
 from bpo.reference import (
-    BehaviorReference, EMAReference, FixedReference, ReferenceStrategy, SFTReference, SyncReference,
+    BehaviorReference,
+    EMAReference,
+    FixedReference,
+    ReferenceStrategy,
+    SFTReference,
+    SyncReference,
 )
 from bpo.tasks.base import Task
 

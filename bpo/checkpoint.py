@@ -26,7 +26,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from bpo.configlib import option
 from bpo.policy import AdapterStates
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = option(0, help="also checkpoint every this many steps (0: only at phase boundaries)")
+
+    def validate(self):
+        if self.every < 0:
+            raise ValueError("every must be >= 0")
 
 MARKER = "COMPLETE"
 KEEP = 2  # complete checkpoints kept; older ones are deleted once a newer one is in place

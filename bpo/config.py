@@ -8,145 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bpo.annotators import AnnotatorConfig
+from bpo.checkpoint import CheckpointConfig
 from bpo.configlib import option
+from bpo.evaluate import EvalConfig
 from bpo.losses import LOSSES
-from bpo.merge import MergeMode
-from bpo.models import DTYPES
-from bpo.schedule import resolve_schedule
+from bpo.models import PolicyConfig
+from bpo.policy import LoraSpec
+from bpo.prefdata import DataConfig
+from bpo.reference import ReferenceConfig
+from bpo.sampler import SamplingSpec
+from bpo.schedule import ScheduleConfig, resolve_schedule
+from bpo.sft import SFTConfig
+from bpo.train_step import OptimSpec
 
 DEFAULT_STEPS = 16  # T when neither schedule.steps nor schedule.pairs is given
 METHODS = ("bpo", "online_dpo", "offline_dpo")
-REFERENCE_KINDS = ("sft", "behavior", "fixed", "ema", "sync")  # see bpo.reference
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    path: str | None = option(None, help="local Hugging Face model folder of the initial policy; null: the task's built-in policy")
-    dtype: str = option("float32", help="weights dtype (float32 on CPU; bfloat16 on GPU)", choices=tuple(DTYPES))
-    allow_pickle: bool = option(False, help="allow loading pickle (*.bin) weights, with torch's weights_only loader")
-    trust_remote_code: bool = option(False, help="run the model folder's own Python code (off: only transformers' code runs)")
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    steps: int = option(0, help="supervised fine-tuning steps before alignment; 0 skips the stage")
-    batch_size: int = option(16, help="SFT batch size")
-    lr: float = option(1e-3, help="SFT learning rate (all parameters)")
-
-    def validate(self):
-        if self.steps < 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise ValueError("steps must be >= 0, batch_size and lr > 0")
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    rank: int = option(8, help="LoRA rank r of each ensemble member")
-    alpha: float = option(16.0, help="LoRA alpha; a member's update is (alpha / r) * B @ A")
-    dropout: float = option(0.0, help="LoRA dropout during training")
-    target_modules: tuple[str, ...] = option(("q_proj", "k_proj", "v_proj", "o_proj"), help="names of the linear layers that get adapters")
-    ensemble: int = option(5, help="number n of LoRA adapters trained side by side (the paper uses 5)")
-    merge: MergeMode = option("exact", help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)")
-
-    def validate(self):
-        if self.rank <= 0 or self.ensemble <= 0 or self.alpha <= 0:
-            raise ValueError("rank, alpha and ensemble must be positive")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("dropout must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    steps: int | None = option(None, help="T, training steps; any two of steps, pairs, batch_size give the third (steps = 16 if neither steps nor pairs is set)")
-    phases: int | None = option(None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default")
-    pairs: int | None = option(None, help="N, labelled pairs in total (N = T * B: each is trained on once)")
-    batch_size: int | None = option(8, help="B, pairs per training step")
-
-
-@dataclass(frozen=True)
-class ReferenceConfig:
-    kind: str = option("auto", help="the loss's reference; auto: behavior for bpo, sft otherwise", choices=("auto",) + REFERENCE_KINDS)
-    path: str | None = option(None, help="model folder of the `fixed` reference (same vocabulary as the policy)")
-    ema_tau: float = option(0.1, help="ema: theta_ref <- tau * theta + (1 - tau) * theta_ref after each step")
-    sync_every: int = option(4, help="sync: copy the policy into the reference every this many steps")
-
-    def validate(self):
-        if self.kind == "fixed" and not self.path:
-            raise ValueError("kind=fixed needs reference.path, a model folder")
-        if not 0 < self.ema_tau <= 1:
-            raise ValueError("ema_tau must be in (0, 1]")
-        if self.sync_every <= 0:
-            raise ValueError("sync_every must be positive")
-
-
-@dataclass(frozen=True)
-class SamplingSpec:
-    temperature: float = option(1.0, help="sampling temperature")
-    top_p: float = option(1.0, help="nucleus sampling threshold")
-    max_new_tokens: int = option(32, help="longest response, in tokens")
-    batch_size: int = option(16, help="prompts per generation call")
-    greedy: bool = option(False, help="greedy decoding instead of sampling")
-
-    def validate(self):
-        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens <= 0 or self.batch_size <= 0:
-            raise ValueError("need temperature > 0, 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
-
-
-@dataclass(frozen=True)
-class AnnotatorConfig:
-    kind: str = option("simulated", help="rule: the task's or your Python scorer, higher score wins; reward_model: a sequence-classification model folder, higher score wins; simulated: a Bradley-Terry noisy rater on the judge's scores", choices=("rule", "reward_model", "simulated"))
-    judge: str = option("task", help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder (kind=reward_model)")
-    temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
-    tie_band: float = option(0.0, help="simulated: score gaps within this band are ties (dropped)")
-    max_attempts: float = option(4.0, help="sample at most this many times M prompts per phase to get M untied, distinct pairs")
-
-    def validate(self):
-        from pathlib import Path
-
-        is_folder = Path(self.judge).is_dir()
-        if self.kind == "reward_model" and not is_folder:
-            raise ValueError(f"kind=reward_model needs judge=<a reward-model folder>; {self.judge!r} is not a folder")
-        if self.kind == "rule" and is_folder:
-            raise ValueError(f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use kind=reward_model")
-        if self.temperature <= 0 or self.tie_band < 0 or self.max_attempts < 1:
-            raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1")
-
-
-@dataclass(frozen=True)
-class OptimSpec:
-    lr: float = option(5e-4, help="learning rate of each member's AdamW")
-    weight_decay: float = option(0.0, help="AdamW weight decay")
-    warmup_steps: int = option(0, help="linear warm-up steps")
-    scheduler: str = option("constant", help="learning-rate decay after warm-up", choices=("constant", "linear", "cosine"))
-    max_grad_norm: float = option(1.0, help="gradient clipping norm per member")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    judge: str = option("task", help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can")
-    prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
-    greedy: bool = option(True, help="greedy responses (the paper); false: sample at eval.temperature")
-    temperature: float = option(1.0, help="sampling temperature when greedy is false")
-    kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
-    before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
-
-    def sampling(self, base: SamplingSpec) -> SamplingSpec:
-        from dataclasses import replace
-
-        return replace(base, greedy=self.greedy, temperature=self.temperature, top_p=1.0)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    pairs: str | None = option(None, help="a preference JSONL file (TRL layout: prompt/chosen/rejected) used as the labelled pairs of phase 0 instead of sampling; for offline baselines")
-
-
-@dataclass(frozen=True)
-class CheckpointConfig:
-    every: int = option(0, help="also checkpoint every this many steps (0: only at phase boundaries)")
-
-    def validate(self):
-        if self.every < 0:
-            raise ValueError("every must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,27 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from bpo.configlib import option
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
-from bpo.scoring import score_responses
+from bpo.scoring import response_logprobs
 from bpo.tasks.base import Example, Judge
 from bpo.tokens import encode_prompt
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    judge: str = option("task", help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can")
+    prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
+    greedy: bool = option(True, help="greedy responses (the paper); false: sample at eval.temperature")
+    temperature: float = option(1.0, help="sampling temperature when greedy is false")
+    kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
+    before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
+
+    def sampling(self, base: SamplingSpec) -> SamplingSpec:
+        from dataclasses import replace
+
+        return replace(base, greedy=self.greedy, temperature=self.temperature, top_p=1.0)
 
 
 def win_outcomes(scores: Sequence[float], reference_scores: Sequence[float]) -> np.ndarray:
@@ -78,7 +94,7 @@ def evaluate_policy(
             samples = [r[0] for r in generate(model, tok, prompt_ids, 1, replace(spec, greedy=False, temperature=1.0, top_p=1.0))]
     if estimate_kl:
         with policy.use(None) as sft:
-            sft_logp = score_responses(sft, prompt_ids, [s.ids for s in samples], tok.pad_token_id)
+            sft_logp = response_logprobs(sft, prompt_ids, [s.ids for s in samples], tok.pad_token_id)
         kl = float(np.mean([s.logp for s in samples]) - sft_logp.mean().item())
     scores = judge(prompts, [r.text for r in responses])
     ref_scores = judge(prompts, [ex.reference for ex in examples])

@@ -20,26 +20,35 @@ from torch import Tensor
 Reduction = Literal["sum", "mean"]
 
 
-def token_logprobs(logits: Tensor, input_ids: Tensor) -> Tensor:
-    """log p(input_ids[:, t] | input_ids[:, :t]) for t >= 1, shape (B, L-1).
+def logprobs_of(logits: Tensor, targets: Tensor) -> Tensor:
+    """log softmax(logits)[target] per position: logits (..., V), targets (...) -> (...), float32.
 
-    Uses gather minus logsumexp rather than a full log_softmax so no second (B, L, V) tensor exists.
+    Uses gather minus logsumexp rather than a full log_softmax so no second (..., V) tensor exists.
     """
-    logits = logits[:, :-1].float()
-    targets = input_ids[:, 1:].unsqueeze(-1)
-    picked = torch.gather(logits, -1, targets).squeeze(-1)
+    logits = logits.float()
+    picked = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
+
+
+def token_logprobs(logits: Tensor, input_ids: Tensor) -> Tensor:
+    """log p(input_ids[:, t] | input_ids[:, :t]) for t >= 1, shape (B, L-1)."""
+    return logprobs_of(logits[:, :-1], input_ids[:, 1:])
+
+
+def reduce_total(total: Tensor, count: Tensor, reduction: Reduction) -> Tensor:
+    """A summed sequence log-prob as the loss wants it: the sum itself, or the per-token mean
+    (total / count, a count of 0 counting as 1 so an empty response gives 0)."""
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / count.to(total.dtype).clamp(min=1.0)
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
 def reduce_logprobs(per_token: Tensor, mask: Tensor, reduction: Reduction = "sum") -> Tensor:
     """Sum (or per-token mean) of masked per-token log-probs, (B,). An empty mask gives 0."""
     mask = mask.to(per_token.dtype)
-    total = (per_token * mask).sum(-1)
-    if reduction == "sum":
-        return total
-    if reduction == "mean":
-        return total / mask.sum(-1).clamp(min=1.0)
-    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    return reduce_total((per_token * mask).sum(-1), mask.sum(-1), reduction)
 
 
 def sequence_logprobs(

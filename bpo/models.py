@@ -6,11 +6,22 @@ loader is used); remote code is never trusted unless asked for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bpo.configlib import option
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    path: str | None = option(None, help="local Hugging Face model folder of the initial policy; null: the task's built-in policy")
+    dtype: str = option("float32", help="weights dtype (float32 on CPU; bfloat16 on GPU)", choices=tuple(DTYPES))
+    allow_pickle: bool = option(False, help="allow loading pickle (*.bin) weights, with torch's weights_only loader")
+    trust_remote_code: bool = option(False, help="run the model folder's own Python code (off: only transformers' code runs)")
 
 
 class ModelFolderError(ValueError):

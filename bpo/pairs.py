@@ -11,13 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from bpo.annotators import Annotator
-from bpo.config import SamplingSpec
 from bpo.policy import MERGED, EnsemblePolicy
-from bpo.sampler import generate
+from bpo.sampler import SamplingSpec, generate
 from bpo.tasks.base import Example
 from bpo.tokens import encode_prompt
 from bpo.types import Pair
-
 
 ANNOTATION_CHUNK = 32  # pairs per annotator call: a progress bar moves, a reward model's batch stays small
 

@@ -13,14 +13,31 @@ One base model is shared by every adapter slot, so snapshots are adapter weights
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from bpo.config import LoraSpec
-from bpo.merge import MERGES, merged_rank
+from bpo.configlib import option
+from bpo.merge import MERGES, MergeMode, merged_rank
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    rank: int = option(8, help="LoRA rank r of each ensemble member")
+    alpha: float = option(16.0, help="LoRA alpha; a member's update is (alpha / r) * B @ A")
+    dropout: float = option(0.0, help="LoRA dropout during training")
+    target_modules: tuple[str, ...] = option(("q_proj", "k_proj", "v_proj", "o_proj"), help="names of the linear layers that get adapters")
+    ensemble: int = option(5, help="number n of LoRA adapters trained side by side (the paper uses 5)")
+    merge: MergeMode = option("exact", help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)")
+
+    def validate(self):
+        if self.rank <= 0 or self.ensemble <= 0 or self.alpha <= 0:
+            raise ValueError("rank, alpha and ensemble must be positive")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
 
 # A snapshot of the ensemble: for each member, {"<module>.A": (r, in), "<module>.B": (out, r)}.
 AdapterStates = list[dict[str, Tensor]]

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from bpo.configlib import option
 from bpo.jsonl import DataFileError, read_jsonl_lines, write_jsonl
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    pairs: str | None = option(None, help="a preference JSONL file (TRL layout: prompt/chosen/rejected) used as the labelled pairs of phase 0 instead of sampling; for offline baselines")
 
 
 @dataclass(frozen=True)

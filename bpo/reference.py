@@ -23,10 +23,29 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from bpo.configlib import option
 from bpo.logprobs import model_sequence_logprobs
 from bpo.policy import REFERENCE, AdapterStates, EnsemblePolicy
-from bpo.scoring import score_responses
-from bpo.types import Pair, PairBatch
+from bpo.scoring import response_logprobs
+from bpo.types import Pair, PairBatch, pair_rows
+
+REFERENCE_KINDS = ("sft", "behavior", "fixed", "ema", "sync")
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    kind: str = option("auto", help="the loss's reference; auto: behavior for bpo, sft otherwise", choices=("auto",) + REFERENCE_KINDS)
+    path: str | None = option(None, help="model folder of the `fixed` reference (same vocabulary as the policy)")
+    ema_tau: float = option(0.1, help="ema: theta_ref <- tau * theta + (1 - tau) * theta_ref after each step")
+    sync_every: int = option(4, help="sync: copy the policy into the reference every this many steps")
+
+    def validate(self):
+        if self.kind == "fixed" and not self.path:
+            raise ValueError("kind=fixed needs reference.path, a model folder")
+        if not 0 < self.ema_tau <= 1:
+            raise ValueError("ema_tau must be in (0, 1]")
+        if self.sync_every <= 0:
+            raise ValueError("sync_every must be positive")
 
 
 @dataclass
@@ -55,9 +74,7 @@ class ReferenceStrategy:
             self._score_into(model, policy.tokenizer.pad_token_id, pairs)
 
     def _score_into(self, model, pad_id: int, pairs: Sequence[Pair]) -> None:
-        prompts = [p.prompt_ids for p in pairs] * 2
-        responses = [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs]
-        logps = score_responses(model, prompts, responses, pad_id, self.score_batch_size).tolist()
+        logps = response_logprobs(model, *pair_rows(pairs), pad_id, self.score_batch_size).tolist()
         for i, p in enumerate(pairs):
             p.ref_chosen_logp, p.ref_rejected_logp = logps[i], logps[len(pairs) + i]
 

@@ -6,14 +6,29 @@ so it is log pi_beta(y|x) of the snapshot itself: BPO's reference log-prob, for 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from bpo.config import SamplingSpec
+from bpo.configlib import option
+from bpo.logprobs import logprobs_of
 from bpo.tokens import collate
 from bpo.types import Response
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    temperature: float = option(1.0, help="sampling temperature")
+    top_p: float = option(1.0, help="nucleus sampling threshold")
+    max_new_tokens: int = option(32, help="longest response, in tokens")
+    batch_size: int = option(16, help="prompts per generation call")
+    greedy: bool = option(False, help="greedy decoding instead of sampling")
+
+    def validate(self):
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens <= 0 or self.batch_size <= 0:
+            raise ValueError("need temperature > 0, 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
 
 
 @torch.no_grad()
@@ -41,8 +56,8 @@ def generate(
             **kwargs,
         )
         new_tokens = result.sequences[:, ids.shape[1] :]  # (rows, T)
-        logits = torch.stack(result.logits, dim=1).float()  # (rows, T, V) raw, before any warper
-        token_logp = torch.gather(logits, -1, new_tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+        logits = torch.stack(result.logits, dim=1)  # (rows, T, V) raw, before any warper
+        token_logp = logprobs_of(logits, new_tokens)
         # A row is alive up to and including its first EOS; later positions are padding.
         after_eos = (new_tokens == eos).long().cumsum(-1) - (new_tokens == eos).long()
         alive = after_eos == 0

@@ -10,6 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+from bpo.configlib import option
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    steps: int | None = option(None, help="T, training steps; any two of steps, pairs, batch_size give the third (steps = 16 if neither steps nor pairs is set)")
+    phases: int | None = option(None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default")
+    pairs: int | None = option(None, help="N, labelled pairs in total (N = T * B: each is trained on once)")
+    batch_size: int | None = option(8, help="B, pairs per training step")
+
 
 class ScheduleError(ValueError):
     """An inconsistent schedule; the message names the keys and a consistent alternative."""

@@ -12,7 +12,7 @@ from bpo.tokens import collate
 
 
 @torch.no_grad()
-def score_responses(
+def response_logprobs(
     model, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16
 ) -> Tensor:
     """Sum of log p(response tokens | prompt) for each row, (N,) float32."""

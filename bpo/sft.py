@@ -7,14 +7,27 @@ per-token-mean log-prob of the demonstration, so long and short demonstrations w
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from bpo.configlib import option
 from bpo.logprobs import model_sequence_logprobs
 from bpo.tasks.base import Example
 from bpo.tokens import collate, encode_prompt, encode_response
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    steps: int = option(0, help="supervised fine-tuning steps before alignment; 0 skips the stage")
+    batch_size: int = option(16, help="SFT batch size")
+    lr: float = option(1e-3, help="SFT learning rate (all parameters)")
+
+    def validate(self):
+        if self.steps < 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ValueError("steps must be >= 0, batch_size and lr > 0")
 
 Schedule = Literal["cosine", "constant"]
 

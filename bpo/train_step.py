@@ -12,11 +12,20 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from bpo.config import OptimSpec
-from bpo.logprobs import Reduction, model_sequence_logprobs
+from bpo.configlib import option
+from bpo.logprobs import Reduction, model_sequence_logprobs, reduce_total
 from bpo.losses import LossSpec, log_ratio_margin
 from bpo.policy import EnsemblePolicy
-from bpo.types import PairBatch, reduce_stored, split_pairs
+from bpo.types import PairBatch, split_pairs
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    lr: float = option(5e-4, help="learning rate of each member's AdamW")
+    weight_decay: float = option(0.0, help="AdamW weight decay")
+    warmup_steps: int = option(0, help="linear warm-up steps")
+    scheduler: str = option("constant", help="learning-rate decay after warm-up", choices=("constant", "linear", "cosine"))
+    max_grad_norm: float = option(1.0, help="gradient clipping norm per member")
 
 
 class NonFiniteError(FloatingPointError):
@@ -86,7 +95,7 @@ def train_step(
     weights: Tensor | None = None,
 ) -> StepMetrics:
     """Train every member one step on `batch`; `weights` (B,) scales each pair's loss (IOPO)."""
-    ref_w, ref_l = split_pairs(reduce_stored(ref_logp_sum.detach(), batch.response_lengths, reduction))
+    ref_w, ref_l = split_pairs(reduce_total(ref_logp_sum.detach(), batch.response_lengths, reduction))
     totals = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "grad_norm": 0.0}
     lr = optim.schedulers[0].get_last_lr()[0]
     for i, (opt, sched) in enumerate(zip(optim.optimizers, optim.schedulers)):

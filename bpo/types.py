@@ -8,7 +8,6 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from bpo.logprobs import Reduction
 from bpo.tokens import collate
 
 
@@ -67,10 +66,15 @@ class PairBatch:
         return self.response_mask.sum(-1)
 
 
-def make_batch(pairs: Sequence[Pair], pad_id: int) -> PairBatch:
+def pair_rows(pairs: Sequence[Pair]) -> tuple[list[list[int]], list[list[int]]]:
+    """(prompt ids, response ids) of the 2B rows of B pairs: chosen rows first, then rejected rows."""
     prompts = [p.prompt_ids for p in pairs] * 2
     responses = [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs]
-    input_ids, attention, response = collate(prompts, responses, pad_id, side="right")
+    return prompts, responses
+
+
+def make_batch(pairs: Sequence[Pair], pad_id: int) -> PairBatch:
+    input_ids, attention, response = collate(*pair_rows(pairs), pad_id, side="right")
     stored = None
     if all(p.ref_chosen_logp is not None and p.ref_rejected_logp is not None for p in pairs):
         stored = torch.tensor([p.ref_chosen_logp for p in pairs] + [p.ref_rejected_logp for p in pairs], dtype=torch.float32)
@@ -82,7 +86,3 @@ def split_pairs(rows: Tensor) -> tuple[Tensor, Tensor]:
     b = rows.shape[0] // 2
     return rows[:b], rows[b:]
 
-
-def reduce_stored(logp_sum: Tensor, lengths: Tensor, reduction: Reduction) -> Tensor:
-    """Stored sums to the loss's reduction: the per-token mean is the sum over the response length."""
-    return logp_sum if reduction == "sum" else logp_sum / lengths.clamp(min=1).to(logp_sum.dtype)

@@ -6,8 +6,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from bpo.configlib import (ConfigError, config_from_dict, describe, dump_yaml, load_config, option,
-                           to_dict)
+from bpo.configlib import ConfigError, config_from_dict, describe, dump_yaml, load_config, option, to_dict
 
 
 @dataclass

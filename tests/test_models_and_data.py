@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 import torch
+from tinytask import run_args, write_task
 
 from bpo.cli import main
 from bpo.models import ModelFolderError, check_model_folder, load_causal_lm
 from bpo.policy import MERGED
 from bpo.prefdata import PreferenceRecord, read_preferences, write_preferences
-from tinytask import run_args, write_task
 
 
 def test_pickle_only_folder_is_refused_unless_allowed(tiny_model_dir, tmp_path):
@@ -59,8 +59,8 @@ def test_export_loads_with_transformers_and_matches_merged_policy(tmp_path):
 
 
 def test_vocabulary_mismatch_of_fixed_reference_is_refused(tmp_path, capsys):
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     task = write_task(tmp_path / "t").parent
     other = tmp_path / "other"

@@ -3,11 +3,11 @@ peft's linear combination as the documented alternative, cheap snapshots, peft-f
 
 
 import torch
+from conftest import make_policy
 
 from bpo.merge import exact_merge_factors, linear_merge_factors
 from bpo.models import load_causal_lm
 from bpo.policy import MERGED, REFERENCE
-from conftest import make_policy
 
 
 def member_deltas(policy, path):

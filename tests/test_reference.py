@@ -1,12 +1,12 @@
 """Each reference strategy changes exactly when it should, and to what it should."""
 
 import torch
+from conftest import make_policy
 
 from bpo.reference import BehaviorReference, EMAReference, FixedReference, SFTReference, SyncReference
 from bpo.schedule import resolve_schedule
-from bpo.scoring import score_responses
+from bpo.scoring import response_logprobs
 from bpo.types import Pair, make_batch
-from conftest import make_policy
 
 
 def fake_training(policy, strategy, schedule):
@@ -73,7 +73,7 @@ def test_stored_references_write_log_probs_once(tiny_model_dir):
     assert [p.ref_chosen_logp for p in pairs] == [-1.0, -2.0, -3.0]  # the sampler's numbers, no forward pass
     SFTReference().label_pairs(policy, pairs)
     with policy.use(None) as base:
-        expected = score_responses(base, [p.prompt_ids for p in pairs], [p.chosen_ids for p in pairs], 0)
+        expected = response_logprobs(base, [p.prompt_ids for p in pairs], [p.chosen_ids for p in pairs], 0)
     assert torch.allclose(torch.tensor([p.ref_chosen_logp for p in pairs]), expected, atol=1e-6)
     batch = make_batch(pairs, pad_id=0)
     assert torch.allclose(SFTReference().batch_logprobs(policy, batch)[:3], expected, atol=1e-6)
@@ -81,6 +81,7 @@ def test_stored_references_write_log_probs_once(tiny_model_dir):
 
 def test_fixed_reference_scores_with_its_own_model(tiny_model_dir, tmp_path):
     from conftest import save_tiny_llama
+
     from bpo.models import load_causal_lm
 
     other = load_causal_lm(save_tiny_llama(tmp_path / "gold", seed=7))
@@ -89,7 +90,7 @@ def test_fixed_reference_scores_with_its_own_model(tiny_model_dir, tmp_path):
     fixed = FixedReference(other)
     fake_training(policy, fixed, SCHEDULE)
     fixed.label_pairs(policy, pairs)
-    expected = score_responses(other, [p.prompt_ids for p in pairs], [p.rejected_ids for p in pairs], 0)
+    expected = response_logprobs(other, [p.prompt_ids for p in pairs], [p.rejected_ids for p in pairs], 0)
     assert torch.allclose(torch.tensor([p.ref_rejected_logp for p in pairs]), expected, atol=1e-6)
     assert fixed.updated_at == []
 
@@ -103,9 +104,9 @@ def test_moving_reference_scores_batches_with_its_snapshot(tiny_model_dir):
     batch = make_batch(pairs, pad_id=0)
     from bpo.policy import MERGED
     with policy.use(MERGED) as m:
-        at_sync = score_responses(m, [p.prompt_ids for p in pairs] * 2, [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs], 0)
+        at_sync = response_logprobs(m, [p.prompt_ids for p in pairs] * 2, [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs], 0)
     fake_training(policy, SyncReference(every=100), resolve_schedule(steps=2, phases=1, batch_size=1))
     assert torch.allclose(sync.batch_logprobs(policy, batch), at_sync, atol=1e-5)
     with policy.use(MERGED) as m:
-        now = score_responses(m, [p.prompt_ids for p in pairs], [p.chosen_ids for p in pairs], 0)
+        now = response_logprobs(m, [p.prompt_ids for p in pairs], [p.chosen_ids for p in pairs], 0)
     assert not torch.allclose(now, at_sync[:3], atol=1e-3)

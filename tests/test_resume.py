@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tinytask import run_args, write_task
 
 from bpo.cli import main
-from tinytask import run_args, write_task
 
 HERE = Path(__file__).parent
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import make_policy
 
 from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
 from bpo.annotators.judges import JudgeError, load_judge
@@ -9,8 +10,7 @@ from bpo.buffer import PreferenceBuffer
 from bpo.config import SamplingSpec
 from bpo.policy import MERGED
 from bpo.sampler import generate
-from bpo.scoring import score_responses
-from conftest import make_policy
+from bpo.scoring import response_logprobs
 
 
 def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
@@ -22,7 +22,7 @@ def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
     with policy.use(MERGED) as model:
         samples = generate(model, tok, prompts, 2, SamplingSpec(max_new_tokens=10, temperature=0.7, top_p=0.9))
         flat = [r for rs in samples for r in rs]
-        forced = score_responses(model, [p for p in prompts for _ in range(2)], [r.ids for r in flat], tok.pad_token_id)
+        forced = response_logprobs(model, [p for p in prompts for _ in range(2)], [r.ids for r in flat], tok.pad_token_id)
     assert len(samples) == 3 and all(len(s) == 2 for s in samples)
     assert torch.allclose(torch.tensor([r.logp for r in flat]), forced, atol=1e-4)
     for r in flat:  # a response stops at (and includes) its first EOS

@@ -15,7 +15,28 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from bpo.configlib import option
 from bpo.tasks.base import Judge
+
+
+@dataclass(frozen=True)
+class AnnotatorConfig:
+    kind: str = option("simulated", help="rule: the task's or your Python scorer, higher score wins; reward_model: a sequence-classification model folder, higher score wins; simulated: a Bradley-Terry noisy rater on the judge's scores", choices=("rule", "reward_model", "simulated"))
+    judge: str = option("task", help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder (kind=reward_model)")
+    temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
+    tie_band: float = option(0.0, help="simulated: score gaps within this band are ties (dropped)")
+    max_attempts: float = option(4.0, help="sample at most this many times M prompts per phase to get M untied, distinct pairs")
+
+    def validate(self):
+        from pathlib import Path
+
+        is_folder = Path(self.judge).is_dir()
+        if self.kind == "reward_model" and not is_folder:
+            raise ValueError(f"kind=reward_model needs judge=<a reward-model folder>; {self.judge!r} is not a folder")
+        if self.kind == "rule" and is_folder:
+            raise ValueError(f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use kind=reward_model")
+        if self.temperature <= 0 or self.tie_band < 0 or self.max_attempts < 1:
+            raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A checkpoint is a folder run/checkpoints/step-000012/ holding
     members.safetensors     every ensemble member's LoRA factors
     optimizer.safetensors   every member's AdamW tensors (exp_avg, exp_avg_sq, step)
-    reference.safetensors   a moving reference's snapshot (ema / sync), if any
+    reference.safetensors   a moving reference's weight deltas (ema / sync), {layer path: (out, in)}, if any
     rng.safetensors         torch's CPU random state (LoRA dropout)
     state.json              the step reached, the buffer cursor, optimiser hyper-parameters and
                             scheduler states, the reference's update history
@@ -103,13 +103,14 @@ def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     opt_tensors, opt_plain = _split_optimizer(ckpt.optimizer)
-    ref_tensors = ckpt.reference.pop("states", None)
+    reference = dict(ckpt.reference)
+    ref_deltas = reference.pop("deltas", None)  # tensors to safetensors, the rest (updated_at) to JSON
     save_file(_flatten_states(ckpt.members), str(tmp / "members.safetensors"))
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     save_file({"torch_cpu": ckpt.rng}, str(tmp / "rng.safetensors"))
-    if ref_tensors is not None:
-        save_file(_flatten_states(ref_tensors), str(tmp / "reference.safetensors"))
-    state = {"step": ckpt.step, "buffer_cursor": ckpt.buffer_cursor, "optimizer": opt_plain, "reference": ckpt.reference}
+    if ref_deltas is not None:
+        save_file({k: v.contiguous() for k, v in ref_deltas.items()}, str(tmp / "reference.safetensors"))
+    state = {"step": ckpt.step, "buffer_cursor": ckpt.buffer_cursor, "optimizer": opt_plain, "reference": reference}
     (tmp / "state.json").write_text(json.dumps(state))
     (tmp / MARKER).write_text("ok\n")
     for f in tmp.iterdir():
@@ -144,7 +145,11 @@ def load_latest(root: Path) -> Checkpoint | None:
     state = json.loads((folder / "state.json").read_text())
     reference = state["reference"]
     if (folder / "reference.safetensors").is_file():
-        reference["states"] = _unflatten_states(load_file(str(folder / "reference.safetensors")))
+        tensors = load_file(str(folder / "reference.safetensors"))
+        if tensors and all("|" in k for k in tensors):  # written before the deltas: a member snapshot
+            reference["states"] = _unflatten_states(tensors)
+        else:
+            reference["deltas"] = tensors
     return Checkpoint(
         step=state["step"],
         members=_unflatten_states(load_file(str(folder / "members.safetensors"))),

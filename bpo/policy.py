@@ -1,4 +1,4 @@
-"""The policy: a base causal LM with an ensemble of n LoRA adapters and merged slots.
+"""The policy: a base causal LM with an ensemble of n LoRA adapters and their merge.
 
 As in the BPO reference implementation, every adapter of the ensemble has its own optimiser and is
 trained on the same pairs; sampling, evaluation and export use the merged adapter (see bpo.merge).
@@ -6,8 +6,10 @@ trained on the same pairs; sampling, evaluation and export use the merged adapte
 One base model is shared by every adapter slot, so snapshots are adapter weights only:
     a0 .. a{n-1}   the trained ensemble members
     merged         the merge of the members (the policy pi_theta used to sample and evaluate)
-    reference      a merge of some snapshot (EMA, periodic sync, a fixed adapter checkpoint)
     (none)         adapters disabled: the initial (SFT) policy
+A model that is the initial policy plus arbitrary dense weight updates (the `ema` and `sync`
+references of bpo.reference) runs through `use_deltas`, which replaces each adapted layer's weight W
+by W + delta for one forward pass (torch.func.functional_call) without writing to the base weights.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ class LoraSpec:
 
 # A snapshot of the ensemble: for each member, {"<module>.A": (r, in), "<module>.B": (out, r)}.
 AdapterStates = list[dict[str, Tensor]]
+# Dense weight updates: {"<module>": (out, in) float32 on the model's device}, one per adapted layer.
+WeightDeltas = dict[str, Tensor]
 
-MERGED, REFERENCE = "merged", "reference"
+MERGED = "merged"
 
 
 def peft_config(spec: LoraSpec, rank: int | None = None, alpha: float | None = None, dropout: float | None = None):
@@ -75,9 +79,12 @@ class EnsemblePolicy:
             torch.manual_seed(seed + i)
             self.model.add_adapter(name, peft_config(spec))
         rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
-        for slot in (MERGED, REFERENCE):  # scaling 1: the merge functions fold the scalings into B
-            self.model.add_adapter(slot, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
+        # scaling 1: the merge functions fold the members' scalings into B
+        self.model.add_adapter(MERGED, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
         self._layers = [(name, m) for name, m in self.model.named_modules() if hasattr(m, "lora_A") and self.members[0] in m.lora_A]
+        self._by_path = dict(self._layers)
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        self._base_weight_names = {path: names[id(m.get_base_layer().weight)] for path, m in self._layers}  # for use_deltas
         self.refresh_merged()
 
     # ---- parameters and states -------------------------------------------------------------------
@@ -100,28 +107,62 @@ class EnsemblePolicy:
                     m.lora_B[name].weight.copy_(state[f"{path}.B"])
         self.refresh_merged()
 
-    def _write_merge(self, slot: str, states: AdapterStates) -> None:
-        merge = MERGES[self.spec.merge]
-        with torch.no_grad():
-            for path, m in self._layers:
-                scalings = [m.scaling[name] for name in self.members]
-                A, B = merge([s[f"{path}.A"] for s in states], [s[f"{path}.B"] for s in states], scalings)
-                m.lora_A[slot].weight.copy_(A)
-                m.lora_B[slot].weight.copy_(B)
+    def _merge(self, m, path: str, states: AdapterStates) -> tuple[Tensor, Tensor]:
+        """Factors (A, B), scaling 1, of the merge of a snapshot's adapters of one layer."""
+        scalings = [m.scaling[name] for name in self.members]
+        return MERGES[self.spec.merge]([s[f"{path}.A"] for s in states], [s[f"{path}.B"] for s in states], scalings)
 
     def refresh_merged(self) -> None:
         """Write the merge of the current members into the `merged` slot (after each optimiser step)."""
-        self._write_merge(MERGED, self.member_states())
+        states = self.member_states()
+        with torch.no_grad():
+            for path, m in self._layers:
+                A, B = self._merge(m, path, states)
+                m.lora_A[MERGED].weight.copy_(A)
+                m.lora_B[MERGED].weight.copy_(B)
 
-    def set_reference(self, states: AdapterStates) -> None:
-        """Write the merge of a snapshot into the `reference` slot."""
-        self._write_merge(REFERENCE, states)
-
+    # ---- dense weight deltas (WeightDeltas, keyed by the adapted layers' module paths) -------------
     @torch.no_grad()
     def merged_delta(self, module_path: str, slot: str = MERGED) -> Tensor:
-        """The weight update the slot adds to one wrapped linear layer, (out, in)."""
-        m = dict(self._layers)[module_path]
-        return m.scaling[slot] * m.lora_B[slot].weight @ m.lora_A[slot].weight
+        """The weight update the slot adds to one wrapped linear layer, (out, in), computed in float32."""
+        m = self._by_path[module_path]
+        return m.scaling[slot] * (m.lora_B[slot].weight.float() @ m.lora_A[slot].weight.float())
+
+    @torch.no_grad()
+    def merged_deltas(self, states: AdapterStates | None = None) -> WeightDeltas:
+        """Every layer's update of the merged policy, or of the merge of a member snapshot, float32."""
+        if states is None:
+            return {path: self.merged_delta(path) for path, _ in self._layers}
+        states = [{k: v.to(self._device, torch.float32) for k, v in s.items()} for s in states]
+        deltas = {}
+        for path, m in self._layers:
+            A, B = self._merge(m, path, states)
+            deltas[path] = B @ A
+        return deltas
+
+    def zero_deltas(self) -> WeightDeltas:
+        """A zero update for every adapted layer: `use_deltas` of it is the initial policy."""
+        return {path: torch.zeros(self._delta_shape(m), dtype=torch.float32, device=self._device) for path, m in self._layers}
+
+    def as_deltas(self, deltas: dict[str, Tensor]) -> WeightDeltas:
+        """A float32 copy on the model's device, once checked to hold exactly one (out, in) update per adapted layer."""
+        wanted = {path: self._delta_shape(m) for path, m in self._layers}
+        if set(deltas) != set(wanted):
+            missing, extra = sorted(set(wanted) - set(deltas)), sorted(set(deltas) - set(wanted))
+            raise ValueError(f"weight deltas do not match the policy's adapted layers (missing {missing[:3]}, unexpected {extra[:3]})")
+        for path, shape in wanted.items():
+            if tuple(deltas[path].shape) != shape:
+                raise ValueError(f"weight delta of {path} has shape {tuple(deltas[path].shape)}, the layer needs {shape}")
+        return {path: deltas[path].to(self._device, torch.float32, copy=True) for path in wanted}
+
+    @staticmethod
+    def _delta_shape(m) -> tuple[int, int]:
+        out_in = tuple(m.get_base_layer().weight.shape)
+        return out_in[::-1] if getattr(m, "fan_in_fan_out", False) else out_in  # Conv1D stores (in, out)
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     # ---- which adapter the forward pass uses ------------------------------------------------------
     def train_member(self, i: int):
@@ -132,7 +173,7 @@ class EnsemblePolicy:
 
     @contextlib.contextmanager
     def use(self, slot: str | None) -> Iterator[torch.nn.Module]:
-        """Run the model as `merged`, `reference`, or the initial policy (slot None), in eval mode."""
+        """Run the model as `merged` (or a member), or the initial policy (slot None), in eval mode."""
         was_training = self.model.training
         previous = self.model.active_adapter
         self.model.eval()
@@ -144,8 +185,25 @@ class EnsemblePolicy:
                 self.model.set_adapter(slot, inference_mode=True)
                 yield self.model
         finally:
-            self.model.set_adapter(previous, inference_mode=previous in (MERGED, REFERENCE))
+            self.model.set_adapter(previous, inference_mode=previous == MERGED)
             self.model.train(was_training)
+
+    @contextlib.contextmanager
+    def use_deltas(self, deltas: WeightDeltas) -> Iterator[torch.nn.Module]:
+        """Run the initial policy with every adapted layer's weight W replaced by W + deltas[layer], in eval mode.
+
+        Adapters are disabled and the replaced weights are passed to torch.func.functional_call, so the
+        base weights are never written (nothing can drift). W + delta is computed in float32 and cast to
+        W's dtype; the replaced weights exist only during the forward pass.
+        """
+        if set(deltas) != set(self._by_path):
+            raise ValueError("use_deltas needs one weight delta per adapted layer (see as_deltas)")
+        with self.use(None) as model:
+            weights = {}
+            for path, m in self._layers:
+                W, d = m.get_base_layer().weight, deltas[path].to(self._device)
+                weights[self._base_weight_names[path]] = (W.float() + (d.T if getattr(m, "fan_in_fan_out", False) else d)).to(W.dtype)
+            yield _WithWeights(model, weights)
 
     # ---- persistence (peft format) -----------------------------------------------------------------
     def save(self, folder: Path, members: bool = True) -> None:
@@ -171,6 +229,17 @@ class EnsemblePolicy:
             raw = load_file(str(_adapter_dir(folder, name) / "adapter_model.safetensors"))
             states.append(_peft_to_states(raw, self._layers))
         self.load_member_states(states)
+
+
+class _WithWeights(torch.nn.Module):
+    """A model called with some of its parameters replaced (torch.func.functional_call)."""
+
+    def __init__(self, model: torch.nn.Module, weights: dict[str, Tensor]):
+        super().__init__()
+        self.model, self.weights = model, weights
+
+    def forward(self, *args, **kwargs):
+        return torch.func.functional_call(self.model, self.weights, args, kwargs)
 
 
 def _adapter_dir(folder: Path, name: str) -> Path:

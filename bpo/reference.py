@@ -3,14 +3,29 @@
 Principle: reference log-probs are data. Strategies whose reference is fixed for the life of a pair
 (`behavior`, `sft`, `fixed`) write them into the pair once, when it is labelled; `behavior` even reuses
 the log-probs the sampler recorded, so BPO needs no reference forward pass at all. Strategies whose
-reference moves during training (`ema`, `sync`) score each batch with the `reference` adapter slot.
+reference moves during training (`ema`, `sync`) hold the reference's weights themselves, as a dense
+update delta_ref (out, in) of every adapted linear layer (the reference is W_0 + delta_ref, W_0 the
+initial policy's weight), and score each batch with one forward pass of that model
+(EnsemblePolicy.use_deltas: adapters off, W_0 + delta_ref passed in, base weights never written).
 
-    sft       the initial policy, never updated
-    behavior  BPO: the snapshot pi_beta that sampled the pair, updated at every phase start
-    fixed     any given checkpoint (a model folder with the policy's vocabulary), never updated
-    ema       theta_ref <- tau * theta + (1 - tau) * theta_ref after every step (BPO section 5.4);
-              the average runs over the ensemble members' LoRA factors, then merges like the policy
-    sync      theta_ref <- theta every `sync_every` steps (TR-DPO's hard update)
+What each strategy stores:
+    sft       the initial policy (adapters disabled), never updated: log-probs stored with each pair
+    behavior  BPO: the snapshot pi_beta that sampled the pair, updated at every phase start: the
+              sampler's log-probs stored with each pair
+    fixed     any given checkpoint (a model folder with the policy's vocabulary), never updated:
+              log-probs stored with each pair
+    ema       delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after every step, for every adapted
+              layer, where delta_theta is the merged policy's weight update (EnsemblePolicy.merged_delta:
+              the mean of the members' s_i B_i A_i for the exact merge) and delta_ref starts at 0. Since
+              W_ref = W_0 + delta_ref this is the EMA of the weights, theta_ref <- tau * theta +
+              (1 - tau) * theta_ref (BPO section 5.4, TR-DPO's soft update). tau = 0: the reference
+              never moves (the SFT reference); tau = 1: it is the current policy.
+              (Averaging the LoRA factors A and B separately is not this: B @ A is bilinear in them.)
+    sync      delta_ref <- delta_theta every `sync_every` steps (TR-DPO's hard update); starts at 0
+
+Both moving references start at delta_ref = 0, the SFT model, which is also the initial policy (the
+members' B factors start at 0). They cost one float32 (out, in) matrix per adapted layer: exact, since
+a running average of low-rank updates is not low-rank, but more memory than the LoRA factors.
 
 Every strategy records the global steps at which its reference changed in `updated_at`.
 """
@@ -25,7 +40,7 @@ from torch import Tensor
 
 from bpo.configlib import option
 from bpo.logprobs import model_sequence_logprobs
-from bpo.policy import REFERENCE, AdapterStates, EnsemblePolicy
+from bpo.policy import EnsemblePolicy, WeightDeltas
 from bpo.scoring import response_logprobs
 from bpo.types import Pair, PairBatch, pair_rows
 
@@ -36,14 +51,14 @@ REFERENCE_KINDS = ("sft", "behavior", "fixed", "ema", "sync")
 class ReferenceConfig:
     kind: str = option("auto", help="the loss's reference; auto: behavior for bpo, sft otherwise", choices=("auto",) + REFERENCE_KINDS)
     path: str | None = option(None, help="model folder of the `fixed` reference (same vocabulary as the policy)")
-    ema_tau: float = option(0.1, help="ema: theta_ref <- tau * theta + (1 - tau) * theta_ref after each step")
+    ema_tau: float = option(0.1, help="ema: per adapted layer, delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after each step (0: never moves, the SFT reference; 1: the policy)")
     sync_every: int = option(4, help="sync: copy the policy into the reference every this many steps")
 
     def validate(self):
         if self.kind == "fixed" and not self.path:
             raise ValueError("kind=fixed needs reference.path, a model folder")
-        if not 0 < self.ema_tau <= 1:
-            raise ValueError("ema_tau must be in (0, 1]")
+        if not 0 <= self.ema_tau <= 1:
+            raise ValueError(f"ema_tau must be in [0, 1] (0: the reference never moves; 1: it follows the policy), got {self.ema_tau}")
         if self.sync_every <= 0:
             raise ValueError("sync_every must be positive")
 
@@ -114,38 +129,44 @@ class FixedReference(ReferenceStrategy):
 
 
 class MovingReference(ReferenceStrategy):
-    """Base of references that change during a phase: scored per batch with the `reference` slot."""
+    """Base of references that change during a phase: dense weight deltas, scored per batch."""
 
     stored = False
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.states: AdapterStates | None = None
+        self.deltas: WeightDeltas | None = None  # {layer path: (out, in) float32}; None before the first phase
 
     def state_dict(self):
-        return {**super().state_dict(), "states": self.states}
+        """updated_at, and `deltas`: a CPU copy of delta_ref (bpo.checkpoint writes it to reference.safetensors)."""
+        deltas = None if self.deltas is None else {k: v.detach().to("cpu", copy=True) for k, v in self.deltas.items()}
+        return {**super().state_dict(), "deltas": deltas}
 
     def load_state_dict(self, policy, state):
         super().load_state_dict(policy, state)
-        self.states = state.get("states")
-        if self.states is not None:
-            policy.set_reference(self.states)
+        if state.get("deltas") is not None:
+            self.deltas = policy.as_deltas(state["deltas"])
+        elif state.get("states") is not None:  # checkpoints before the deltas held a member snapshot
+            self.deltas = policy.merged_deltas(state["states"])  # whose reference was its merge
+        else:
+            self.deltas = None
 
     def label_pairs(self, policy, pairs):
         pass  # nothing is stored: the reference moves between now and the step that uses the pair
 
     def on_phase_start(self, policy, step):
-        if self.states is None:  # the reference starts as the initial policy
-            self._set(policy, policy.member_states(), step)
+        if self.deltas is None:  # the reference starts as the initial (SFT) policy
+            self._set(policy.zero_deltas(), step)
 
-    def _set(self, policy: EnsemblePolicy, states: AdapterStates, step: int) -> None:
-        self.states = states
-        policy.set_reference(states)
+    def _set(self, deltas: WeightDeltas, step: int) -> None:
+        self.deltas = deltas
         self.updated_at.append(step)
 
     @torch.no_grad()
     def batch_logprobs(self, policy, batch):
-        with policy.use(REFERENCE) as model:
+        if self.deltas is None:
+            raise RuntimeError("a moving reference scored a batch before its first phase started")
+        with policy.use_deltas(self.deltas) as model:
             return model_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float()
 
 
@@ -154,12 +175,13 @@ class EMAReference(MovingReference):
         super().__init__(**kw)
         self.tau = tau
 
+    @torch.no_grad()
     def on_step_end(self, policy, step):
-        current = policy.member_states()
-        blended = [
-            {k: self.tau * cur[k] + (1.0 - self.tau) * old[k] for k in cur} for cur, old in zip(current, self.states)
-        ]
-        self._set(policy, blended, step + 1)  # takes effect from the next step
+        if self.tau == 0:
+            return  # the reference never moves
+        for path, delta_ref in self.deltas.items():  # in place: no second copy of the deltas
+            delta_ref.mul_(1.0 - self.tau).add_(policy.merged_delta(path), alpha=self.tau)
+        self.updated_at.append(step + 1)  # takes effect from the next step
 
 
 class SyncReference(MovingReference):
@@ -169,4 +191,4 @@ class SyncReference(MovingReference):
 
     def on_step_end(self, policy, step):
         if (step + 1) % self.every == 0:
-            self._set(policy, policy.member_states(), step + 1)
+            self._set(policy.merged_deltas(), step + 1)

@@ -1,13 +1,15 @@
 """The LoRA ensemble: exact merge = mean of deltas, the merged model equals hand-merged weights,
-peft's linear combination as the documented alternative, cheap snapshots, peft-format save/load."""
+peft's linear combination as the documented alternative, dense weight deltas (use_deltas), cheap
+snapshots, peft-format save/load."""
 
 
+import pytest
 import torch
 from conftest import make_policy
 
 from bpo.merge import exact_merge_factors, linear_merge_factors
 from bpo.models import load_causal_lm
-from bpo.policy import MERGED, REFERENCE
+from bpo.policy import MERGED
 
 
 def member_deltas(policy, path):
@@ -72,32 +74,64 @@ def test_linear_mode_matches_peft_add_weighted_adapter(tiny_model_dir):
         assert not torch.allclose(peft_delta, sum(member_deltas(policy, path)) / n, atol=1e-4)
 
 
-def test_fresh_policy_equals_base_and_slots_switch(tiny_model_dir):
-    """B = 0 at init, so the merged policy is the base; a reference slot holds whatever snapshot is set."""
+def test_fresh_policy_equals_base_and_use_deltas_adds_dense_updates(tiny_model_dir):
+    """B = 0 at init, so the merged policy is the base; use_deltas(d) is the base with W + d, writing nothing."""
     from bpo.config import LoraSpec
     from bpo.models import load_tokenizer
     from bpo.policy import EnsemblePolicy
 
     policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2))
+    assert "reference" not in policy.model.peft_config  # no second merged slot: moving references hold dense deltas
     ids = torch.tensor([[2, 5, 6, 7]])
     with torch.no_grad():
         with policy.use(None) as m:
             base = m(input_ids=ids).logits
         with policy.use(MERGED) as m:
             merged = m(input_ids=ids).logits
-    assert torch.equal(base, merged)
-    snapshot = policy.member_states()
+        with policy.use_deltas(policy.zero_deltas()) as m:
+            zero = m(input_ids=ids).logits
+    assert torch.equal(base, merged) and torch.allclose(zero, base, atol=1e-6)
+
+    g = torch.Generator().manual_seed(0)
+    deltas = {path: 0.2 * torch.randn(policy.merged_delta(path).shape, generator=g) for path, _ in policy._layers}
+    hand = load_causal_lm(tiny_model_dir).eval()
+    modules = dict(hand.named_modules())
     with torch.no_grad():
-        for p in policy.member_parameters(0):
-            p.add_(0.5)
-    policy.refresh_merged()
-    policy.set_reference(snapshot)
+        for path, d in deltas.items():
+            modules[path.removeprefix("base_model.model.")].weight += d
+        hand_logits = hand(input_ids=ids).logits
+    weights_before = [m.get_base_layer().weight.clone() for _, m in policy._layers]
+    with torch.no_grad(), policy.use_deltas(deltas) as m:
+        shifted = m(input_ids=ids).logits
+    assert torch.allclose(shifted, hand_logits, atol=1e-5) and not torch.allclose(shifted, base, atol=1e-3)
+    assert all(torch.equal(w, m.get_base_layer().weight) for w, (_, m) in zip(weights_before, policy._layers))
+    with torch.no_grad(), policy.use(None) as m:
+        assert torch.equal(m(input_ids=ids).logits, base)  # the base weights were not touched
+
+
+def test_use_deltas_of_the_merged_deltas_is_the_merged_policy(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=3)
+    ids = torch.tensor([[2, 5, 6, 7, 8, 9]])
     with torch.no_grad():
-        with policy.use(REFERENCE) as m:
-            ref = m(input_ids=ids).logits
         with policy.use(MERGED) as m:
-            moved = m(input_ids=ids).logits
-    assert torch.allclose(ref, base, atol=1e-6) and not torch.allclose(moved, base, atol=1e-3)
+            merged = m(input_ids=ids).logits
+        with policy.use_deltas(policy.merged_deltas()) as m:
+            dense = m(input_ids=ids).logits
+        with policy.use_deltas(policy.merged_deltas(policy.member_states())) as m:
+            from_snapshot = m(input_ids=ids).logits
+    assert torch.allclose(dense, merged, atol=1e-5) and torch.allclose(from_snapshot, merged, atol=1e-5)
+
+
+def test_as_deltas_checks_layers_and_shapes(tiny_model_dir):
+    policy = make_policy(tiny_model_dir, ensemble=2)
+    good = policy.merged_deltas()
+    copy = policy.as_deltas(good)
+    assert all(torch.equal(copy[k], good[k]) and copy[k] is not good[k] for k in good)
+    first = next(iter(good))
+    with pytest.raises(ValueError, match="missing"):
+        policy.as_deltas({k: v for k, v in good.items() if k != first})
+    with pytest.raises(ValueError, match="shape"):
+        policy.as_deltas({**good, first: good[first][:1]})
 
 
 def test_snapshot_is_adapter_weights_only(tiny_model_dir):

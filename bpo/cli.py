@@ -56,10 +56,12 @@ def cmd_train(args) -> int:
 
 
 def summary(result: dict, out: str) -> str:
-    text = f"win rate vs references: {result['win_rate']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}] (n={result['n']})"
+    """Win rate (ties 1/2), strict win rate (ties 0, the BPO paper's) and tie rate, after and before."""
+    from bpo.report import rates_text
+
+    text = f"win rate vs references (ties 1/2): {rates_text(result)} (n={result['n']})"
     if "before" in result:
-        b = result["before"]
-        text += f"; initial policy: {b['win_rate']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}]"
+        text += f"\ninitial policy: {rates_text(result['before'])}"
     return text + f"\nrun folder: {out}"
 
 

@@ -1,10 +1,16 @@
 """Evaluation: win rate of the policy's responses against the task's human reference texts.
 
-The judge scores the policy's response and the reference for each held-out prompt; a strictly higher
-score wins (1), an equal score ties (1/2). The reported win rate is the mean over prompts with a 95%
-percentile-bootstrap interval. A score-based judge sees each text on its own, so the order in which
-the two are presented cannot bias it. Also reported: the mean judge score, and a Monte-Carlo estimate
-of KL(pi_theta || pi_sft) = E_{y ~ pi_theta}[log pi_theta(y|x) - log pi_sft(y|x)] from one sampled
+The judge scores the policy's response and the reference for each held-out prompt. Two win rates are
+reported, each the mean over prompts with its own 95% percentile-bootstrap interval:
+
+    win_rate         a strictly higher score counts 1, an equal score (a tie) 1/2, a lower one 0
+    strict_win_rate  only a strictly higher score counts (ties count 0): the BPO paper's definition,
+                     the one its numbers are comparable with
+
+and tie_rate, the fraction of ties, so that win_rate = strict_win_rate + tie_rate / 2. A score-based
+judge sees each text on its own, so the order in which the two are presented cannot bias it. Also
+reported: the mean judge score, and a Monte-Carlo estimate of
+KL(pi_theta || pi_sft) = E_{y ~ pi_theta}[log pi_theta(y|x) - log pi_sft(y|x)] from one sampled
 response per prompt.
 """
 
@@ -39,14 +45,32 @@ class EvalConfig:
         return replace(base, greedy=self.greedy, temperature=self.temperature, top_p=1.0)
 
 
-def win_outcomes(scores: Sequence[float], reference_scores: Sequence[float]) -> np.ndarray:
-    """1 where the response beats the reference, 0.5 on a tie, 0 otherwise."""
+def _scores(scores: Sequence[float], reference_scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     s, r = np.asarray(scores, dtype=float), np.asarray(reference_scores, dtype=float)
-    return (s > r) + 0.5 * (s == r)
+    if s.shape != r.shape:
+        raise ValueError(f"{len(s)} scores but {len(r)} reference scores")
+    return s, r
+
+
+def strict_win_outcomes(scores: Sequence[float], reference_scores: Sequence[float]) -> np.ndarray:
+    """1.0 where the response scores strictly higher than the reference, else 0.0 (ties count 0)."""
+    s, r = _scores(scores, reference_scores)
+    return (s > r).astype(float)
+
+
+def tie_outcomes(scores: Sequence[float], reference_scores: Sequence[float]) -> np.ndarray:
+    """1.0 where the response and the reference score the same, else 0.0."""
+    s, r = _scores(scores, reference_scores)
+    return (s == r).astype(float)
+
+
+def win_outcomes(scores: Sequence[float], reference_scores: Sequence[float]) -> np.ndarray:
+    """1 where the response beats the reference, 0.5 on a tie, 0 otherwise (a tie is half a win)."""
+    return strict_win_outcomes(scores, reference_scores) + 0.5 * tie_outcomes(scores, reference_scores)
 
 
 def bootstrap_interval(values: Sequence[float], resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean."""
+    """Percentile bootstrap interval of the mean; (nan, nan) for no values."""
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
         return float("nan"), float("nan")
@@ -57,11 +81,36 @@ def bootstrap_interval(values: Sequence[float], resamples: int = 2000, level: fl
 
 
 @dataclass
-class EvalResult:
-    win_rate: float
+class WinRates:
+    """Win rates of n responses against their references, each with a 95% bootstrap interval."""
+
+    win_rate: float  # mean of win_outcomes: ties count 1/2
     ci_low: float
     ci_high: float
+    strict_win_rate: float  # mean of strict_win_outcomes: ties count 0 (the BPO paper's win rate)
+    strict_ci_low: float
+    strict_ci_high: float
+    tie_rate: float  # mean of tie_outcomes; win_rate = strict_win_rate + tie_rate / 2
     n: int
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def win_rates(scores: Sequence[float], reference_scores: Sequence[float], seed: int = 0) -> WinRates:
+    """Both win rates, their intervals (same bootstrap resamples) and the tie rate; nan for no scores."""
+    wins, strict = win_outcomes(scores, reference_scores), strict_win_outcomes(scores, reference_scores)
+    ties = tie_outcomes(scores, reference_scores)
+    low, high = bootstrap_interval(wins, seed=seed)
+    strict_low, strict_high = bootstrap_interval(strict, seed=seed)
+    return WinRates(_mean(wins), low, high, _mean(strict), strict_low, strict_high, _mean(ties), len(wins))
+
+
+@dataclass
+class EvalResult(WinRates):
+    """eval.json: the win rates (flat, at the top level), mean judge scores, KL estimate and examples."""
+
     mean_score: float
     mean_reference_score: float
     kl_to_sft: float | None
@@ -98,10 +147,8 @@ def evaluate_policy(
         kl = float(np.mean([s.logp for s in samples]) - sft_logp.mean().item())
     scores = judge(prompts, [r.text for r in responses])
     ref_scores = judge(prompts, [ex.reference for ex in examples])
-    wins = win_outcomes(scores, ref_scores)
-    low, high = bootstrap_interval(wins, seed=seed)
     return EvalResult(
-        win_rate=float(wins.mean()), ci_low=low, ci_high=high, n=len(wins),
+        **asdict(win_rates(scores, ref_scores, seed=seed)),
         mean_score=float(np.mean(scores)), mean_reference_score=float(np.mean(ref_scores)), kl_to_sft=kl,
         examples=[
             {"prompt": p, "response": r.text, "reference": ex.reference, "score": s, "reference_score": rs}

@@ -28,7 +28,7 @@ def plot(run: RunDir, result: dict, metrics: list[dict], out: Path) -> None:
     left.axhline(0.5, color="k", lw=0.8, ls="--")
     left.set_xticks(list(xs), [name for name, _ in bars])
     left.set_ylim(0, 1)
-    left.set_ylabel("win rate vs human references (95% CI)")
+    left.set_ylabel("win rate vs human references (ties 1/2, 95% CI)")
     steps = [m["step"] for m in metrics]
     right.plot(steps, [m["loss"] for m in metrics], label="loss")
     right.plot(steps, [m["reward_accuracy"] for m in metrics], label="reward accuracy")
@@ -40,8 +40,17 @@ def plot(run: RunDir, result: dict, metrics: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+def rates_text(r: dict) -> str:
+    """'0.500 [0.300, 0.700]; strict 0.400 [0.200, 0.600]; ties 0.200': the win rate (ties 1/2), the strict
+    win rate (ties 0) and the tie rate of one eval.json entry (an older eval.json has only the first)."""
+    text = f"{r['win_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+    if "strict_win_rate" in r:
+        text += f"; strict {r['strict_win_rate']:.3f} [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties {r['tie_rate']:.3f}"
+    return text
+
+
 def _fmt(r: dict) -> str:
-    return f"{r['win_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] (n = {r['n']}, mean judge score {r['mean_score']:.3f})"
+    return f"{rates_text(r)} (n = {r['n']}, mean judge score {r['mean_score']:.3f})"
 
 
 def write_report(run_dir: str | Path, seconds: float | None = None, examples: int = 4) -> Path:
@@ -50,7 +59,12 @@ def write_report(run_dir: str | Path, seconds: float | None = None, examples: in
     metrics, phases = _rows(run.metrics), _rows(run.phases)
     plot(run, result, metrics, run.root / "report.png")
     lines = [f"# bpo run report: {run.root}", ""]
-    lines += ["Win rate against the human reference answers, judged by the evaluation judge (ties count 1/2):", ""]
+    lines += [
+        "Win rate against the human reference answers, judged by the evaluation judge, with 95% bootstrap intervals:",
+        "first ties count 1/2, then the strict win rate (ties count 0, as in the BPO paper, whose numbers",
+        "are comparable with this one) and the fraction of ties.",
+        "",
+    ]
     if "before" in result:
         lines.append(f"- before (initial policy): {_fmt(result['before'])}")
     lines.append(f"- after (aligned policy): {_fmt(result)}")

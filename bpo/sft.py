@@ -6,7 +6,6 @@ per-token-mean log-prob of the demonstration, so long and short demonstrations w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -17,6 +16,7 @@ from bpo.configlib import option
 from bpo.logprobs import model_sequence_logprobs
 from bpo.tasks.base import Example
 from bpo.tokens import collate, encode_prompt, encode_response
+from bpo.train_step import lr_factor
 
 
 @dataclass(frozen=True)
@@ -35,21 +35,17 @@ WARMUP_FRACTION = 0.1
 MAX_GRAD_NORM = 1.0
 
 
-def warmup_then(schedule: Schedule, steps: int) -> Callable[[int], float]:
-    """LR multiplier per step: linear warmup over the first 10% of steps, then constant or cosine to 0."""
+def sft_warmup_steps(steps: int) -> int:
+    """Warm-up length of SFT: the first 10% of the steps, at least one."""
+    return max(1, int(WARMUP_FRACTION * steps))
+
+
+def sft_lr_factor(schedule: Schedule, steps: int) -> Callable[[int], float]:
+    """LR multiplier per step: lr_factor with warm-up over the first 10% of steps, then constant or cosine to 0."""
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    warmup = max(1, int(WARMUP_FRACTION * steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if schedule == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
+    warmup = sft_warmup_steps(steps)
+    return lambda step: lr_factor(step, steps, warmup, schedule)
 
 
 def batch_orders(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
@@ -88,7 +84,7 @@ def supervised_finetune(
     responses = [encode_response(tokenizer, ex.reference) for ex in examples]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then(schedule, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, sft_lr_factor(schedule, steps))
     was_training = model.training
     model.train()
 

@@ -44,18 +44,26 @@ class StepMetrics:
         return asdict(self)
 
 
+SCHEDULERS = ("constant", "linear", "cosine")  # the kinds lr_factor knows (OptimSpec.scheduler's choices)
+
+
 def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
-    """Multiplier of the base learning rate at `step` (0-based): linear warm-up, then the decay."""
+    """Multiplier of the base learning rate at `step` (0-based) of `total`: the one schedule formula.
+
+    Warm-up (step < warmup): (step + 1) / warmup, reaching 1 at step warmup - 1.
+    Afterwards, with progress p = (step - warmup) / (total - warmup) from 0 to 1:
+        constant: 1;  linear: 1 - p;  cosine: (1 + cos(pi p)) / 2;  clamped at p = 1 past the end.
+    """
+    if kind not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {kind!r}; choose one of {', '.join(SCHEDULERS)}")
     if warmup and step < warmup:
         return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
     if kind == "constant":
         return 1.0
     if kind == "linear":
-        return max(0.0, 1.0 - progress)
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    raise ValueError(f"unknown scheduler {kind!r}")
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class EnsembleOptimizer:

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.annotators.judges import load_judge
 from bpo.config import RunConfig
+from bpo.judges import load_judge
 from bpo.models import load_causal_lm, load_tokenizer
 from bpo.policy import EnsemblePolicy
 from bpo.reference import (
@@ -27,10 +27,12 @@ def cache_dir() -> Path:
 
 
 def build_task(cfg: RunConfig) -> Task:
+    """The task named by cfg.task. It does not depend on cfg.seed: every run of a task, whatever its
+    seed, has the same train, demonstration and held-out eval prompts."""
     from bpo.tasks.registry import BUILTIN_TASKS
 
     if cfg.task in BUILTIN_TASKS:
-        return BUILTIN_TASKS[cfg.task].build(cfg.seed)
+        return BUILTIN_TASKS[cfg.task].build()
     from bpo.tasks.files import load_task_file
 
     return load_task_file(cfg.task)
@@ -63,7 +65,7 @@ def build_policy(cfg: RunConfig, task: Task, progress: bool = True) -> EnsembleP
 
 
 def build_annotator(cfg: RunConfig, task: Task):
-    judge = load_judge(cfg.annotator.judge, task)
+    judge = load_judge(cfg.annotator.judge, task.judge)
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge)
     return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band)

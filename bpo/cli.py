@@ -156,9 +156,9 @@ def split_config_arg(args) -> None:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    from bpo.annotators.judges import JudgeError
     from bpo.build import VocabularyMismatch
     from bpo.jsonl import DataFileError
+    from bpo.judges import JudgeError
     from bpo.models import ModelFolderError
     from bpo.pairs import BudgetError
     from bpo.rundir import RunDirError

@@ -61,12 +61,13 @@ class RunConfig:
     def resolved_schedule(self):
         s = self.schedule
         steps = s.steps if (s.steps is not None or s.pairs is not None) else DEFAULT_STEPS
+        batch_size = s.batch_size_or_default()  # None when steps and pairs fix it
         phases = s.phases
         if phases is None:  # the method's default: offline has one phase, the online methods one per step
             phases = 1 if self.method == "offline_dpo" else None
         if phases is None:
-            phases = steps if steps is not None else max(1, s.pairs // (s.batch_size or 1))
-        return resolve_schedule(steps, phases, s.pairs, s.batch_size)
+            phases = steps if steps is not None else max(1, s.pairs // batch_size)
+        return resolve_schedule(steps, phases, s.pairs, batch_size)
 
     def reference_kind(self) -> str:
         if self.reference.kind != "auto":

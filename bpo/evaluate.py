@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from bpo.configlib import option
+from bpo.judges import Judge
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
 from bpo.scoring import response_logprobs
-from bpo.tasks.base import Example, Judge
+from bpo.tasks.base import Example
 from bpo.tokens import encode_prompt
 
 

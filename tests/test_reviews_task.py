@@ -24,14 +24,18 @@ fitting aspects are taste, portion, price and service):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from bpo.cachefolder import COMPLETE_MARKER
 from bpo.sft import supervised_finetune
 from bpo.tasks import reviews
 from bpo.tasks.registry import BUILTIN_TASKS
@@ -87,19 +91,30 @@ def test_judge_preferences() -> None:
 
 
 def test_task_is_deterministic_split_and_registered() -> None:
-    task = BUILTIN_TASKS["reviews"].build(0)
-    assert task == reviews.build_task(0) and task.judge is reviews.judge and task.name == "reviews"
+    task = BUILTIN_TASKS["reviews"].build()
+    assert task == reviews.build_task() and task.judge is reviews.judge and task.name == "reviews"
     assert not task.chat_template
     assert len(task.train) == reviews.N_TRAIN and len(task.eval) == reviews.N_EVAL
     train_prompts = {e.prompt for e in task.train}
     assert len(train_prompts) == len(task.train)
     assert train_prompts.isdisjoint(e.prompt for e in task.eval)
     assert {e.prompt for e in task.demonstrations} == train_prompts
-    assert reviews.build_task(1).eval != task.eval
+    # That no run seed changes the split, for every task: tests/test_held_out.py.
+
+
+def test_data_is_what_cached_sft_policies_were_trained_on() -> None:
+    """The SFT cache is named by TASK_VERSION and the SFT settings, not by the data itself, so a
+    change of the data must come with a new TASK_VERSION; this digest is of the data that version 1
+    was trained on (the task of seed 0, when the task still took a seed)."""
+    task = reviews.build_task()
+    data = {key: [asdict(e) for e in getattr(task, key)] for key in ("train", "eval", "demonstrations")}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    assert (reviews.TASK_VERSION, digest) == (1, "6e3da1e7f2cf878a251d383688466374b62515977b58f8b11727c61809f55f39"), \
+        "the reviews data changed: bump TASK_VERSION, then pin the new digest here"
 
 
 def test_references_are_decent_but_beatable_and_demonstrations_mixed() -> None:
-    task = reviews.build_task(0)
+    task = reviews.build_task()
     refs = [reviews.score(e.prompt, e.reference) for e in task.train + task.eval]
     assert min(refs) > 1.5  # on topic and positive
     # Two strong words, the item and an aspect beat every reference.
@@ -151,7 +166,7 @@ def test_tiny_policy_round_trips_and_is_seeded(tiny_dir: Path, tmp_path: Path) -
 
 def test_supervised_finetune_is_deterministic_and_lowers_the_loss(tiny_dir: Path) -> None:
     tok = AutoTokenizer.from_pretrained(tiny_dir)
-    examples = reviews.build_task(0).demonstrations[:64]
+    examples = reviews.build_task().demonstrations[:64]
     runs = []
     for _ in range(2):
         model = AutoModelForCausalLM.from_pretrained(tiny_dir)
@@ -191,7 +206,7 @@ def win(score: float, reference: float) -> float:
 
 
 def test_sft_policy_is_cached(sft_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert (sft_dir / reviews.COMPLETE_MARKER).exists() and sft_dir.name.startswith("reviews-sft-")
+    assert (sft_dir / COMPLETE_MARKER).exists() and sft_dir.name.startswith("reviews-sft-")
     assert [p.name for p in sft_dir.parent.iterdir()] == [sft_dir.name]  # no temporary folder left
 
     def no_training(*args, **kwargs):
@@ -214,7 +229,7 @@ def test_left_padded_generation_matches_unpadded(sft_dir: Path) -> None:
 def test_sft_policy_is_below_the_references_with_room_to_improve(sft_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(sft_dir).eval()
     tok = AutoTokenizer.from_pretrained(sft_dir)
-    task = reviews.build_task(0)
+    task = reviews.build_task()
     prompts = [e.prompt for e in task.eval]
     refs = reviews.judge(prompts, [e.reference for e in task.eval])
 

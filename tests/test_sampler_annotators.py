@@ -5,9 +5,9 @@ import torch
 from conftest import make_policy
 
 from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.annotators.judges import JudgeError, load_judge
 from bpo.buffer import PreferenceBuffer
 from bpo.config import SamplingSpec
+from bpo.judges import JudgeError, load_judge
 from bpo.policy import MERGED
 from bpo.sampler import generate
 from bpo.scoring import response_logprobs
@@ -92,7 +92,7 @@ def test_reward_model_judge_rescores_text_with_its_own_tokenizer(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
-    from bpo.annotators.judges import RewardModelJudge
+    from bpo.judges import RewardModelJudge
 
     chars = ["<pad>", "<unk>", "<eos>"] + list("abcdefghijklmnopqrstuvwxyz0123456789 ")
     tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))

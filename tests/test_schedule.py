@@ -2,7 +2,9 @@
 
 import pytest
 
-from bpo.schedule import ScheduleError, resolve_schedule
+from bpo.config import RunConfig
+from bpo.configlib import ConfigError, load_config
+from bpo.schedule import DEFAULT_BATCH_SIZE, ScheduleError, resolve_schedule
 
 
 @pytest.mark.parametrize(
@@ -24,7 +26,7 @@ def test_phases_and_pairs_per_phase():
     assert (s.steps_per_phase, s.pairs_per_phase) == (4, 8)
     phases = list(s.iter_phases())
     assert [(p.index, p.first_step, p.steps, p.pairs) for p in phases] == [(0, 0, 4, 8), (1, 4, 4, 8), (2, 8, 4, 8)]
-    assert sum(p.pairs for p in phases) == s.pairs and s.pairs == s.steps * s.batch_size
+    assert sum(p.pairs for p in phases) == s.pairs == 24  # T * B = 12 * 2, three phases of 8
     assert [s.phase_of_step(t) for t in range(12)] == [0] * 4 + [1] * 4 + [2] * 4
     assert [t for t in range(12) if s.is_phase_start(t)] == [0, 4, 8]
 
@@ -52,4 +54,54 @@ def test_offline_and_on_policy_extremes():
 def test_inconsistent_schedules_are_refused_with_an_alternative(given, message):
     with pytest.raises(ScheduleError) as err:
         resolve_schedule(**given)
+    assert str(err.value).startswith(message)
+
+
+# ----------------------------------------------------------------- from the command line's keys
+
+
+def cli_schedule(*overrides: str):
+    """The schedule a run gets from `bpo train key=value ...` (method bpo: F = T unless given)."""
+    s = load_config(RunConfig, None, list(overrides)).resolved_schedule()
+    return (s.steps, s.phases, s.pairs, s.batch_size)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        # steps and pairs fix B = N / T: the default batch size does not get in the way
+        (["schedule.steps=4", "schedule.pairs=32"], (4, 4, 32, 8)),
+        (["schedule.steps=4", "schedule.pairs=12"], (4, 4, 12, 3)),
+        (["schedule.steps=6", "schedule.pairs=60", "schedule.phases=2"], (6, 2, 60, 10)),
+        # one of steps and pairs: B is the default
+        (["schedule.steps=5"], (5, 5, 5 * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
+        (["schedule.pairs=48"], (48 // DEFAULT_BATCH_SIZE, 48 // DEFAULT_BATCH_SIZE, 48, DEFAULT_BATCH_SIZE)),
+        (["schedule.pairs=48", "schedule.phases=2"], (6, 2, 48, 8)),
+        # B given with one of them
+        (["schedule.steps=5", "schedule.batch_size=3"], (5, 5, 15, 3)),
+        (["schedule.pairs=12", "schedule.batch_size=4"], (3, 3, 12, 4)),
+        # all three, consistent
+        (["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=3"], (4, 4, 12, 3)),
+        # none: T = 16 and the default B
+        ([], (16, 16, 16 * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
+        (["method=offline_dpo", "schedule.steps=4", "schedule.pairs=8"], (4, 1, 8, 2)),
+    ],
+)
+def test_cli_keys_any_two_determine_the_third(overrides, expected):
+    assert DEFAULT_BATCH_SIZE == 8
+    assert cli_schedule(*overrides) == expected
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=4"], "schedule.pairs=12 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out"),
+        (["schedule.steps=6", "schedule.pairs=20"], "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24"),
+        (["schedule.pairs=20"], "schedule.pairs=20 is not a multiple of schedule.batch_size=8; each pair is trained on once, so use e.g. schedule.pairs=24"),
+    ],
+)
+def test_cli_keys_inconsistent_are_refused(overrides, message):
+    """Refused when the config is loaded (validation resolves the schedule), with the same message."""
+    with pytest.raises(ConfigError) as err:
+        load_config(RunConfig, None, overrides)
     assert str(err.value).startswith(message)

@@ -1,6 +1,6 @@
 """Annotators: given two responses to each prompt, say which one is preferred.
 
-All annotators are built on a judge (bpo.annotators.judges) and share one interface, `label`:
+All annotators are built on a judge (bpo.judges) and share one interface, `label`:
     score      the higher judge score is chosen; equal scores are a tie (reward model, rule, user function)
     simulated  a noisy rater: P(first preferred) = sigmoid((s_first - s_second) / temperature)
                (Bradley-Terry on the judge's scores); |s_first - s_second| <= tie_band is a tie
@@ -16,7 +16,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from bpo.configlib import option
-from bpo.tasks.base import Judge
+from bpo.judges import Judge
 
 
 @dataclass(frozen=True)

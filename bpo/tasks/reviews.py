@@ -18,22 +18,23 @@ that set-up but makes it small enough to train on two CPU cores in minutes:
 
 `build_tiny_policy` makes a word-level tokenizer and a randomly initialised two-layer Llama for this
 language; `sft_policy` fine-tunes it on the demonstrations and caches the result.
-Everything is generated deterministically from a seed with `random.Random`.
+The task's data is generated deterministically with `random.Random(DATA_SEED)`; it takes no seed, so
+runs with any seed are scored on the same held-out prompts, none of which the SFT policy was trained on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from bpo.tasks.base import Example, Task, pointwise_judge
+from bpo.cachefolder import cached_folder
+from bpo.judges import pointwise_judge
+from bpo.tasks.base import Example, Task
 
 # ---------------------------------------------------------------------------------------------
 # The language
@@ -197,6 +198,10 @@ judge = pointwise_judge(score)  # the task's Judge
 # ---------------------------------------------------------------------------------------------
 
 N_TRAIN, N_EVAL = 512, 128
+# The seed of the task's data (split, references, demonstrations), fixed so that it does not depend on
+# the run seed: the cached SFT policy is trained on these demonstrations, and no run may be evaluated on
+# their prompts. Changing it (or anything that build_task draws) changes the data: bump TASK_VERSION.
+DATA_SEED = 0
 # Many demonstrations per prompt: the tiny policy overfits 2k demonstrations but generalises from 8k.
 DEMOS_PER_PROMPT = 16
 # The crowd that wrote the SFT demonstrations: (kind, probability). Only positive ones, and rarely
@@ -247,9 +252,13 @@ def all_prompts() -> list[str]:
     ]
 
 
-def build_task(seed: int = 0) -> Task:
-    """The reviews task: N_TRAIN train and N_EVAL eval prompts with references, and SFT demos."""
-    rng = random.Random(seed)
+def build_task() -> Task:
+    """The reviews task: N_TRAIN train and N_EVAL eval prompts with references, and SFT demos.
+
+    The same for every run: the eval prompts are never among the train and demonstration prompts
+    (the latter are the train prompts, DEMOS_PER_PROMPT demonstrations each).
+    """
+    rng = random.Random(DATA_SEED)
     prompts = all_prompts()
     rng.shuffle(prompts)
     eval_prompts, train_prompts = prompts[:N_EVAL], prompts[N_EVAL : N_EVAL + N_TRAIN]
@@ -345,7 +354,6 @@ def build_tiny_policy(out_dir: Path, seed: int = 0, config: TinyPolicyConfig = T
 SFT_STEPS = 1500
 SFT_BATCH_SIZE = 32
 SFT_LR = 1e-2  # at 3e-3 some seeds learn to copy the prompt's item only late, or not at all
-COMPLETE_MARKER = "COMPLETE"
 # Bump when the language, the demonstrations or the policy change, so old caches are not reused.
 TASK_VERSION = 1
 
@@ -360,40 +368,29 @@ def sft_policy(
 ) -> Path:
     """The tiny policy fine-tuned on the task's demonstrations, cached under cache_dir; its folder.
 
-    A finished folder holds COMPLETE_MARKER. Training writes to a temporary folder that is renamed
-    into place only when complete, so an interrupted run is never mistaken for a finished one.
+    `seed` seeds the policy's initialisation and the SFT batches; the demonstrations are always those
+    of `build_task()`. The folder is built once, atomically (bpo.cachefolder.cached_folder).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from bpo.sft import supervised_finetune
-
     settings = {"task": "reviews", "version": TASK_VERSION, "seed": seed, "steps": steps,
                 "batch_size": batch_size, "lr": lr, "policy": asdict(TinyPolicyConfig())}
+    if seed != DATA_SEED:
+        # Caches made before the data stopped following the seed were trained on the data of `seed`;
+        # for seed == DATA_SEED that is today's data, so only the other seeds need a new name.
+        settings["data_seed"] = DATA_SEED
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    cache_dir = Path(cache_dir)
-    final = cache_dir / f"reviews-sft-{digest}"
-    if (final / COMPLETE_MARKER).exists():
-        return final
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".tmp-reviews-sft-{digest}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    build_tiny_policy(tmp, seed=seed)
-    model = AutoModelForCausalLM.from_pretrained(tmp)
-    tokenizer = AutoTokenizer.from_pretrained(tmp)
-    task = build_task(seed)
-    supervised_finetune(model, tokenizer, task.demonstrations, steps=steps, batch_size=batch_size, lr=lr,
-                        seed=seed, chat_template=task.chat_template, progress=progress)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / COMPLETE_MARKER).write_text(json.dumps(settings, sort_keys=True) + "\n")
+    def train(folder: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if final.exists() and not (final / COMPLETE_MARKER).exists():
-        shutil.rmtree(final)  # left by something else; a folder renamed in here always has the marker
-    try:
-        tmp.rename(final)
-    except OSError:  # another process finished the same settings first; keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / COMPLETE_MARKER).exists():
-            raise
-    return final
+        from bpo.sft import supervised_finetune
+
+        build_tiny_policy(folder, seed=seed)
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        task = build_task()
+        supervised_finetune(model, tokenizer, task.demonstrations, steps=steps, batch_size=batch_size, lr=lr,
+                            seed=seed, chat_template=task.chat_template, progress=progress)
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+
+    return cached_folder(Path(cache_dir) / f"reviews-sft-{digest}", train, stamp=settings)

@@ -1,5 +1,8 @@
 """Judges: functions that score a batch of (prompt, response) texts, higher is better.
 
+This module sits below both the tasks (a task may carry its own judge) and the annotators (which
+label pairs with a judge); it imports neither.
+
 A judge is named by a string:
     task               the task's own scoring function (e.g. the built-in task's oracle)
     module:function    a user's Python function  f(prompts: list[str], responses: list[str]) -> list[float]
@@ -11,12 +14,23 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-import torch
+# A judge scores a batch of (prompt, response) texts; higher is better. Scores are comparable
+# across responses to the same prompt (the win rate compares a response with the reference text).
+Judge = Callable[[Sequence[str], Sequence[str]], list[float]]
 
-from bpo.models import check_model_folder
-from bpo.tasks.base import Judge, Task
+
+def pointwise_judge(score: Callable[[str, str], float]) -> Judge:
+    """A Judge from a scorer of one (prompt, response) pair."""
+
+    def judge(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        return [score(p, r) for p, r in zip(prompts, responses)]
+
+    judge.__doc__ = f"Judge built on {score.__module__}.{score.__name__}: one score per pair, higher is better."
+    return judge
 
 
 class JudgeError(ValueError):
@@ -41,7 +55,10 @@ class RewardModelJudge:
     """A sequence-classification model's first logit as the score, computed in batches from text."""
 
     def __init__(self, path: str | Path, batch_size: int = 16, max_length: int = 512, allow_pickle: bool = False):
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from bpo.models import check_model_folder
 
         folder = check_model_folder(path, allow_pickle)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -62,24 +79,27 @@ class RewardModelJudge:
             ]
         return [f"{p} {r}" for p, r in zip(prompts, responses)]
 
-    @torch.no_grad()
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        import torch
+
         texts = self._texts(prompts, responses)
         scores: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(
-                texts[start : start + self.batch_size], return_tensors="pt", padding=True,
-                truncation=True, max_length=self.max_length,
-            )
-            scores += self.model(**enc).logits[:, 0].float().tolist()
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(
+                    texts[start : start + self.batch_size], return_tensors="pt", padding=True,
+                    truncation=True, max_length=self.max_length,
+                )
+                scores += self.model(**enc).logits[:, 0].float().tolist()
         return scores
 
 
-def load_judge(spec: str, task: Task | None = None) -> Judge:
+def load_judge(spec: str, task_judge: Judge | None = None) -> Judge:
+    """The judge named by `spec`; 'task' means `task_judge`, the task's own judge (None if it has none)."""
     if spec == "task":
-        if task is None or task.judge is None:
+        if task_judge is None:
             raise JudgeError("judge 'task': this task has no built-in judge; name a module:function or a reward model folder")
-        return task.judge
+        return task_judge
     if Path(spec).is_dir():
         return RewardModelJudge(spec)
     if ":" in spec:

@@ -1,0 +1,93 @@
+"""No run is evaluated on prompts its policy was trained on, whatever its seed, for every kind of task.
+
+Each task is built as `bpo train task=... seed=...` builds it (bpo.build.build_task on the loaded
+RunConfig), for run seeds 0..4. Its held-out eval prompts must be disjoint from its train prompts,
+from its demonstration (SFT) prompts and, for the reviews task, from the prompts of the
+demonstrations its ready-made initial policy was fine-tuned on (`reviews.sft_policy`, reached as a
+run reaches it, through bpo.build.initial_model_folder; its training is intercepted, not run).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bpo.build import build_task, initial_model_folder
+from bpo.config import RunConfig
+from bpo.configlib import load_config
+
+SEEDS = range(5)
+
+
+def prompts(examples) -> set[str]:
+    return {e.prompt for e in examples}
+
+
+def run_config(task: str, seed: int) -> RunConfig:
+    return load_config(RunConfig, None, [f"task={task}", f"seed={seed}"])
+
+
+def assert_held_out(task) -> None:
+    held_out = prompts(task.eval)
+    assert held_out
+    assert held_out.isdisjoint(prompts(task.train))
+    assert held_out.isdisjoint(prompts(task.demonstrations))
+
+
+class Trained(Exception):
+    """Raised by the stand-in for supervised_finetune once it has seen the demonstrations."""
+
+
+def sft_prompts(cfg: RunConfig, monkeypatch: pytest.MonkeyPatch, cache) -> set[str]:
+    """The prompts of the demonstrations the task's initial policy would be fine-tuned on."""
+    seen = []
+
+    def record(model, tokenizer, examples, **kwargs):
+        seen.extend(examples)
+        raise Trained  # nothing is trained or cached
+
+    monkeypatch.setenv("BPO_CACHE", str(cache))
+    monkeypatch.setattr("bpo.sft.supervised_finetune", record)
+    with pytest.raises(Trained):
+        initial_model_folder(cfg, progress=False)
+    assert seen
+    return prompts(seen)
+
+
+def test_reviews(tmp_path, monkeypatch):
+    first = build_task(run_config("reviews", 0))
+    for seed in SEEDS:
+        cfg = run_config("reviews", seed)
+        task = build_task(cfg)
+        assert_held_out(task)
+        assert prompts(task.eval).isdisjoint(sft_prompts(cfg, monkeypatch, tmp_path / "cache"))
+        assert task == first  # the run seed does not change the task
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_chatterbot():
+    pytest.importorskip("vaderSentiment")
+    pytest.importorskip("chatterbot_corpus")
+    first = build_task(run_config("chatterbot", 0))
+    for seed in SEEDS:
+        task = build_task(run_config("chatterbot", seed))
+        assert_held_out(task)
+        assert task == first
+
+
+def test_task_file(tmp_path):
+    """A task file with its own demonstrations (the loader refuses leaking files: tests/test_task_files.py)."""
+
+    def write(name, rows):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write("train.jsonl", [{"prompt": f"train prompt {i}"} for i in range(20)])
+    write("sft.jsonl", [{"prompt": f"sft prompt {i}", "reference": f"answer {i}"} for i in range(20)])
+    write("eval.jsonl", [{"prompt": f"eval prompt {i}", "reference": f"answer {i}"} for i in range(8)])
+    (tmp_path / "task.yaml").write_text("train: train.jsonl\neval: eval.jsonl\ndemonstrations: sft.jsonl\n")
+    first = build_task(run_config(str(tmp_path / "task.yaml"), 0))
+    for seed in SEEDS:
+        task = build_task(run_config(str(tmp_path / "task.yaml"), seed))
+        assert_held_out(task)
+        assert task == first

@@ -1,4 +1,8 @@
-"""The preference buffer: labelled pairs tagged by phase, each taken for training exactly once."""
+"""A phase's labelled pairs as training batches: a seeded order, B pairs a step, each pair once.
+
+N = T * B, so a phase's M = N / F pairs fill exactly its K = T / F steps. The order depends only on
+(run seed, phase), never on whether the run was resumed, so a resumed run trains on the same batches.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,10 @@ from typing import Sequence
 from bpo.types import Pair
 
 
-class PreferenceBuffer:
-    def __init__(self) -> None:
-        self.pairs: list[Pair] = []
-        self.cursor = 0  # pairs before the cursor have been trained on
-
-    def add(self, pairs: Sequence[Pair], seed: int) -> None:
-        """Append a phase's pairs in a seeded random order (batches mix prompts; resume sees the same order)."""
-        order = list(pairs)
-        random.Random(seed).shuffle(order)
-        self.pairs.extend(order)
-
-    def take(self, n: int) -> list[Pair]:
-        if self.remaining < n:
-            raise RuntimeError(f"buffer has {self.remaining} untrained pairs, a batch needs {n}")
-        batch = self.pairs[self.cursor : self.cursor + n]
-        self.cursor += n
-        return batch
-
-    @property
-    def remaining(self) -> int:
-        return len(self.pairs) - self.cursor
+def phase_batches(pairs: Sequence[Pair], batch_size: int, seed: int, phase: int) -> list[list[Pair]]:
+    """The phase's pairs shuffled with (seed, phase) and cut into batches of `batch_size`."""
+    if len(pairs) % batch_size:
+        raise ValueError(f"phase {phase} has {len(pairs)} pairs, not a multiple of the batch size {batch_size}")
+    order = list(pairs)
+    random.Random(seed * 7919 + phase).shuffle(order)  # batches mix prompts
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

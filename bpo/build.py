@@ -50,17 +50,32 @@ def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:
     return builtin.policy(cache_dir(), progress)
 
 
-def build_policy(cfg: RunConfig, task: Task, progress: bool = True) -> EnsemblePolicy:
+def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True):
+    """(model, tokenizer, fine_tuned_now) of the policy's base: the initial policy, after the optional SFT stage.
+
+    A run that did its SFT stage saved the result in its folder (`sft_base`); that copy is loaded, so
+    `bpo eval`, `bpo export` and `--resume` use the very base the adapters were trained on, without
+    redoing SFT. `fine_tuned_now` says the caller should save it there.
+    """
+    if cfg.sft.steps and sft_base is not None and (sft_base / "config.json").is_file():
+        return load_causal_lm(sft_base, cfg.policy.dtype), load_tokenizer(sft_base), False
     folder = initial_model_folder(cfg, progress)
     model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
     tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
-    if cfg.sft.steps:
-        from bpo.sft import supervised_finetune
+    if not cfg.sft.steps:
+        return model, tokenizer, False
+    from bpo.sft import supervised_finetune
 
-        supervised_finetune(
-            model, tokenizer, task.demonstrations, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
-            lr=cfg.sft.lr, seed=cfg.seed, chat_template=task.chat_template, progress=progress,
-        )
+    supervised_finetune(
+        model, tokenizer, task.demonstrations, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
+        lr=cfg.sft.lr, seed=cfg.seed, chat_template=task.chat_template, progress=progress,
+    )
+    return model, tokenizer, True
+
+
+def build_policy(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True) -> EnsemblePolicy:
+    """The LoRA ensemble on the run's base (see `load_base`), for runs whose base is already saved."""
+    model, tokenizer, _ = load_base(cfg, task, sft_base, progress)
     return EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
 
 
@@ -75,7 +90,8 @@ class VocabularyMismatch(ValueError):
     pass
 
 
-def build_reference(cfg: RunConfig, policy: EnsemblePolicy) -> ReferenceStrategy:
+def build_reference(cfg: RunConfig, tokenizer) -> ReferenceStrategy:
+    """The loss's reference; a fixed one is loaded now and must share the policy's `tokenizer` vocabulary."""
     kind = cfg.reference_kind()
     if kind == "sft":
         return SFTReference()
@@ -87,10 +103,10 @@ def build_reference(cfg: RunConfig, policy: EnsemblePolicy) -> ReferenceStrategy
         return SyncReference(every=cfg.reference.sync_every)
     model = load_causal_lm(cfg.reference.path, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
     ref_vocab = load_tokenizer(cfg.reference.path).get_vocab()
-    if ref_vocab != policy.tokenizer.get_vocab():
+    if ref_vocab != tokenizer.get_vocab():
         raise VocabularyMismatch(
             f"reference.path={cfg.reference.path}: its tokenizer's vocabulary differs from the policy's "
-            f"({len(ref_vocab)} vs {len(policy.tokenizer.get_vocab())} tokens); a fixed reference must score the "
+            f"({len(ref_vocab)} vs {len(tokenizer.get_vocab())} tokens); a fixed reference must score the "
             "policy's own token ids, so use a checkpoint of the same model family"
         )
     return FixedReference(model)

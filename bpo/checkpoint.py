@@ -5,7 +5,7 @@ A checkpoint is a folder run/checkpoints/step-000012/ holding
     optimizer.safetensors   every member's AdamW tensors (exp_avg, exp_avg_sq, step)
     reference.safetensors   a moving reference's weight deltas (ema / sync), {layer path: (out, in)}, if any
     rng.safetensors         torch's CPU random state (LoRA dropout)
-    state.json              the step reached, the buffer cursor, optimiser hyper-parameters and
+    state.json              the step reached, optimiser hyper-parameters and
                             scheduler states, the reference's update history
     COMPLETE                the marker: written last, before the folder is renamed into place
 
@@ -49,7 +49,6 @@ class Checkpoint:
     optimizer: dict  # EnsembleOptimizer.state_dict()
     reference: dict  # ReferenceStrategy.state_dict()
     rng: torch.Tensor
-    buffer_cursor: int
 
 
 def _flatten_states(states: AdapterStates) -> dict[str, torch.Tensor]:
@@ -110,7 +109,7 @@ def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
     save_file({"torch_cpu": ckpt.rng}, str(tmp / "rng.safetensors"))
     if ref_deltas is not None:
         save_file({k: v.contiguous() for k, v in ref_deltas.items()}, str(tmp / "reference.safetensors"))
-    state = {"step": ckpt.step, "buffer_cursor": ckpt.buffer_cursor, "optimizer": opt_plain, "reference": reference}
+    state = {"step": ckpt.step, "optimizer": opt_plain, "reference": reference}
     (tmp / "state.json").write_text(json.dumps(state))
     (tmp / MARKER).write_text("ok\n")
     for f in tmp.iterdir():
@@ -156,5 +155,4 @@ def load_latest(root: Path) -> Checkpoint | None:
         optimizer=_join_optimizer(load_file(str(folder / "optimizer.safetensors")), state["optimizer"]),
         reference=reference,
         rng=load_file(str(folder / "rng.safetensors"))["torch_cpu"],
-        buffer_cursor=state["buffer_cursor"],
     )

@@ -38,8 +38,11 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
+        from bpo.rundir import RunDir
+
         out = args.resume
-        cfg = load_config(RunConfig, Path(out) / "config.yaml") if (Path(out) / "config.yaml").is_file() else RunConfig()
+        RunDir(out).check_resumable()  # before anything is built: a wrong folder costs nothing
+        cfg = load_config(RunConfig, RunDir(out).config)
     else:
         cfg = load_config(RunConfig, args.config, args.overrides)
         out = cfg.out or default_out(cfg)
@@ -77,7 +80,7 @@ def load_run(run_dir: str, overrides=(), progress: bool = True):
         raise ConfigError(f"{run_dir}: the run has no trained adapters yet (finish it with bpo train --resume {run_dir})")
     cfg = load_config(RunConfig, run.config, overrides)
     task = build_task(cfg)
-    policy = build_policy(cfg, task, progress)
+    policy = build_policy(cfg, task, run.sft_base, progress)
     policy.load_members(run.adapters)
     return run, cfg, task, policy
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from bpo.buffer import PreferenceBuffer
-from bpo.build import build_annotator, build_policy, build_reference, build_task
+from bpo.buffer import phase_batches
+from bpo.build import build_annotator, build_reference, build_task, load_base
 from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
 from bpo.config import RunConfig
 from bpo.evaluate import EvalResult, evaluate_policy
@@ -31,9 +31,12 @@ from bpo.losses import get_loss
 from bpo.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.prefdata import read_preferences
+from bpo.reference import ReferenceStrategy
 from bpo.rundir import RunDir
+from bpo.schedule import Phase, Schedule
 from bpo.stop import StopFlag, StopRequested
-from bpo.train_step import EnsembleOptimizer, NonFiniteError, train_step
+from bpo.tasks.base import Task
+from bpo.train_step import EnsembleOptimizer, NonFiniteError, StepMetrics, train_step
 from bpo.types import Pair, make_batch
 
 
@@ -42,74 +45,110 @@ class TrainingDiverged(RuntimeError):
 
 
 def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
-    task = build_task(cfg)  # bad task and data files are refused before the run folder is touched
-    if cfg.data.pairs:
-        read_preferences(cfg.data.pairs)
-    policy = build_policy(cfg, task, progress)
-    annotator, reference = build_annotator(cfg, task), build_reference(cfg, policy)  # may refuse a reference
-    run = RunDir(run_dir)
-    run.open_for_resume() if resume else run.create(cfg)
-    schedule, loss, reduction = cfg.resolved_schedule(), get_loss(cfg.loss), cfg.reduction()
-    optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
-    start = restore(run, policy, optim, reference) if resume else 0
-    run.forget_after(start)
-    buffer, pad = PreferenceBuffer(), policy.tokenizer.pad_token_id
-    window = math.ceil(cfg.annotator.max_attempts * schedule.pairs_per_phase)  # prompts a phase may use
-    bar = tqdm(total=schedule.steps, initial=start, desc="training", disable=not progress)
+    """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json."""
+    s = open_session(cfg, RunDir(run_dir), resume, progress)
+    bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
     with StopFlag() as stop:
-        for phase in schedule.iter_phases():
-            if phase.first_step + phase.steps <= start:
-                continue  # finished before the checkpoint we resumed from
-            if phase.first_step >= start:
-                reference.on_phase_start(policy, phase.first_step)  # BPO: pi_beta <- pi_theta
-            pairs = phase_pairs(cfg, run, task, policy, annotator, reference, phase, window, progress)
-            buffer.add(pairs, seed=cfg.seed * 7919 + phase.index)
-            buffer.take(max(0, start - phase.first_step) * schedule.batch_size)  # trained before the checkpoint
-            for step in range(max(start, phase.first_step), phase.first_step + phase.steps):
-                batch = make_batch(buffer.take(schedule.batch_size), pad)
-                try:
-                    metrics = train_step(policy, optim, batch, reference.batch_logprobs(policy, batch), loss, cfg.beta, reduction)
-                except NonFiniteError as err:
-                    raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
-                reference.on_step_end(policy, step)
-                run.append(run.metrics, {"step": step, "phase": phase.index, **metrics.to_json()})
+        for phase in s.schedule.phases_from(s.start):
+            if phase.first_step >= s.start:  # (a resumed run restored the reference of a started phase)
+                s.reference.on_phase_start(s.policy, phase.first_step)  # BPO: pi_beta <- pi_theta
+            pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
+            batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
+            for step in phase.steps_from(s.start):
+                metrics = s.train(step, phase, batches[step - phase.first_step])
                 bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
                 bar.update()
-                done = step + 1
-                if done == phase.first_step + phase.steps or (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or stop.requested:
-                    state = Checkpoint(done, policy.member_states(), optim.state_dict(), reference.state_dict(), torch.get_rng_state(), buffer.cursor)
-                    save_checkpoint(run.checkpoints, state)
+                if s.schedule.checkpoint_due(step + 1, cfg.checkpoint.every) or stop.requested:
+                    s.checkpoint(step + 1)
                 if stop.requested:
-                    raise StopRequested(f"stopped after step {done} of {schedule.steps}; resume with: bpo train --resume {run.root}", stop.signum)
+                    raise StopRequested(f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}", stop.signum)
     bar.close()
-    policy.save(run.adapters)
-    result = evaluate_run(cfg, policy, task, progress)
-    run.write_eval(result)
+    s.policy.save(s.run.adapters)
+    result = evaluate_run(cfg, s.policy, s.task, progress)
+    s.run.write_eval(result)
     return result
 
 
-def phase_pairs(cfg: RunConfig, run: RunDir, task, policy, annotator, reference, phase, window: int, progress: bool) -> list[Pair]:
+@dataclass
+class Session:
+    """The pieces of one run, built and checked before its folder is touched, and where it stands."""
+
+    cfg: RunConfig
+    run: RunDir
+    task: Task
+    policy: EnsemblePolicy
+    annotator: object  # bpo.annotators.Annotator
+    reference: ReferenceStrategy
+    optim: EnsembleOptimizer
+    schedule: Schedule
+    start: int  # training steps already done (restored from the last checkpoint)
+
+    def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
+        """One optimiser step on a batch against the reference; logged to metrics.jsonl."""
+        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id)
+        ref_logp = self.reference.batch_logprobs(self.policy, batch)
+        try:
+            metrics = train_step(self.policy, self.optim, batch, ref_logp, get_loss(self.cfg.loss), self.cfg.beta, self.cfg.reduction())
+        except NonFiniteError as err:
+            raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
+        self.reference.on_step_end(self.policy, step)
+        self.run.append(self.run.metrics, {"step": step, "phase": phase.index, **metrics.to_json()})
+        return metrics
+
+    def checkpoint(self, done: int) -> None:
+        state = Checkpoint(done, self.policy.member_states(), self.optim.state_dict(), self.reference.state_dict(), torch.get_rng_state())
+        save_checkpoint(self.run.checkpoints, state)
+
+
+def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> Session:
+    """Build and check every piece, then create (or reopen) the run folder and restore its checkpoint.
+
+    Everything that can refuse the input (task, data and model files, the SFT stage, judge, reference)
+    runs before the folder is created, so a refused command leaves nothing behind.
+    """
+    if resume:
+        run.check_resumable()
+    task = build_task(cfg)
+    if cfg.data.pairs:
+        read_preferences(cfg.data.pairs)
+    model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
+    annotator, reference = build_annotator(cfg, task), build_reference(cfg, tokenizer)
+    if not resume:
+        run.create(cfg)
+    if fine_tuned_now:
+        run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
+    policy = EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
+    schedule = cfg.resolved_schedule()
+    optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
+    start = restore(run, policy, optim, reference)
+    run.forget_after(start)
+    return Session(cfg, run, task, policy, annotator, reference, optim, schedule, start)
+
+
+def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
     """The phase's labelled pairs: read back if on disk (a resumed run never re-asks the annotator), taken
     from `data.pairs` (offline baselines), or sampled from the behavior policy and labelled now."""
-    if run.pairs_file(phase.index).exists():
-        return run.read_pairs(phase.index)
+    if s.run.pairs_file(phase.index).exists():
+        return s.run.read_pairs(phase.index)
     started = time.time()
+    cfg = s.cfg
     if cfg.data.pairs:
-        pairs = pairs_from_file(cfg.data.pairs, policy.tokenizer, phase.pairs, task.chat_template)
+        pairs = pairs_from_file(cfg.data.pairs, s.policy.tokenizer, phase.pairs, s.task.chat_template)
         stats = PhaseStats(phase.index, pairs=len(pairs), prompts=len(pairs))
     else:
-        prompts = PromptStream(task.train, cfg.seed, phase.index * window)  # each phase its own prompt window
+        window = math.ceil(cfg.annotator.max_attempts * phase.pairs)  # prompts a phase may use
+        prompts = PromptStream(s.task.train, cfg.seed, phase.index * window)  # each phase its own prompt window
         pairs, stats = collect_pairs(
-            policy, prompts, annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
-            cfg.annotator.max_attempts, task.chat_template, progress,
+            s.policy, prompts, s.annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
+            cfg.annotator.max_attempts, s.task.chat_template, progress,
         )
-    reference.label_pairs(policy, pairs)  # reference log-probs become data
-    run.append(run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
-    run.write_pairs(phase.index, pairs)  # durable before anything trains on it
+    s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
+    s.run.append(s.run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
+    s.run.write_pairs(phase.index, pairs)  # durable before anything trains on it
     return pairs
 
 
-def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference) -> int:
+def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference: ReferenceStrategy) -> int:
     """Load the last complete checkpoint into the pieces; the step to continue from (0 if none)."""
     ckpt = load_latest(run.checkpoints)
     if ckpt is None:

@@ -1,6 +1,7 @@
 """The run folder: everything a run produces, written as it is produced.
 
     config.yaml             the resolved configuration
+    sft-base/               the base after the run's SFT stage (sft.steps > 0): a transformers folder
     pairs/phase-000.jsonl   the labelled pairs of each phase (one bpo.types.Pair per line)
     phases.jsonl            per phase: pairs kept, identical pairs and ties dropped, prompts used, seconds
     metrics.jsonl           per training step: loss, reward margin, reward accuracy, learning rate, ...
@@ -12,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +39,7 @@ class RunDir:
     adapters = property(lambda self: self.root / "adapters")
     eval = property(lambda self: self.root / "eval.json")
     checkpoints = property(lambda self: self.root / "checkpoints")
+    sft_base = property(lambda self: self.root / "sft-base")
 
     def create(self, cfg: RunConfig) -> None:
         if self.config.exists():
@@ -45,9 +49,21 @@ class RunDir:
         self.metrics.write_text("")
         self.phases.write_text("")
 
-    def open_for_resume(self) -> None:
+    def check_resumable(self) -> None:
+        """Refuse at once (before any model is built) a folder that holds no run."""
+        if not self.root.is_dir():
+            raise RunDirError(f"{self.root}: no such run folder; start a run with bpo train out={self.root}")
         if not self.config.is_file():
-            raise RunDirError(f"{self.root}: nothing to resume (no config.yaml); start it with bpo train out={self.root}")
+            raise RunDirError(f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train out={self.root}")
+
+    def save_sft_base(self, model, tokenizer) -> None:
+        """The fine-tuned base as a transformers folder (safetensors), renamed into place when complete."""
+        tmp = self.root / ".tmp-sft-base"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(self.sft_base, ignore_errors=True)  # an incomplete copy (no config.json) from a crash
+        os.replace(tmp, self.sft_base)
 
     def forget_after(self, step: int) -> None:
         """Drop log lines a crashed run wrote past its last checkpoint (they will be written again)."""

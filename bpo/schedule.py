@@ -40,6 +40,19 @@ class Phase:
     steps: int  # K
     pairs: int  # M
 
+    @property
+    def end(self) -> int:
+        """Global index one past the phase's last step."""
+        return self.first_step + self.steps
+
+    def steps_from(self, start: int) -> range:
+        """The phase's global step indices not yet done when `start` steps are complete."""
+        return range(max(start, self.first_step), self.end)
+
+    def done_before(self, start: int) -> int:
+        """How many of the phase's steps were complete when `start` steps were (0..K)."""
+        return min(self.steps, max(0, start - self.first_step))
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -59,6 +72,14 @@ class Schedule:
     def iter_phases(self) -> Iterator[Phase]:
         for f in range(self.phases):
             yield Phase(f, f * self.steps_per_phase, self.steps_per_phase, self.pairs_per_phase)
+
+    def phases_from(self, start: int) -> Iterator[Phase]:
+        """The phases with steps left when `start` steps are complete (a resumed run skips the others)."""
+        return (phase for phase in self.iter_phases() if phase.end > start)
+
+    def checkpoint_due(self, done: int, every: int) -> bool:
+        """After `done` steps: always at a phase's end, and every `every` steps if every > 0."""
+        return done % self.steps_per_phase == 0 or (every > 0 and done % every == 0)
 
     def phase_of_step(self, step: int) -> int:
         return step // self.steps_per_phase

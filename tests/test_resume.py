@@ -86,6 +86,28 @@ def test_sigkill_then_resume_equals_uninterrupted(task_dir, baseline, point, n):
     assert_same_run(out, baseline)
 
 
+# Moving references restore their snapshot from the checkpoint (sync every 3 steps: the snapshot of
+# step 3 cannot be recomputed at step 4); ipo and kto_pair average log-probs per token.
+VARIANTS = {
+    "ema": ["reference.kind=ema", "reference.ema_tau=0.3"],
+    "sync": ["reference.kind=sync", "reference.sync_every=3"],
+    "ipo": ["loss=ipo"],
+    "kto_pair": ["loss=kto_pair", "loss_reduction=mean"],
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sigkill_mid_phase_then_resume_equals_uninterrupted_for_each_variant(task_dir, variant):
+    extra = VARIANTS[variant]
+    uninterrupted = task_dir / f"baseline-{variant}"
+    assert main(run_args(task_dir, uninterrupted, *extra)) == 0
+    out = task_dir / f"killed-{variant}"
+    proc = driven("training", 5, run_args(task_dir, out, *extra))  # after step 5; last checkpoint: step 4
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert_same_run(out, uninterrupted)
+
+
 def test_sigterm_checkpoints_and_says_how_to_resume(task_dir, baseline):
     out = task_dir / "terminated"
     proc = driven("sigterm", 3, run_args(task_dir, out))  # SIGTERM during step 3 (0-based step 2)

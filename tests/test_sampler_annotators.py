@@ -5,7 +5,7 @@ import torch
 from conftest import make_policy
 
 from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.buffer import PreferenceBuffer
+from bpo.buffer import phase_batches
 from bpo.config import SamplingSpec
 from bpo.judges import JudgeError, load_judge
 from bpo.policy import MERGED
@@ -70,19 +70,18 @@ def test_user_judge_by_module_function():
         load_judge("nonsense")
 
 
-def test_buffer_takes_each_pair_once_in_seeded_order():
+def test_phase_batches_use_each_pair_once_in_an_order_set_by_seed_and_phase():
     from test_reference import sample_pairs
 
-    buf = PreferenceBuffer()
     pairs = sample_pairs(6)
-    buf.add(pairs, seed=1)
-    first, second = buf.take(4), buf.take(2)
-    assert sorted(p.id for p in first + second) == sorted(p.id for p in pairs)
-    with pytest.raises(RuntimeError, match="buffer has 0 untrained pairs"):
-        buf.take(1)
-    again = PreferenceBuffer()
-    again.add(sample_pairs(6), seed=1)
-    assert [p.id for p in again.take(6)] == [p.id for p in first + second]
+    batches = phase_batches(pairs, batch_size=2, seed=1, phase=0)
+    assert [len(b) for b in batches] == [2, 2, 2]
+    assert sorted(p.id for b in batches for p in b) == sorted(p.id for p in pairs)  # each exactly once
+    assert phase_batches(sample_pairs(6), 2, seed=1, phase=0) == batches  # a resumed run: same batches
+    orders = {tuple(p.id for b in phase_batches(pairs, 2, seed=1, phase=f) for p in b) for f in range(6)}
+    assert len(orders) > 1  # another phase, another order (6! orders: equal for all six phases is ~1e-14)
+    with pytest.raises(ValueError, match="phase 3 has 6 pairs, not a multiple of the batch size 4"):
+        phase_batches(pairs, 4, seed=1, phase=3)
 
 
 def test_reward_model_judge_rescores_text_with_its_own_tokenizer(tmp_path):

@@ -47,12 +47,13 @@ def main_() -> None:
             for method in METHODS:
                 results = [run(method, beta, s, args.ensemble, Path(tmp), args.sampled) for s in args.seeds]
                 rates = [r["win_rate"] for r in results]
+                strict = [r["strict_win_rate"] for r in results]
                 half = np.mean([(r["ci_high"] - r["ci_low"]) / 2 for r in results])
-                cells.append(f"{np.mean(rates):.3f} ± {half:.3f} (min {min(rates):.3f})")
+                cells.append(f"{np.mean(rates):.3f} ± {half:.3f} (strict {np.mean(strict):.3f})")
                 sft = np.mean([r["before"]["win_rate"] for r in results])
             rows.append(f"| {beta:g} | " + " | ".join(cells) + f" | {sft:.3f} |")
     mode = "sampled (temperature 1)" if args.sampled else "greedy"
-    print(f"seeds {args.seeds}, ensemble {args.ensemble}, {mode} evaluation; mean win rate ± mean 95% half-width over seeds")
+    print(f"seeds {args.seeds}, ensemble {args.ensemble}, {mode} evaluation; mean win rate (ties 1/2) ± mean 95% half-width over seeds, (mean strict win rate)")
     print("| beta | bpo | online_dpo | offline_dpo | SFT |\n| --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     print(f"({time.time() - started:.0f} s)")

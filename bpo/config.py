@@ -22,7 +22,6 @@ from bpo.schedule import ScheduleConfig, resolve_schedule
 from bpo.sft import SFTConfig
 from bpo.train_step import OptimSpec
 
-DEFAULT_STEPS = 16  # T when neither schedule.steps nor schedule.pairs is given
 METHODS = ("bpo", "online_dpo", "offline_dpo")
 
 
@@ -60,7 +59,7 @@ class RunConfig:
 
     def resolved_schedule(self):
         s = self.schedule
-        steps = s.steps if (s.steps is not None or s.pairs is not None) else DEFAULT_STEPS
+        steps = s.steps_or_default()  # None when pairs and batch size fix it
         batch_size = s.batch_size_or_default()  # None when steps and pairs fix it
         phases = s.phases
         if phases is None:  # the method's default: offline has one phase, the online methods one per step

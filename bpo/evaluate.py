@@ -35,7 +35,7 @@ from bpo.tokens import encode_prompt
 class EvalConfig:
     judge: str = option("task", help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can")
     prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
-    greedy: bool = option(True, help="greedy responses (the paper); false: sample at eval.temperature")
+    greedy: bool = option(False, help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models greedy win rates jump between 0 and 1 with the seed, so sampling is the default")
     temperature: float = option(1.0, help="sampling temperature when greedy is false")
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")

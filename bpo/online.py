@@ -106,8 +106,7 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> S
     Everything that can refuse the input (task, data and model files, the SFT stage, judge, reference)
     runs before the folder is created, so a refused command leaves nothing behind.
     """
-    if resume:
-        run.check_resumable()
+    run.check_resumable() if resume else run.check_new()
     task = build_task(cfg)
     if cfg.data.pairs:
         read_preferences(cfg.data.pairs)

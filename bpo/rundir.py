@@ -41,9 +41,13 @@ class RunDir:
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
 
-    def create(self, cfg: RunConfig) -> None:
+    def check_new(self) -> None:
+        """Refuse at once (before any model is built) a folder that already holds a run."""
         if self.config.exists():
             raise RunDirError(f"{self.root} already holds a run; choose another out= or resume it with --resume {self.root}")
+
+    def create(self, cfg: RunConfig) -> None:
+        self.check_new()
         self.pairs_dir.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, self.config)
         self.metrics.write_text("")

@@ -12,15 +12,23 @@ from typing import Iterator
 
 from bpo.configlib import option
 
-DEFAULT_BATCH_SIZE = 8  # B when it is not given and steps and pairs do not both fix it
+# The defaults make `bpo train` with no arguments learn the built-in task visibly (win rate and mean
+# score up, intervals apart) in about a minute on 2 CPU cores: N = 64 * 16 = 1024 pairs. With 16 * 8
+# = 128 pairs the default run ended where it started (tests/test_default_run.py).
+DEFAULT_STEPS = 64  # T when neither steps nor pairs is given
+DEFAULT_BATCH_SIZE = 16  # B when it is not given and steps and pairs do not both fix it
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    steps: int | None = option(None, help="T, training steps; any two of steps, pairs, batch_size give the third (steps = 16 if neither steps nor pairs is set)")
+    steps: int | None = option(None, help=f"T, training steps; any two of steps, pairs, batch_size give the third (steps = {DEFAULT_STEPS} if neither steps nor pairs is set)")
     phases: int | None = option(None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default")
     pairs: int | None = option(None, help="N, labelled pairs in total (N = T * B: each is trained on once)")
     batch_size: int | None = option(None, help=f"B, pairs per training step; null: pairs / steps if both are given, else {DEFAULT_BATCH_SIZE}")
+
+    def steps_or_default(self) -> int | None:
+        """T as given; else None where pairs is given (T follows from N and B), else the default."""
+        return self.steps if (self.steps is not None or self.pairs is not None) else DEFAULT_STEPS
 
     def batch_size_or_default(self) -> int | None:
         """B as given; else None where steps and pairs are both given (they fix B = N / T), else the default."""

@@ -21,7 +21,7 @@ from bpo.types import PairBatch, split_pairs
 
 @dataclass(frozen=True)
 class OptimSpec:
-    lr: float = option(5e-4, help="learning rate of each member's AdamW")
+    lr: float = option(3e-3, help="learning rate of each member's AdamW (LoRA factors only; the default suits the built-in task, lower it for large models)")
     weight_decay: float = option(0.0, help="AdamW weight decay")
     warmup_steps: int = option(0, help="linear warm-up steps")
     scheduler: str = option("constant", help="learning-rate decay after warm-up", choices=("constant", "linear", "cosine"))

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bpo.cli import main
 from bpo.config import RunConfig
@@ -17,10 +18,20 @@ def test_there_are_configs():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_shipped_config_loads(path):
+def test_shipped_config_loads_and_keeps_the_schedule_it_states(path):
+    """Whatever a shipped file says of T, F and B is what the run gets (nothing silently re-derived)."""
     cfg = load_config(RunConfig, path)
     schedule = cfg.resolved_schedule()
-    assert schedule.pairs == schedule.steps * schedule.batch_size
+    stated = (yaml.safe_load(path.read_text()) or {}).get("schedule", {})
+    for key in ("steps", "phases", "batch_size", "pairs"):
+        if key in stated:
+            assert getattr(schedule, key) == stated[key], (path.name, key)
+
+
+def test_defaults_resolve_to_the_documented_schedule():
+    """No schedule keys: T = 64, B = 16, so N = 1024; bpo's F defaults to T (on-policy)."""
+    schedule = RunConfig().resolved_schedule()
+    assert (schedule.steps, schedule.batch_size, schedule.pairs, schedule.phases) == (64, 16, 1024, 64)
 
 
 def test_method_defaults_for_phases_and_reference():
@@ -41,7 +52,7 @@ def test_method_defaults_for_phases_and_reference():
         (["beta=0"], "beta must be positive"),
         (["reference.kind=fixed"], "reference: kind=fixed needs reference.path"),
         (["loss=dpx"], "'loss' must be one of dpo, ipo, slic, hinge, kto_pair; got 'dpx'"),
-        (["schedule.phases=3"], "schedule.phases=3 does not divide schedule.steps=16"),
+        (["schedule.phases=3"], "schedule.phases=3 does not divide schedule.steps=64"),
     ],
 )
 def test_bad_values_are_refused(overrides, message):

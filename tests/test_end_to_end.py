@@ -1,6 +1,6 @@
 """End-to-end runs on the built-in `reviews` task: every method learns (its win rate against the
 human references rises above the SFT policy's by more than the interval's half-width), and the run
-folder matches the schedule. Ensembles of 2 adapters keep the three runs to about half a minute."""
+folder matches the schedule. Ensembles of 2 adapters keep the three runs to about a minute."""
 
 from __future__ import annotations
 
@@ -34,20 +34,23 @@ def test_win_rate_rises_above_sft_by_more_than_the_half_width(runs, method):
     assert result["n"] == 128 and result["mean_score"] > result["before"]["mean_score"]
 
 
-@pytest.mark.parametrize("method, phases", [("bpo", 4), ("online_dpo", 32), ("offline_dpo", 1)])
+@pytest.mark.parametrize("method, phases", [("bpo", 4), ("online_dpo", 64), ("offline_dpo", 1)])
 def test_run_folder_matches_the_schedule(runs, method, phases):
-    """T = 32 steps of B = 8 pairs: N = 256 pairs in F phase files of M = 256 / F pairs, T metric lines."""
+    """T = 64 steps of B = 16 pairs: N = 1024 pairs in F phase files of M = 1024 / F pairs, T metric lines."""
     run = runs[method]
     files = sorted((run / "pairs").glob("phase-*.jsonl"))
     assert [f.name for f in files] == [f"phase-{i:03d}.jsonl" for i in range(phases)]
     for i, f in enumerate(files):
         rows = [json.loads(line) for line in f.read_text().splitlines()]
-        assert len(rows) == 256 // phases
+        assert len(rows) == 1024 // phases
         assert {r["phase"] for r in rows} == {i}
         assert all({"prompt", "chosen", "rejected", "chosen_score", "rejected_score", "behavior_chosen_logp"} <= r.keys() for r in rows)
         assert all(r["chosen_score"] is not None for r in rows)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics] == list(range(32))
+    assert [m["step"] for m in metrics] == list(range(64))
+    assert [m["phase"] for m in metrics] == [step // (64 // phases) for step in range(64)]  # K = T / F steps a phase
+    ids = [json.loads(line)["id"] for f in files for line in f.read_text().splitlines()]
+    assert len(set(ids)) == len(ids) == 1024  # N distinct pairs, each trained on once (T * B = N)
     assert {"loss", "reward_margin", "reward_accuracy", "lr"} <= metrics[0].keys()
     assert (run / "config.yaml").is_file()
     assert {"merged", "a0", "a1"} <= {p.name for p in (run / "adapters").iterdir()}
@@ -106,5 +109,5 @@ def test_report_states_the_measured_win_rates(runs):
     report = write_report(runs["online_dpo"], seconds=12.0).read_text()
     assert f"after (aligned policy): {result['win_rate']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}]" in report
     assert f"before (initial policy): {result['before']['win_rate']:.3f}" in report
-    assert "32 labelled pairs" not in report and "256 labelled pairs" in report and "0.2 min (12 s)" in report
+    assert "256 labelled pairs" not in report and "1024 labelled pairs" in report and "0.2 min (12 s)" in report
     assert (runs["online_dpo"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

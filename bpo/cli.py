@@ -105,6 +105,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
+    from bpo.experiments.reproduce import full_plan, quick_plan, reproduce
+
+    make_plan = quick_plan if args.quick else full_plan
+    plan = make_plan(args.task or ["reviews"], args.seeds or (2 if args.quick else 3), args.overrides)
+    for spec in plan.specs():  # every run's settings are checked before the first run starts
+        load_config(RunConfig, None, list(spec.overrides))
+    command = "bpo reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bpo reproduce"
+    report = reproduce(plan, Path(args.out), args.jobs, progress=not args.quiet, command=command)
+    print(f"report: {report}")
+    return 0
+
+
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 
 
@@ -144,6 +158,15 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("out", help="a new folder for the merged model")
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(fn=cmd_export)
+    r = sub.add_parser("reproduce", help="the BPO paper's experiments on our tasks: runs (reused when finished), report.md and plots")
+    r.add_argument("overrides", nargs="*", help="key=value settings given to every run, e.g. policy.path=/models/sft")
+    r.add_argument("--quick", action="store_true", help="DPO at beta 0.1 only, F in {1, 4, T}, 2 seeds (about 10 min on 2 cores)")
+    r.add_argument("--task", action="append", help="a built-in task or a task YAML file (repeat for several; default: reviews)")
+    r.add_argument("--seeds", type=int, help="number of seeds (default 2 with --quick, else 3)")
+    r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")
+    r.add_argument("--jobs", type=int, help="runs in parallel processes (default: one per 2 cores)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(fn=cmd_reproduce)
     d = sub.add_parser("demo", help="the README's main job")
     d.add_argument("overrides", nargs="*", help="key=value settings")
     d.add_argument("--quiet", action="store_true", help="no progress bars")

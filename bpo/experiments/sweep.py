@@ -1,0 +1,116 @@
+"""Running many `bpo train` runs: one folder per run, finished runs reused, unfinished ones resumed.
+
+A run is named by its settings (the overrides it is trained with), so changing a setting makes a new
+folder instead of silently reusing a run trained otherwise. Each finished run is evaluated twice:
+`eval.json` with sampled responses (the default) and `eval-greedy.json` with greedy ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+GREEDY_EVAL = "eval-greedy.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a sweep: what it is (labels for the report) and how it is trained."""
+
+    labels: tuple[tuple[str, object], ...]  # e.g. (("task", "reviews"), ("method", "bpo"), ("seed", 0))
+    overrides: tuple[str, ...]  # key=value settings given to `bpo train`
+
+    @property
+    def label(self) -> dict:
+        return dict(self.labels)
+
+    def folder(self, root: Path) -> Path:
+        digest = hashlib.sha256("\n".join(self.overrides).encode()).hexdigest()[:8]
+        readable = "-".join(f"{v}" for k, v in self.labels if k != "task")
+        return Path(root) / Path(str(self.label.get("task", "task"))).stem / f"{readable}-{digest}"
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    folder: Path
+    sampled: dict  # eval.json
+    greedy: dict | None = None  # eval-greedy.json
+    metrics: list[dict] = field(default_factory=list)
+
+
+def is_finished(folder: Path, greedy: bool) -> bool:
+    return (folder / "eval.json").is_file() and (not greedy or (folder / GREEDY_EVAL).is_file())
+
+
+def run_one(spec: RunSpec, root: Path, greedy: bool, threads: int | None = None) -> Path:
+    """Train (or resume, or reuse) one run and evaluate it greedily too; returns its folder."""
+    import torch
+
+    from bpo.cli import load_run, main
+    from bpo.online import evaluate_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    folder = spec.folder(root)
+    if not (folder / "eval.json").is_file():
+        args = ["--resume", str(folder)] if (folder / "config.yaml").is_file() else [*spec.overrides, f"out={folder}"]
+        code = main(["train", *args, "--quiet"])
+        if code != 0:
+            raise RuntimeError(f"run {folder} failed with exit code {code}; see the message above")
+    if greedy and not (folder / GREEDY_EVAL).is_file():
+        _, cfg, task, policy = load_run(str(folder), ["eval.greedy=true", "eval.kl=false", "eval.before=true"], progress=False)
+        result = evaluate_run(cfg, policy, task, progress=False)
+        tmp = folder / (GREEDY_EVAL + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, folder / GREEDY_EVAL)  # complete or absent, never half-written
+    return folder
+
+
+def _worker(payload: tuple[RunSpec, Path, bool, int]) -> str:
+    spec, root, greedy, threads = payload
+    return str(run_one(spec, root, greedy, threads))
+
+
+def execute(specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = True, progress: bool = True) -> list[RunResult]:
+    """Run every spec not finished yet (in `jobs` processes), then read every run's results."""
+    root = Path(root)
+    unique = list(dict.fromkeys(specs))  # a run that belongs to two tables is trained once
+    todo = [s for s in unique if not is_finished(s.folder(root), greedy)]
+    bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="runs", disable=not progress)
+    if jobs <= 1:
+        for spec in todo:
+            run_one(spec, root, greedy)
+            bar.update()
+    else:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for _ in pool.imap_unordered(_worker, [(s, root, greedy, threads) for s in todo]):
+                bar.update()
+    bar.close()
+    return [read_result(spec, root) for spec in unique]
+
+
+def read_result(spec: RunSpec, root: Path) -> RunResult:
+    folder = spec.folder(root)
+    greedy = folder / GREEDY_EVAL
+    metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().split("\n") if line.strip()]
+    return RunResult(
+        spec, folder, json.loads((folder / "eval.json").read_text()),
+        json.loads(greedy.read_text()) if greedy.is_file() else None, metrics,
+    )
+
+
+def default_jobs() -> int:
+    """Parallel runs: tiny models do not use more than ~2 threads well, so one run per 2 cores."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+

@@ -2,6 +2,7 @@
 
     bpo train [CONFIG.yaml] [key=value ...]   run the online loop; writes a run folder
     bpo eval RUN_DIR                          re-evaluate a finished run's adapters
+    bpo compare RUN_A RUN_B                   win/tie/lose of two runs' policies (RUN_B may be `sft`)
     bpo demo                                  the README's first command: a small end-to-end run
 """
 
@@ -95,6 +96,40 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """Win/tie/lose of RUN_A's policy against RUN_B's (or RUN_A's SFT start), held-out margins: compare.json."""
+    import json
+    from dataclasses import replace
+
+    from bpo.compare import Contender, compare, heldout_report, summary_text
+    from bpo.judges import load_judge
+    from bpo.policy import MERGED
+
+    if args.tie_margin < 0 or args.temperature <= 0:
+        raise ConfigError("--tie-margin must be >= 0 and --temperature > 0")
+    progress = not args.quiet
+    run, cfg, task, policy = load_run(args.run_a, progress=progress)
+    a = Contender(args.run_a, policy, MERGED)
+    if args.run_b == "sft" and not Path("sft").is_dir():
+        b = Contender("sft", policy, None)  # adapters off: the start both were trained from
+    else:
+        _, cfg_b, _, policy_b = load_run(args.run_b, progress=progress)
+        if cfg_b.task != cfg.task:
+            raise ConfigError(f"{args.run_a} and {args.run_b} were trained on different tasks ({cfg.task}, {cfg_b.task})")
+        b = Contender(args.run_b, policy_b, MERGED)
+    out = Path(args.out) if args.out else run.root / f"compare-{Path(args.run_b).name}"
+    out.mkdir(parents=True, exist_ok=True)
+    examples = task.eval[: args.prompts or cfg.eval.prompts]
+    sampling = replace(cfg.sampling, temperature=args.temperature)
+    judge = load_judge(cfg.eval.judge, task.judge)
+    result = compare(a, b, examples, judge, sampling, args.tie_margin, args.bad_threshold, task.chat_template, args.seed, progress)
+    if args.pairs:
+        result["heldout"] = heldout_report([a, b], args.pairs, args.beta or cfg.beta, task.chat_template, out / "margins.png")
+    (out / "compare.json").write_text(json.dumps(result, indent=2))
+    print(summary_text(result) + f"\nwritten: {out / 'compare.json'}")
+    return 0
+
+
 def cmd_export(args) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
@@ -153,6 +188,22 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="key=value settings for evaluation, e.g. eval.prompts=64 eval.greedy=false")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(fn=cmd_eval)
+    c = sub.add_parser("compare", help="win/tie/lose of two runs' policies under the judge (IOPO's metrics): compare.json",
+                       description="Sample both policies' responses to RUN_A's held-out prompts at --temperature (same seed), score "
+                       "each with RUN_A's evaluation judge, count a win where the score difference exceeds --tie-margin; "
+                       "with --pairs, also each policy's reward margin and pairwise accuracy on a held-out preference file.")
+    c.add_argument("run_a", help="a finished run folder")
+    c.add_argument("run_b", help="another finished run folder on the same task, or `sft`: RUN_A's initial policy")
+    c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of both policies (default 0.8, the IOPO paper's)")
+    c.add_argument("--tie-margin", type=float, default=0.0, help="score differences up to this are ties (default 0)")
+    c.add_argument("--bad-threshold", type=float, help="also report the bad-case rate: prompts where both responses score below this")
+    c.add_argument("--pairs", metavar="FILE", help="a held-out preference file (TRL layout): reward margins vs the SFT policy, pairwise accuracy, margins.png")
+    c.add_argument("--beta", type=float, help="beta of the reward margins (default: RUN_A's beta)")
+    c.add_argument("--prompts", type=int, help="held-out prompts to compare on (default: RUN_A's eval.prompts)")
+    c.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    c.add_argument("--out", help="folder for compare.json and margins.png (default: RUN_A/compare-<RUN_B name>)")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(fn=cmd_compare)
     x = sub.add_parser("export", help="write a run's merged policy as a transformers model folder (safetensors)")
     x.add_argument("run_dir", help="a finished run folder")
     x.add_argument("out", help="a new folder for the merged model")

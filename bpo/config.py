@@ -14,21 +14,22 @@ from bpo.configlib import option
 from bpo.evaluate import EvalConfig
 from bpo.losses import LOSSES
 from bpo.models import PolicyConfig
+from bpo.players import IOPOConfig
 from bpo.policy import LoraSpec
 from bpo.prefdata import DataConfig
 from bpo.reference import ReferenceConfig
 from bpo.sampler import SamplingSpec
-from bpo.schedule import ScheduleConfig, resolve_schedule
+from bpo.schedule import DEFAULT_BATCH_SIZE, ScheduleConfig, ScheduleError, resolve_schedule
 from bpo.sft import SFTConfig
 from bpo.train_step import OptimSpec
 
-METHODS = ("bpo", "online_dpo", "offline_dpo")
+METHODS = ("bpo", "online_dpo", "offline_dpo", "iopo")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     task: str = option("reviews", help="a built-in task name (reviews) or a task YAML file (prompts/references from JSONL)")
-    method: str = option("bpo", help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T; offline_dpo: F = 1, reference = sft", choices=METHODS)
+    method: str = option("bpo", help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T (with F < T phases: iterative DPO); offline_dpo: F = 1, reference = sft; iopo: two players, each the other's reference (the iopo section)", choices=METHODS)
     loss: str = option("dpo", help="the DAP loss", choices=tuple(LOSSES))
     loss_reduction: str = option("auto", help="sequence log-prob over response tokens: sum, mean, or auto (the loss's default: mean for ipo)", choices=("auto", "sum", "mean"))
     beta: float = option(0.5, help="the loss's beta (KL strength; IPO's target margin is 1/(2 beta))")
@@ -45,6 +46,7 @@ class RunConfig:
     eval: EvalConfig = option(default_factory=EvalConfig, help="evaluation")
     data: DataConfig = option(default_factory=DataConfig, help="labelled data from files")
     checkpoint: CheckpointConfig = option(default_factory=CheckpointConfig, help="checkpointing")
+    iopo: IOPOConfig = option(default_factory=IOPOConfig, help="IOPO's two players (method=iopo)")
 
     def validate(self):
         if self.beta <= 0:
@@ -56,9 +58,13 @@ class RunConfig:
             raise ValueError("data.pairs were not sampled by this policy, so there are no behavior log-probs; use method=offline_dpo or reference.kind=sft")
         if self.method == "offline_dpo" and s.phases != 1:
             raise ValueError(f"method=offline_dpo has one phase; got schedule.phases={s.phases} (use method=bpo for F > 1)")
+        if self.method == "iopo":
+            self._validate_iopo(s)
 
     def resolved_schedule(self):
         s = self.schedule
+        if self.method == "iopo":
+            return self._iopo_schedule()
         steps = s.steps_or_default()  # None when pairs and batch size fix it
         batch_size = s.batch_size_or_default()  # None when steps and pairs fix it
         phases = s.phases
@@ -67,6 +73,28 @@ class RunConfig:
         if phases is None:
             phases = steps if steps is not None else max(1, s.pairs // batch_size)
         return resolve_schedule(steps, phases, s.pairs, batch_size)
+
+    def _iopo_schedule(self):
+        """T from the iopo section (N_iter * (N_mu + N_nu)); F: one phase per round online, 1 offline (data.pairs)."""
+        s, steps = self.schedule, self.iopo.steps
+        if s.steps is not None and s.steps != steps:
+            raise ScheduleError(
+                f"method=iopo trains T = iopo.rounds * (iopo.protagonist_steps + iopo.adversary_steps) = {steps} steps; "
+                f"schedule.steps={s.steps} disagrees (leave it out)"
+            )
+        batch_size = s.batch_size if (s.batch_size is not None or s.pairs is not None) else DEFAULT_BATCH_SIZE
+        phases = s.phases if s.phases is not None else (1 if self.data.pairs else self.iopo.rounds)
+        return resolve_schedule(steps, phases, s.pairs, batch_size)
+
+    def _validate_iopo(self, s) -> None:
+        if self.iopo.rounds % s.phases:
+            raise ValueError(f"method=iopo: schedule.phases={s.phases} must divide iopo.rounds={self.iopo.rounds} (phases start at round starts)")
+        if self.loss != "dpo":
+            raise ValueError(f"method=iopo trains its own loss (the weighted DPO of IOPO eq. 14); leave loss=dpo, got loss={self.loss}")
+        if self.loss_reduction == "mean":
+            raise ValueError("method=iopo needs summed sequence log-probs (its weight is a ratio of sequence probabilities); leave loss_reduction=auto")
+        if self.reference.kind != "auto":
+            raise ValueError(f"method=iopo: each player's reference is the other player; leave reference.kind=auto, got {self.reference.kind}")
 
     def reference_kind(self) -> str:
         if self.reference.kind != "auto":

@@ -1,4 +1,4 @@
-"""Direct-alignment-from-preferences (DAP) losses as pure functions, and the IOPO weight.
+"""Direct-alignment-from-preferences (DAP) losses as pure functions, and IOPO's weight and losses.
 
 Every loss has the same signature and returns a per-example loss; the trainer reduces:
 
@@ -111,14 +111,49 @@ def implicit_rewards(pi: Tensor, ref: Tensor, beta: float) -> Tensor:
 
 
 def iopo_weight(logp_protagonist_rejected: Tensor, logp_adversary_rejected: Tensor, eps: float = 0.3) -> Tensor:
-    """IOPO importance weight, (B,), no gradient:
+    """IOPO importance weight (Wang et al. 2025, eqs. 11-12), (B,), a constant (no gradient flows through it):
 
-        r = clip(pi_mu(y_l|x) / pi_nu(y_l|x), 1 - eps, 1 + eps),  r = 1 where the ratio is 0 or infinite.
+        r = pi_mu(y_l|x) / pi_nu(y_l|x)                 from sequence log-probs: exp(a - b)
+        r = 1 where r is 0 or not finite                (the probabilities under- or overflowed)
+        r <- min(r, clip(r, 1 - eps, 1 + eps))          PPO's clipped ratio, = min(r, 1 + eps)
 
-    Computed from log-probs, so the ratio is exp(a - b); it underflows to 0 or overflows to inf exactly
-    when the probabilities do, and those rows get weight 1 as the paper prescribes.
+    so the weight is clipped from above only: r = 0.5 stays 0.5 (clip gives 0.7, the min keeps 0.5),
+    r = 2 becomes 1 + eps. eps = 0.3 by default, as in the paper.
     """
     ratio = torch.exp((logp_protagonist_rejected - logp_adversary_rejected).detach().double())
-    degenerate = (ratio == 0) | torch.isinf(ratio) | torch.isnan(ratio)
-    clipped = ratio.clamp(1.0 - eps, 1.0 + eps)
+    degenerate = (ratio == 0) | ~torch.isfinite(ratio)
+    clipped = torch.minimum(ratio, ratio.clamp(1.0 - eps, 1.0 + eps))
     return torch.where(degenerate, torch.ones_like(clipped), clipped).to(logp_protagonist_rejected.dtype)
+
+
+def iopo(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float, eps: float = 0.3) -> Tensor:
+    """IOPO's per-example loss (Wang et al. 2025, eq. 14, corrected), (B,): the DPO loss weighted by r,
+
+        -r * log sigmoid(beta * [log pi_mu/pi_nu (y_w) - log pi_mu/pi_nu (y_l)]),   r = iopo_weight(pi_l, ref_l, eps)
+
+    with the player being trained as pi (the protagonist mu) and the other player, frozen, as the
+    reference (the adversary nu). Two corrections to the paper as printed:
+      * the second term of eq. 14 reads log pi_mu(y_w)/pi_nu(y_l); the DPO form the paper derives it
+        from (and the first term) need log pi_mu(y_l)/pi_nu(y_l), used here;
+      * eq. 15, given as its gradient, is not the gradient of eq. 14; training differentiates this
+        loss by autograd (r is a constant, so the gradient is r times DPO's).
+    """
+    return iopo_weight(pi_rejected, ref_rejected, eps) * dpo(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta)
+
+
+def iopo_reversed(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float, eps: float = 0.3) -> Tensor:
+    """IOPO's adversary under the zero-sum reading of the paper's section 4.1: its action is the reversed
+    preference, y_l preferred to y_w. It is `iopo` with chosen and rejected swapped (pi = nu, ref = mu):
+
+        -r * log sigmoid(beta * [log pi_nu/pi_mu (y_l) - log pi_nu/pi_mu (y_w)]),   r = min(pi_nu(y_w)/pi_mu(y_w), 1 + eps)
+
+    the weight taken, as in eq. 12, on the response this player rejects (here y_w).
+    """
+    return iopo(pi_rejected, pi_chosen, ref_rejected, ref_chosen, beta, eps)
+
+
+# The adversary's loss under each reading of the paper (iopo.adversary); pi = nu, ref = mu in both.
+#   symmetric  Algorithm 1 ("optimise nu with (15)"): the protagonist's loss with the roles swapped, on the
+#              same preference; weight min(pi_nu(y_l)/pi_mu(y_l), 1 + eps)
+#   reversed   section 4.1 (zero-sum): y_l preferred to y_w; weight min(pi_nu(y_w)/pi_mu(y_w), 1 + eps)
+ADVERSARY_LOSSES: dict[str, LossFn] = {"symmetric": iopo, "reversed": iopo_reversed}

@@ -118,6 +118,10 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> S
         run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
     policy = EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
     schedule = cfg.resolved_schedule()
+    if cfg.method == "iopo":  # two players take turns: the adversary joins on the same base (bpo.iopo)
+        from bpo.iopo import open_iopo
+
+        return open_iopo(cfg, run, task, policy, annotator, schedule)
     optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
     start = restore(run, policy, optim, reference)
     run.forget_after(start)

@@ -7,6 +7,9 @@ One base model is shared by every adapter slot, so snapshots are adapter weights
     a0 .. a{n-1}   the trained ensemble members
     merged         the merge of the members (the policy pi_theta used to sample and evaluate)
     (none)         adapters disabled: the initial (SFT) policy
+Several ensembles can share the one base model (IOPO's two players): each names its adapters with
+its own prefix ("" for the policy, "nu_" for IOPO's adversary: nu_a0 .., nu_merged); a slot passed to
+`use` or `merged_delta` is this ensemble's (MERGED means its own merge), and `use(None)` is the base.
 A model that is the initial policy plus arbitrary dense weight updates (the `ema` and `sync`
 references of bpo.reference) runs through `use_deltas`, which replaces each adapted layer's weight W
 by W + delta for one forward pass (torch.func.functional_call) without writing to the base weights.
@@ -66,21 +69,28 @@ def member_name(i: int) -> str:
 
 
 class EnsemblePolicy:
-    def __init__(self, base_model, tokenizer, spec: LoraSpec, seed: int = 0):
-        from peft import get_peft_model
+    def __init__(self, base_model, tokenizer, spec: LoraSpec, seed: int = 0, prefix: str = ""):
+        """`base_model`: a transformers model, or the peft model of another EnsemblePolicy, whose base this
+        ensemble then shares (its adapters are added beside the other's, named with `prefix`)."""
+        from peft import PeftModel, get_peft_model
 
         self.spec = spec
         self.tokenizer = tokenizer
-        self.members = [member_name(i) for i in range(spec.ensemble)]
+        self.members = [prefix + member_name(i) for i in range(spec.ensemble)]
+        self.merged = prefix + MERGED  # this ensemble's merge slot
         # Each member starts from its own seed: A random (B = 0, so the initial policy is the base).
         torch.manual_seed(seed)
-        self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
+        if isinstance(base_model, PeftModel):
+            self.model = base_model
+            self.model.add_adapter(self.members[0], peft_config(spec))
+        else:
+            self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
         for i, name in enumerate(self.members[1:], start=1):
             torch.manual_seed(seed + i)
             self.model.add_adapter(name, peft_config(spec))
         rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
         # scaling 1: the merge functions fold the members' scalings into B
-        self.model.add_adapter(MERGED, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
+        self.model.add_adapter(self.merged, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
         self._layers = [(name, m) for name, m in self.model.named_modules() if hasattr(m, "lora_A") and self.members[0] in m.lora_A]
         self._by_path = dict(self._layers)
         names = {id(p): n for n, p in self.model.named_parameters()}
@@ -118,14 +128,14 @@ class EnsemblePolicy:
         with torch.no_grad():
             for path, m in self._layers:
                 A, B = self._merge(m, path, states)
-                m.lora_A[MERGED].weight.copy_(A)
-                m.lora_B[MERGED].weight.copy_(B)
+                m.lora_A[self.merged].weight.copy_(A)
+                m.lora_B[self.merged].weight.copy_(B)
 
     # ---- dense weight deltas (WeightDeltas, keyed by the adapted layers' module paths) -------------
     @torch.no_grad()
     def merged_delta(self, module_path: str, slot: str = MERGED) -> Tensor:
         """The weight update the slot adds to one wrapped linear layer, (out, in), computed in float32."""
-        m = self._by_path[module_path]
+        m, slot = self._by_path[module_path], self._slot(slot)
         return m.scaling[slot] * (m.lora_B[slot].weight.float() @ m.lora_A[slot].weight.float())
 
     @torch.no_grad()
@@ -165,6 +175,10 @@ class EnsemblePolicy:
         return next(self.model.parameters()).device
 
     # ---- which adapter the forward pass uses ------------------------------------------------------
+    def _slot(self, slot: str) -> str:
+        """The peft adapter name of a slot: MERGED is this ensemble's merge, a member name is itself."""
+        return self.merged if slot == MERGED else slot
+
     def train_member(self, i: int):
         """Make member i the active (trainable) adapter, in train mode (LoRA dropout on)."""
         self.model.set_adapter(self.members[i])
@@ -182,10 +196,10 @@ class EnsemblePolicy:
                 with self.model.disable_adapter():
                     yield self.model
             else:
-                self.model.set_adapter(slot, inference_mode=True)
+                self.model.set_adapter(self._slot(slot), inference_mode=True)
                 yield self.model
         finally:
-            self.model.set_adapter(previous, inference_mode=previous == MERGED)
+            self.model.set_adapter(previous, inference_mode=previous.endswith(MERGED))
             self.model.train(was_training)
 
     @contextlib.contextmanager
@@ -208,7 +222,7 @@ class EnsemblePolicy:
     # ---- persistence (peft format) -----------------------------------------------------------------
     def save(self, folder: Path, members: bool = True) -> None:
         """Save the merged adapter to folder/merged and (optionally) each member to folder/a<i>, in peft format."""
-        names = [MERGED] + (self.members if members else [])
+        names = [self.merged] + (self.members if members else [])
         self.model.save_pretrained(str(folder), selected_adapters=names)  # peft: one sub-folder per adapter
 
     def export_merged(self, folder: Path) -> None:
@@ -216,7 +230,7 @@ class EnsemblePolicy:
 
         Consumes the policy: peft folds the `merged` slot into the base weights and removes the adapters.
         """
-        model = self.model.merge_and_unload(adapter_names=[MERGED])
+        model = self.model.merge_and_unload(adapter_names=[self.merged])
         model.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer.save_pretrained(str(folder))
 

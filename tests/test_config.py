@@ -65,4 +65,4 @@ def test_cli_bad_key_exits_2_with_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown key 'metod'" in err and "did you mean 'method'" in err
     assert main(["train", "method=ppo"]) == 2
-    assert "'method' must be one of bpo, online_dpo, offline_dpo; got 'ppo'" in capsys.readouterr().err
+    assert "'method' must be one of bpo, online_dpo, offline_dpo, iopo; got 'ppo'" in capsys.readouterr().err

@@ -85,7 +85,8 @@ def test_unknown_loss_names_choices():
 
 
 def test_iopo_weight_clip_and_degenerate():
-    """ratio 1.1 stays; 2 clips to 1.3; 0.5 clips to 0.7; ratio 0 (log -inf) and inf give weight 1."""
+    """min(r, clip(r, 0.7, 1.3)) = min(r, 1.3): ratio 1.1 stays; 2 clips to 1.3; 0.5 stays 0.5 (clipped from
+    above only: the clip's 0.7 loses the min to 0.5); ratio 0 (log -inf) and inf give weight 1."""
     mu = t(math.log(1.1), math.log(2.0), math.log(0.5), -math.inf, 0.0)
     nu = t(0.0, 0.0, 0.0, 0.0, -math.inf)
-    assert torch.allclose(iopo_weight(mu, nu, eps=0.3), t(1.1, 1.3, 0.7, 1.0, 1.0))
+    assert torch.allclose(iopo_weight(mu, nu, eps=0.3), t(1.1, 1.3, 0.5, 1.0, 1.0))

@@ -1,0 +1,68 @@
+"""IOPO (Wang et al. 2025, Algorithm 1) run by the online loop: two players take turns on its phases.
+
+    pi_mu, pi_nu <- pi_sft                      two LoRA ensembles on one base (bpo.players)
+    for each of the F annotation phases:        online: M pairs sampled from pi_mu and labelled, as in BPO;
+                                                offline (data.pairs): F = 1, the file's pairs
+        for each round of the phase:
+            N_mu steps: mu <- AdamW step on iopo(mu; ref = nu, frozen)
+            N_nu steps: nu <- AdamW step on the adversary's loss(nu; ref = mu, frozen)
+    evaluate pi_mu (the run's policy) against the human references, as for BPO
+
+`bpo.online.run_online` runs it unchanged: its `open_session` hands method=iopo to `open_iopo`, whose
+session gives each training step to the player whose turn it is. T = N_iter * (N_mu + N_nu) steps of B
+pairs each, every pair trained on once (by the player whose step it lands in); phases start at round
+starts (F divides N_iter; online, F = N_iter by default: fresh pairs every round).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bpo.checkpoint import Checkpoint, save_checkpoint
+from bpo.online import Session, TrainingDiverged, restore
+from bpo.players import PlayerReference, Players, two_players
+from bpo.policy import EnsemblePolicy
+from bpo.rundir import RunDir
+from bpo.schedule import Phase, Schedule
+from bpo.tasks.base import Task
+from bpo.train_step import NonFiniteError, StepMetrics, train_step
+from bpo.types import Pair, make_batch
+
+
+@dataclass
+class IOPOSession(Session):
+    """A Session whose training steps alternate between the two players; `policy` is the protagonist."""
+
+    players: Players | None = None
+
+    def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
+        """One step of the player whose turn it is, against the other as it stands (frozen this turn)."""
+        player = self.players.turn(step)
+        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id)
+        other_logp = self.reference.batch_logprobs(player.policy, batch)
+        try:
+            metrics = train_step(player.policy, player.optim, batch, other_logp, player.loss, self.cfg.beta, "sum")
+        except NonFiniteError as err:
+            raise TrainingDiverged(f"phase {phase.index}, step {step} ({player.name}): {err}; stopped without checkpointing") from None
+        turn = {"round": step // self.cfg.iopo.round_steps, "player": player.name}
+        self.run.append(self.run.metrics, {"step": step, "phase": phase.index, **turn, **metrics.to_json()})
+        return metrics
+
+    def checkpoint(self, done: int) -> None:
+        """Both players' members and optimisers; at the end, the adversary's adapters too (adapters/nu_*)."""
+        state = Checkpoint(done, self.players.member_states(), self.players.optimizers.state_dict(), self.reference.state_dict(), torch.get_rng_state())
+        save_checkpoint(self.run.checkpoints, state)
+        if done == self.schedule.steps:
+            self.players.adversary.policy.save(self.run.adapters)
+
+
+def open_iopo(cfg, run: RunDir, task: Task, protagonist: EnsemblePolicy, annotator, schedule: Schedule) -> IOPOSession:
+    """The two-player session (called by bpo.online.open_session once the run folder and the protagonist
+    exist): the adversary joins on the same base, then both are restored from the last complete checkpoint."""
+    players = two_players(protagonist, cfg.iopo, cfg.optim, cfg.seed)
+    reference = PlayerReference(players)
+    start = restore(run, players, players.optimizers, reference)
+    run.forget_after(start)
+    return IOPOSession(cfg, run, task, protagonist, annotator, reference, players.protagonist.optim, schedule, start, players)

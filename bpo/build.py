@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
 from bpo.config import RunConfig
+from bpo.configlib import ConfigError
 from bpo.judges import load_judge
 from bpo.models import load_causal_lm, load_tokenizer
 from bpo.policy import EnsemblePolicy
@@ -46,7 +47,7 @@ def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:
 
     builtin = BUILTIN_TASKS.get(cfg.task)
     if builtin is None or builtin.policy is None:
-        raise ValueError(f"task {cfg.task!r} has no built-in policy; set policy.path to a model folder")
+        raise ConfigError(f"policy.path: task {cfg.task!r} has no built-in policy; set policy.path to a model folder")
     return builtin.policy(cache_dir(), progress)
 
 

@@ -6,16 +6,20 @@ A checkpoint is a folder run/checkpoints/step-000012/ holding
     reference.safetensors   a moving reference's weight deltas (ema / sync), {layer path: (out, in)}, if any
     rng.safetensors         torch's CPU random state (LoRA dropout)
     state.json              the step reached, optimiser hyper-parameters and
-                            scheduler states, the reference's update history
-    COMPLETE                the marker: written last, before the folder is renamed into place
+                            scheduler states, the reference's update history, and the run's
+                            settings that a resume must not change (bpo.rundir.resume_settings) with their hash
+    COMPLETE                the marker, with the SHA-256 of every other file: written last, before the
+                            folder is renamed into place
 
 It is built in a temporary folder, every file fsync'd, then renamed: a crash leaves either the old
 set of checkpoints or the new one, never a half folder under a final name. Folders without the
-marker (or temporary ones) are ignored with a warning.
+marker (or temporary ones) are ignored with a warning. A complete checkpoint whose files no longer
+match their hashes, or cannot be read, is skipped with a warning in favour of the previous one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bpo.configlib import option
@@ -49,6 +54,7 @@ class Checkpoint:
     optimizer: dict  # EnsembleOptimizer.state_dict()
     reference: dict  # ReferenceStrategy.state_dict()
     rng: torch.Tensor
+    settings: dict | None = None  # {"hash", "settings"}: what a resume must not change (default: the run's settings.json)
 
 
 def _flatten_states(states: AdapterStates) -> dict[str, torch.Tensor]:
@@ -109,9 +115,11 @@ def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
     save_file({"torch_cpu": ckpt.rng}, str(tmp / "rng.safetensors"))
     if ref_deltas is not None:
         save_file({k: v.contiguous() for k, v in ref_deltas.items()}, str(tmp / "reference.safetensors"))
-    state = {"step": ckpt.step, "optimizer": opt_plain, "reference": reference}
+    settings = ckpt.settings if ckpt.settings is not None else _run_settings(root)
+    state = {"step": ckpt.step, "optimizer": opt_plain, "reference": reference, "settings": settings}
     (tmp / "state.json").write_text(json.dumps(state))
-    (tmp / MARKER).write_text("ok\n")
+    hashes = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+    (tmp / MARKER).write_text(json.dumps({"sha256": hashes}) + "\n")
     for f in tmp.iterdir():
         _fsync(f)
     if final.exists():
@@ -123,24 +131,80 @@ def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
     return final
 
 
-def complete_checkpoints(root: Path) -> list[Path]:
+def _run_settings(root: Path) -> dict | None:
+    """The run folder's settings.json (beside checkpoints/), recorded in each checkpoint."""
+    try:
+        return json.loads((root.parent / "settings.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def complete_checkpoints(root: Path, warn: bool = True) -> list[Path]:
     """Complete checkpoint folders, oldest first; warns about partial ones."""
     if not root.is_dir():
         return []
     found = []
     for folder in sorted(root.iterdir()):
         if folder.name.startswith(".tmp-") or not (folder / MARKER).is_file():
-            warnings.warn(f"ignoring partial checkpoint {folder} (no {MARKER} marker: the run stopped while writing it)")
+            if warn:
+                warnings.warn(f"ignoring partial checkpoint {folder} (no {MARKER} marker: the run stopped while writing it)")
             continue
         found.append(folder)
     return found
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class CorruptCheckpoint(ValueError):
+    pass
+
+
+def _verify(folder: Path) -> None:
+    """Every file listed in the marker exists with its recorded hash (a marker of an older version: "ok")."""
+    text = (folder / MARKER).read_text()
+    if text.strip() == "ok":
+        return
+    try:
+        hashes = json.loads(text)["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise CorruptCheckpoint(f"unreadable {MARKER} marker") from None
+    for name, digest in hashes.items():
+        if not (folder / name).is_file():
+            raise CorruptCheckpoint(f"{name} is missing")
+        if _sha256(folder / name) != digest:
+            raise CorruptCheckpoint(f"{name} does not match its recorded hash")
+
+
+def read_settings(root: Path) -> dict | None:
+    """The settings record of the latest complete checkpoint (None if none, or none recorded); cheap."""
+    for folder in reversed(complete_checkpoints(root, warn=False)):
+        try:
+            return json.loads((folder / "state.json").read_text()).get("settings")
+        except (OSError, ValueError, AttributeError):
+            continue  # corrupt: load_latest will say so and fall back
+    return None
+
+
 def load_latest(root: Path) -> Checkpoint | None:
+    """The newest complete checkpoint that reads back intact; a corrupt one is skipped with a warning."""
     folders = complete_checkpoints(root)
-    if not folders:
-        return None
-    folder = folders[-1]
+    for i in range(len(folders) - 1, -1, -1):
+        try:
+            _verify(folders[i])
+            return _load(folders[i])
+        except (CorruptCheckpoint, OSError, ValueError, KeyError, TypeError, SafetensorError) as err:
+            fallback = folders[i - 1].name if i else "step 0 (training restarts on the stored pairs)"
+            warnings.warn(f"checkpoint {folders[i]} is corrupt ({err}); falling back to {fallback}")
+    return None
+
+
+def _load(folder: Path) -> Checkpoint:
     state = json.loads((folder / "state.json").read_text())
     reference = state["reference"]
     if (folder / "reference.safetensors").is_file():
@@ -155,4 +219,5 @@ def load_latest(root: Path) -> Checkpoint | None:
         optimizer=_join_optimizer(load_file(str(folder / "optimizer.safetensors")), state["optimizer"]),
         reference=reference,
         rng=load_file(str(folder / "rng.safetensors"))["torch_cpu"],
+        settings=state.get("settings"),
     )

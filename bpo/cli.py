@@ -34,19 +34,21 @@ def keys_help() -> str:
 
 def cmd_train(args) -> int:
     from bpo.online import TrainingDiverged, run_online
+    from bpo.rundir import RunDir
     from bpo.stop import StopRequested
 
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
-        from bpo.rundir import RunDir
-
         out = args.resume
         RunDir(out).check_resumable()  # before anything is built: a wrong folder costs nothing
         cfg = load_config(RunConfig, RunDir(out).config)
     else:
         cfg = load_config(RunConfig, args.config, args.overrides)
         out = cfg.out or default_out(cfg)
+    run = RunDir(out)
+    made_here = not args.resume and not run.config.exists()  # a run folder this command may make, and so unmake
+    existed = run.root.exists()
     try:
         result = run_online(cfg, out, progress=not args.quiet, resume=bool(args.resume))
     except StopRequested as stop:
@@ -55,8 +57,21 @@ def cmd_train(args) -> int:
     except TrainingDiverged as err:
         print(f"bpo: error: training diverged at {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except BaseException as err:  # main() prints it, then this: what is left of the run, how to go on
+        err.bpo_hint = after_failure(run, made_here, existed)  # type: ignore[attr-defined]
+        raise
     print(summary(result, out))
     return 0
+
+
+def after_failure(run, made_here: bool, existed: bool) -> str:
+    """A new run that failed before writing any pairs or checkpoint is removed (the same command works
+    once the input is fixed); otherwise what is kept and how to continue."""
+    if made_here and run.config.exists() and run.discard_unstarted(existed):
+        return f"nothing was kept in {run.root} (the run had not started)"
+    if run.config.exists() and run.has_work():
+        return f"the run so far is kept; continue it with: bpo train --resume {run.root}"
+    return ""
 
 
 def summary(result: dict, out: str) -> str:
@@ -238,20 +253,53 @@ def user_errors() -> tuple[type[Exception], ...]:
     from bpo.judges import JudgeError
     from bpo.models import ModelFolderError
     from bpo.pairs import BudgetError
+    from bpo.pretrained import PretrainedModelError
     from bpo.rundir import RunDirError
     from bpo.schedule import ScheduleError
 
-    return (ConfigError, DataFileError, ModelFolderError, RunDirError, ScheduleError, JudgeError, VocabularyMismatch, BudgetError)
+    return (ConfigError, DataFileError, ModelFolderError, RunDirError, ScheduleError, JudgeError, VocabularyMismatch,
+            BudgetError, PretrainedModelError)
+
+
+def _fail(text: str, err: BaseException, code: int) -> int:
+    """One line for the error, and one more (if any) for what is left of the run and how to go on."""
+    hint = getattr(err, "bpo_hint", "")
+    print(f"bpo: {text}" + (f"\nbpo: {hint}" if hint else ""), file=sys.stderr)
+    return code
+
+
+def _quiet_libraries(args) -> None:
+    """--quiet silences transformers' and the hub's progress bars too (weight loading)."""
+    if getattr(args, "quiet", False):
+        import os
+
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every bad input ends here with exit code 2 and one or two lines naming the file, line and field
+    (or key, or folder); an interrupt with 128 + the signal; never with a traceback."""
+    from bpo.stop import Interrupted, interruptible
+
     args = parser().parse_args(argv)
     split_config_arg(args)
+    _quiet_libraries(args)
     try:
-        return args.fn(args)
+        with interruptible():
+            return args.fn(args)
     except user_errors() as err:  # bad configs, data files, model or run folders: one clear line
-        print(f"bpo: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(f"error: {err}", err, EXIT_BAD_INPUT)
+    except KeyboardInterrupt as err:
+        return _fail("interrupted (SIGINT)", err, 130)
+    except Interrupted as err:
+        return _fail(f"interrupted ({err})", err, err.exit_code)
+    except OSError as err:  # the OS refused a file operation the checks could not foresee: name the file
+        if err.filename is None:
+            raise
+        return _fail(f"error: {err.filename}: {err.strerror}", err, EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

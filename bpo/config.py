@@ -6,6 +6,7 @@ shipped config under configs/ is loaded and validated by a test.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bpo.annotators import AnnotatorConfig
@@ -49,8 +50,10 @@ class RunConfig:
     iopo: IOPOConfig = option(default_factory=IOPOConfig, help="IOPO's two players (method=iopo)")
 
     def validate(self):
-        if self.beta <= 0:
-            raise ValueError("beta must be positive")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be positive and finite, got {self.beta}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2^32), got {self.seed}")
         s = self.resolved_schedule()  # raises ScheduleError (a ValueError) naming the keys
         if self.data.pairs and s.phases != 1:
             raise ValueError(f"data.pairs gives all labelled pairs up front, so schedule.phases must be 1 (use method=offline_dpo); got {s.phases}")

@@ -8,7 +8,9 @@
   ``validate(self)`` of every dataclass, innermost first. A section given only in part keeps the
   rest of its default (that of the enclosing field, e.g. ``default_factory=lambda: S(steps=5)``).
 * Every problem is a :class:`ConfigError`: one line naming the origin (``file:line`` or
-  ``override 'k=v'``) and the dotted key.
+  ``override 'k=v'``) and the dotted key. A YAML file that repeats a key in one mapping is refused
+  (PyYAML would keep the last value silently); so is a file that is not UTF-8 text.
+* A float field never takes NaN (``.nan`` in YAML); ranges are checked by each section's ``validate``.
 * Types are strict (no ``1`` for a bool, no ``true`` for an int; an int is accepted for a float),
   except that a str field given a bare scalar on the command line (``tag=2024``, ``name=on``)
   keeps the text as typed, because shells make quoting awkward.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -85,20 +88,61 @@ def describe(cls: type) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[Key, str]]:
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                try:
+                    key = self.construct_object(key_node, deep=True)
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def read_text_file(path: Path, what: str, error: type[ValueError] = ConfigError) -> str:
+    """The text of a UTF-8 file (BOM dropped); a missing, unreadable, non-UTF-8 or gzip-compressed file,
+    or a folder, is an `error` naming the file (and the line of a bad byte)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, expected a {what}")
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
-        why = "not found" if isinstance(e, FileNotFoundError) else f"unreadable ({e.strerror})"
-        raise ConfigError(f"{path}: config file {why}") from None
+        why = "not found" if isinstance(e, FileNotFoundError) else f"unreadable ({e.strerror or e})"
+        raise error(f"{path}: {what} {why}") from None
+    if data[:2] == b"\x1f\x8b":
+        raise error(f"{path}: is gzip-compressed; decompress it first (gunzip)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8") from None
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree with line numbers) of a YAML text; errors name `name`:line."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)  # the node tree has the line numbers
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{name}{line}: invalid YAML: {problem}") from None
+    return data, node
+
+
+def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[Key, str]]:
+    data, node = parse_yaml(read_text_file(path, "config file"), str(path))
     if data is None:  # an empty file means "all defaults"
         return {}, {}
     if not isinstance(data, dict):
@@ -234,6 +278,8 @@ def _convert(tp: Any, value: Any, key: Key, ctx: _Context, base: Any = None) -> 
         return value
     elif tp is bool and isinstance(value, bool) or tp is int and _is_int(value):
         return value
+    elif tp is float and isinstance(value, float) and math.isnan(value):
+        raise ctx.error(key, f"'{_dotted(key)}' must be a number, got NaN")
     elif tp is float and (_is_int(value) or isinstance(value, float)):
         return float(value)
     elif tp is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):

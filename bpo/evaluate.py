@@ -16,6 +16,7 @@ response per prompt.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
@@ -39,6 +40,12 @@ class EvalConfig:
     temperature: float = option(1.0, help="sampling temperature when greedy is false")
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
+
+    def validate(self):
+        if self.prompts < 1:
+            raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
+        if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}")
 
     def sampling(self, base: SamplingSpec) -> SamplingSpec:
         from dataclasses import replace

@@ -8,13 +8,21 @@ A judge is named by a string:
     module:function    a user's Python function  f(prompts: list[str], responses: list[str]) -> list[float]
     a folder path      a Hugging Face sequence-classification reward model; it gets texts and
                        re-tokenises them with its own tokenizer, so its vocabulary need not match the policy's
+
+Every judge `load_judge` returns is checked on every call: it must return exactly one finite number
+per response, else a JudgeError names the judge and what it returned; an exception raised inside a
+user's judge becomes a JudgeError naming the judge and where in its code it was raised.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import math
+import numbers
+import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 # A judge scores a batch of (prompt, response) texts; higher is better. Scores are comparable
 # across responses to the same prompt (the win rate compares a response with the reference text).
@@ -37,17 +45,77 @@ class JudgeError(ValueError):
     pass
 
 
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{text if len(text) <= 80 else text[:77] + '...'} ({type(value).__name__})"
+
+
+def _raised_at(err: BaseException) -> str:
+    """' (at file.py:12)': the innermost frame of the exception's traceback, where the user's code failed."""
+    if isinstance(err, SyntaxError):  # its message names the file and line already
+        return ""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames or frames[-1].filename == __file__:  # raised by the call itself: the signature
+        return " (a judge is called as f(prompts: list[str], responses: list[str]))"
+    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+
+
+def check_scores(scores: Any, n: int, name: str) -> list[float]:
+    """`scores` as n finite floats, or a JudgeError naming the judge and what it returned."""
+    expected = f"a judge returns one finite number per response ({n} here)"
+    if hasattr(scores, "tolist") and getattr(scores, "ndim", 1) == 1:  # numpy array, torch tensor
+        scores = scores.tolist()
+    if not isinstance(scores, (list, tuple)):
+        raise JudgeError(f"judge {name!r} returned {_show(scores)}; {expected}")
+    if len(scores) != n:
+        raise JudgeError(f"judge {name!r} returned {len(scores)} score(s) for {n} responses: {_show(scores)}; {expected}")
+    out = []
+    for i, score in enumerate(scores):
+        if isinstance(score, bool) or not isinstance(score, numbers.Real):
+            raise JudgeError(f"judge {name!r} returned {_show(score)} as score {i}; {expected}")
+        if not math.isfinite(score):
+            raise JudgeError(f"judge {name!r} returned {score} as score {i}; {expected}")
+        out.append(float(score))
+    return out
+
+
+def checked(judge: Judge, name: str, user_code: bool = False) -> Judge:
+    """`judge` with its output checked (check_scores); a user's function's exceptions become JudgeErrors."""
+    if getattr(judge, "checked_as", None) == name:
+        return judge
+
+    def call(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        try:
+            scores = judge(prompts, responses)
+        except JudgeError:
+            raise
+        except Exception as err:  # the user's code: any exception is the judge's, named with its place
+            if not user_code:
+                raise
+            raise JudgeError(f"judge {name!r} raised {type(err).__name__}: {err}{_raised_at(err)}") from err
+        return check_scores(scores, len(responses), name)
+
+    call.checked_as = name  # type: ignore[attr-defined]
+    call.__doc__ = judge.__doc__
+    return call
+
+
 def import_function(spec: str) -> Judge:
     """'package.module:function' -> the function."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise JudgeError(f"judge {spec!r}: expected 'module:function'")
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise JudgeError(f"judge {spec!r}: cannot import ({err})") from None
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise JudgeError(f"judge {spec!r}: cannot import {module_name} ({err})") from None
+    except Exception as err:  # the user's module failed while it ran (SyntaxError, NameError, ...)
+        raise JudgeError(f"judge {spec!r}: importing {module_name} raised {type(err).__name__}: {err}{_raised_at(err)}") from None
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise JudgeError(f"judge {spec!r}: {module_name} has no {attr!r}")
     if not callable(fn):
-        raise JudgeError(f"judge {spec!r}: {attr} is not callable")
+        raise JudgeError(f"judge {spec!r}: {attr} is not callable ({type(fn).__name__})")
     return fn
 
 
@@ -58,13 +126,30 @@ class RewardModelJudge:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from bpo.models import check_model_folder
+        from bpo.models import (
+            check_model_folder,
+            load_errors,
+            load_failure,
+            quiet_transformers,
+        )
 
         folder = check_model_folder(path, allow_pickle)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        try:
+            with quiet_transformers():
+                self.tokenizer = AutoTokenizer.from_pretrained(folder)
+                model, info = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32, output_loading_info=True)
+        except load_errors() as err:
+            raise JudgeError(f"judge {str(path)!r}: cannot load the reward model: {load_failure(err)}") from None
+        if info.get("missing_keys"):
+            raise JudgeError(
+                f"judge {str(path)!r}: not a trained reward model (its classification head {min(info['missing_keys'])} "
+                "would start random); give a sequence-classification model folder"
+            )
         if self.tokenizer.pad_token is None:
+            if self.tokenizer.eos_token is None:
+                raise JudgeError(f"judge {str(path)!r}: the tokenizer has neither a pad nor an EOS token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+        self.model = model.eval()
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.batch_size, self.max_length = batch_size, max_length
@@ -94,14 +179,28 @@ class RewardModelJudge:
         return scores
 
 
+@functools.lru_cache(maxsize=4)
+def _reward_model(folder: Path) -> RewardModelJudge:
+    """One copy per folder, so that the start-up check and the run share it."""
+    return RewardModelJudge(folder)
+
+
 def load_judge(spec: str, task_judge: Judge | None = None) -> Judge:
-    """The judge named by `spec`; 'task' means `task_judge`, the task's own judge (None if it has none)."""
+    """The judge named by `spec` (checked on every call); 'task' means `task_judge`, the task's own judge."""
     if spec == "task":
         if task_judge is None:
             raise JudgeError("judge 'task': this task has no built-in judge; name a module:function or a reward model folder")
-        return task_judge
+        return checked(task_judge, "task")
     if Path(spec).is_dir():
-        return RewardModelJudge(spec)
+        return checked(_reward_model(Path(spec).resolve()), spec)
     if ":" in spec:
-        return import_function(spec)
+        return checked(import_function(spec), spec, user_code=True)
     raise JudgeError(f"judge {spec!r}: not 'task', a 'module:function', or an existing reward-model folder")
+
+
+def probe(judge: Judge, key: str, prompts: Sequence[str], responses: Sequence[str]) -> None:
+    """Call `judge` once on a sample before a run starts, so a broken judge costs nothing; errors name `key`."""
+    try:
+        judge(list(prompts), list(responses))
+    except JudgeError as err:
+        raise JudgeError(f"{key}: {err} (checked on {len(responses)} sample responses before the run started)") from None

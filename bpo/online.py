@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from bpo.buffer import phase_batches
 from bpo.build import build_annotator, build_reference, build_task, load_base
-from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
+from bpo.checkpoint import Checkpoint, load_latest, read_settings, save_checkpoint
 from bpo.config import RunConfig
 from bpo.evaluate import EvalResult, evaluate_policy
 from bpo.judges import load_judge
@@ -31,8 +31,9 @@ from bpo.losses import get_loss
 from bpo.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.prefdata import read_preferences
+from bpo.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
 from bpo.reference import ReferenceStrategy
-from bpo.rundir import RunDir
+from bpo.rundir import RunDir, RunDirError
 from bpo.schedule import Phase, Schedule
 from bpo.stop import StopFlag, StopRequested
 from bpo.tasks.base import Task
@@ -103,15 +104,22 @@ class Session:
 def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> Session:
     """Build and check every piece, then create (or reopen) the run folder and restore its checkpoint.
 
-    Everything that can refuse the input (task, data and model files, the SFT stage, judge, reference)
-    runs before the folder is created, so a refused command leaves nothing behind.
+    Everything that can refuse the input (run folder, task, data and model files, prompt lengths, the
+    SFT stage, judges called once, reference) runs before the folder is created (bpo.preflight), so a
+    refused command leaves nothing behind.
     """
     run.check_resumable() if resume else run.check_new()
+    if resume:
+        run.check_settings(cfg, read_settings(run.checkpoints))  # config.yaml edited since the start?
     task = build_task(cfg)
-    if cfg.data.pairs:
-        read_preferences(cfg.data.pairs)
+    records = read_preferences(cfg.data.pairs) if cfg.data.pairs and not run.pairs_file(0).exists() else None
+    base = base_tokenizer(cfg, task, run.sft_base, progress)  # no weights read yet
+    task = fit_task(cfg, task, base)
+    if records is not None:
+        check_pairs_file(cfg, cfg.data.pairs, records, [r.line for r in records], base, task.chat_template)
     model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
     annotator, reference = build_annotator(cfg, task), build_reference(cfg, tokenizer)
+    probe_judges(cfg, task, annotator)
     if not resume:
         run.create(cfg)
     if fine_tuned_now:
@@ -156,8 +164,12 @@ def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, refer
     ckpt = load_latest(run.checkpoints)
     if ckpt is None:
         return 0
-    policy.load_member_states(ckpt.members)
-    optim.load_state_dict(ckpt.optimizer)
+    try:
+        policy.load_member_states(ckpt.members)
+        optim.load_state_dict(ckpt.optimizer)
+    except (KeyError, ValueError, RuntimeError) as err:  # other layers or shapes than the policy's
+        raise RunDirError(f"{run.checkpoints}: the step-{ckpt.step} checkpoint does not fit the policy ({str(err)[:120]}); "
+                          "does policy.path still name the model this run started from?") from None
     reference.load_state_dict(policy, ckpt.reference)
     torch.set_rng_state(ckpt.rng)
     return ckpt.step

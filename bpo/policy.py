@@ -39,8 +39,10 @@ class LoraSpec:
     merge: MergeMode = option("exact", help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)")
 
     def validate(self):
-        if self.rank <= 0 or self.ensemble <= 0 or self.alpha <= 0:
-            raise ValueError("rank, alpha and ensemble must be positive")
+        if self.rank <= 0 or self.ensemble <= 0 or not 0 < self.alpha < float("inf"):
+            raise ValueError("rank, alpha and ensemble must be positive (alpha finite)")
+        if not self.target_modules or not all(isinstance(m, str) and m.strip() for m in self.target_modules):
+            raise ValueError("target_modules must name at least one linear layer (e.g. q_proj)")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
 

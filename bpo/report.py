@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bpo.jsonl import read_log
 from bpo.rundir import RunDir
 
 
 def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return read_log(path)
 
 
 def plot(run: RunDir, result: dict, metrics: list[dict], out: Path) -> None:

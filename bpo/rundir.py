@@ -1,6 +1,7 @@
 """The run folder: everything a run produces, written as it is produced.
 
     config.yaml             the resolved configuration
+    settings.json           the settings a resume must not change (see `resume_settings`) and their hash
     sft-base/               the base after the run's SFT stage (sft.steps > 0): a transformers folder
     pairs/phase-000.jsonl   the labelled pairs of each phase (one bpo.types.Pair per line)
     phases.jsonl            per phase: pairs kept, identical pairs and ties dropped, prompts used, seconds
@@ -12,20 +13,59 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from bpo.config import RunConfig
-from bpo.configlib import dump_yaml
-from bpo.jsonl import read_jsonl, write_jsonl
+from bpo.configlib import dump_yaml, to_dict
+from bpo.jsonl import (
+    DataFileError,
+    append_jsonl,
+    dumps,
+    read_jsonl,
+    read_log,
+    read_text,
+    write_jsonl,
+)
 from bpo.types import Pair
+
+# Settings a resumed run may differ in: where and how it is evaluated and checkpointed, where the
+# model lives (a moved folder), how many prompts one generation call takes. Every other setting
+# shapes the pairs, the adapters or the optimiser, so a resume after an edit of it is refused.
+MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "policy.path", "policy.allow_pickle", "policy.trust_remote_code", "sampling.batch_size")
 
 
 class RunDirError(ValueError):
     pass
+
+
+def resume_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The settings a resume must not change, as {dotted key: value}; the schedule as resolved (T, F, N, B)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif not any(prefix == key or prefix.startswith(key + ".") for key in MAY_CHANGE_ON_RESUME):
+            flat[prefix] = value
+
+    walk("", {**to_dict(cfg), "schedule": asdict(cfg.resolved_schedule())})
+    return flat
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def changed_settings(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """'key (old -> new)' for every setting that differs."""
+    return [f"{k} ({recorded.get(k)!r} -> {now.get(k)!r})" for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
 
 
 class RunDir:
@@ -33,6 +73,7 @@ class RunDir:
         self.root = Path(root)
 
     config = property(lambda self: self.root / "config.yaml")
+    settings = property(lambda self: self.root / "settings.json")
     pairs_dir = property(lambda self: self.root / "pairs")
     metrics = property(lambda self: self.root / "metrics.jsonl")
     phases = property(lambda self: self.root / "phases.jsonl")
@@ -40,25 +81,78 @@ class RunDir:
     eval = property(lambda self: self.root / "eval.json")
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
+    CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints")
 
     def check_new(self) -> None:
-        """Refuse at once (before any model is built) a folder that already holds a run."""
+        """Refuse at once (before any model is built) a folder that already holds a run, a file where the
+        folder should be, or a place where no folder can be made."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunDirError(f"out={self.root}: is a file, not a folder; choose a folder for the run")
         if self.config.exists():
             raise RunDirError(f"{self.root} already holds a run; choose another out= or resume it with --resume {self.root}")
+        existing = self.root
+        while not existing.exists():  # the nearest existing ancestor must be a writable folder
+            existing = existing.parent
+        if not existing.is_dir():
+            raise RunDirError(f"out={self.root}: {existing} is a file, so the run folder cannot be made there")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise RunDirError(f"out={self.root}: cannot write in {existing} (permission denied)")
 
     def create(self, cfg: RunConfig) -> None:
         self.check_new()
         self.pairs_dir.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, self.config)
+        settings = resume_settings(cfg)
+        self.settings.write_text(dumps({"hash": settings_hash(settings), "settings": settings}, indent=1) + "\n")
         self.metrics.write_text("")
         self.phases.write_text("")
+
+    def has_work(self) -> bool:
+        """Whether the folder holds anything a rerun would lose: labelled pairs or a checkpoint."""
+        return any(self.pairs_dir.glob("phase-*.jsonl")) or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+
+    def discard_unstarted(self, existed: bool) -> bool:
+        """After a new run failed before any pairs or checkpoint were written, remove what it made (the
+        whole folder if it did not exist before), so the same command works once the input is fixed."""
+        if not self.root.is_dir() or self.has_work():
+            return False
+        if not existed:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return True
+        for name in self.CREATED:
+            path = self.root / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        return True
 
     def check_resumable(self) -> None:
         """Refuse at once (before any model is built) a folder that holds no run."""
         if not self.root.is_dir():
-            raise RunDirError(f"{self.root}: no such run folder; start a run with bpo train out={self.root}")
+            what = "is a file, not a run folder" if self.root.exists() else "no such run folder"
+            raise RunDirError(f"{self.root}: {what}; start a run with bpo train out={self.root}")
         if not self.config.is_file():
             raise RunDirError(f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train out={self.root}")
+
+    def check_settings(self, cfg: RunConfig, recorded: dict[str, Any] | None) -> None:
+        """Refuse a resume whose config.yaml was edited in a setting that shapes pairs, adapters or
+        optimiser (compared with settings.json and with the latest checkpoint's record, `recorded`)."""
+        now = resume_settings(cfg)
+        for source, saved in ((self.settings, self._recorded_settings()), ("the latest checkpoint", recorded)):
+            if saved is None or saved.get("hash") == settings_hash(now):
+                continue
+            changed = changed_settings(saved.get("settings", {}), now)
+            raise RunDirError(
+                f"{self.config}: edited since the run started ({source} records other values) in settings a resume "
+                f"cannot change: {', '.join(changed) or 'unknown keys'}; restore them, or start a new run"
+            )
+
+    def _recorded_settings(self) -> dict | None:
+        if not self.settings.exists():
+            return None  # a run folder written before settings were recorded
+        try:
+            saved = json.loads(read_text(self.settings, "settings file"))
+        except (ValueError, DataFileError) as err:
+            raise RunDirError(f"{self.settings}: unreadable ({err}); it records the settings this run started with") from None
+        return saved if isinstance(saved, dict) else None
 
     def save_sft_base(self, model, tokenizer) -> None:
         """The fine-tuned base as a transformers folder (safetensors), renamed into place when complete."""
@@ -70,9 +164,10 @@ class RunDir:
         os.replace(tmp, self.sft_base)
 
     def forget_after(self, step: int) -> None:
-        """Drop log lines a crashed run wrote past its last checkpoint (they will be written again)."""
-        _keep_rows(self.metrics, lambda row: row["step"] < step)
-        _keep_rows(self.phases, lambda row: self.pairs_file(row["phase"]).exists())
+        """Drop log lines a crashed run wrote past its last checkpoint (they will be written again), and
+        a line cut short by a kill (with a warning)."""
+        _keep_rows(self.metrics, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
+        _keep_rows(self.phases, lambda row: isinstance(row.get("phase"), int) and self.pairs_file(row["phase"]).exists())
 
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"
@@ -82,18 +177,22 @@ class RunDir:
 
     def read_pairs(self, phase: int) -> list[Pair]:
         # Sampled responses may be empty (EOS first), so only the prompt is required to be non-empty.
-        return [Pair.from_json(row) for row in read_jsonl(self.pairs_file(phase), required=["prompt"])]
+        path = self.pairs_file(phase)
+        rows = read_jsonl(path, required=["prompt"])
+        try:
+            return [Pair.from_json(row) for row in rows]
+        except TypeError as err:
+            raise RunDirError(f"{path}: not a pairs file of this version of bpo ({err})") from None
 
     def append(self, path: Path, row: dict) -> None:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(path, row)
 
     def write_eval(self, result: dict) -> None:
-        self.eval.write_text(json.dumps(result, indent=2))
+        """Strict JSON: a number that is not finite (an interval of no values) is written as null."""
+        self.eval.write_text(dumps(result, indent=2))
 
 
 def _keep_rows(path: Path, keep) -> None:
     if not path.exists():
         return
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    write_jsonl(path, (row for row in rows if keep(row)))
+    write_jsonl(path, (row for row in read_log(path) if keep(row)))

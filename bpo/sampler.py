@@ -6,6 +6,7 @@ so it is log pi_beta(y|x) of the snapshot itself: BPO's reference log-prob, for 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,8 +28,10 @@ class SamplingSpec:
     greedy: bool = option(False, help="greedy decoding instead of sampling")
 
     def validate(self):
-        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens <= 0 or self.batch_size <= 0:
-            raise ValueError("need temperature > 0, 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
+        if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}")
+        if not 0 < self.top_p <= 1 or self.max_new_tokens <= 0 or self.batch_size <= 0:
+            raise ValueError("need 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
 
 
 @torch.no_grad()

@@ -26,8 +26,10 @@ class SFTConfig:
     lr: float = option(1e-3, help="SFT learning rate (all parameters)")
 
     def validate(self):
-        if self.steps < 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise ValueError("steps must be >= 0, batch_size and lr > 0")
+        if self.steps < 0 or self.batch_size <= 0:
+            raise ValueError("steps must be >= 0 and batch_size > 0")
+        if not 0 < self.lr < float("inf"):
+            raise ValueError(f"lr must be positive and finite, got {self.lr}")
 
 Schedule = Literal["cosine", "constant"]
 

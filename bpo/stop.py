@@ -1,5 +1,9 @@
 """Graceful stops: the first SIGINT/SIGTERM asks the loop to finish its step, checkpoint and exit;
-a second one exits at once (the last complete checkpoint stays valid)."""
+a second one exits at once (the last complete checkpoint stays valid).
+
+Outside the training loop (start-up, final evaluation) a signal interrupts the command:
+`interruptible` turns SIGTERM into `Interrupted` as SIGINT is turned into KeyboardInterrupt, so the
+CLI can clean up (a run not yet started leaves no folder) and exit with a message, not a traceback."""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ class StopFlag:
         self.signum = signum
         sys.stderr.write(f"\nbpo: {signal.Signals(signum).name} received; finishing this step, then checkpointing (signal again to exit at once)\n")
 
-    def __enter__(self) -> "StopFlag":
+    def __enter__(self) -> StopFlag:
         for sig in self.SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -45,3 +49,32 @@ class StopFlag:
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM outside the training loop."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class interruptible:
+    """Within the block, SIGTERM raises Interrupted (SIGINT raises KeyboardInterrupt, as always)."""
+
+    def __enter__(self) -> interruptible:
+        self._previous = None
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    @staticmethod
+    def _raise(signum, frame) -> None:
+        raise Interrupted(signum)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)

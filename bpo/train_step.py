@@ -27,6 +27,16 @@ class OptimSpec:
     scheduler: str = option("constant", help="learning-rate decay after warm-up", choices=("constant", "linear", "cosine"))
     max_grad_norm: float = option(1.0, help="gradient clipping norm per member")
 
+    def validate(self):
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0 and finite, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
+
 
 class NonFiniteError(FloatingPointError):
     """A NaN or infinite loss or gradient; training must stop before anything is saved."""

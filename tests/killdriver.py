@@ -5,7 +5,9 @@
 POINT is where the N-th event kills the process with SIGKILL (or, for `sigterm`, sends SIGTERM):
 sampling (N-th generate call), labels-stored (right after the N-th pairs file is written),
 training (after the N-th training step), checkpoint-write (at the N-th fsync of a checkpoint),
-sigterm (after the N-th step), nan (the N-th loss evaluation returns NaN).
+sigterm (after the N-th step), nan (the N-th loss evaluation returns NaN), startup-sigint and
+startup-sigterm (that signal as the N-th model load starts, before training), eval-sigterm (SIGTERM as
+the N-th final evaluation starts, after training).
 """
 
 import os
@@ -81,6 +83,10 @@ elif point == "nan":
         return LossSpec(fn, spec.reduction)
 
     bpo.online.get_loss = poisoned
+elif point in ("startup-sigint", "startup-sigterm"):
+    before(bpo.online, "load_base", lambda: kill(signal.SIGINT if point == "startup-sigint" else signal.SIGTERM))
+elif point == "eval-sigterm":
+    before(bpo.online, "evaluate_run", lambda: kill(signal.SIGTERM))
 else:
     raise SystemExit(f"unknown point {point}")
 

@@ -35,8 +35,8 @@ class AnnotatorConfig:
             raise ValueError(f"kind=reward_model needs judge=<a reward-model folder>; {self.judge!r} is not a folder")
         if self.kind == "rule" and is_folder:
             raise ValueError(f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use kind=reward_model")
-        if self.temperature <= 0 or self.tie_band < 0 or self.max_attempts < 1:
-            raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1")
+        if self.temperature <= 0 or self.tie_band < 0 or not 1 <= self.max_attempts < math.inf:
+            raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1 and finite")
 
 
 @dataclass(frozen=True)

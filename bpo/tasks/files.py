@@ -10,20 +10,21 @@
 
 Relative paths are resolved against the YAML file's folder. A held-out (eval) prompt may not also be a
 train or demonstration prompt (compared ignoring case and runs of whitespace): such a file is refused.
+So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from bpo.configlib import parse_yaml, read_text_file
 from bpo.jsonl import DataFileError, read_jsonl_lines
 from bpo.judges import load_judge
 from bpo.tasks.base import Example, Task
 from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
 
 TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name", "format"}
+KEY_TYPES = {"train": str, "eval": str, "demonstrations": str, "judge": str, "chat_template": bool, "name": str, "format": str}
 
 
 def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Example]:
@@ -56,18 +57,21 @@ def _check_held_out(path: Path, eval_examples: list[Example], key: str, examples
 
 def load_task_file(path: str | Path) -> Task:
     path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such task file")
-    spec = yaml.safe_load(path.read_text()) or {}
+    if not path.exists():
+        raise DataFileError(f"{path}: not a built-in task name and no such task file")
+    spec = parse_yaml(read_text_file(path, "task file"), str(path))[0] or {}
     if not isinstance(spec, dict):
         raise DataFileError(f"{path}: a task file is a mapping with keys {', '.join(sorted(TASK_KEYS))}")
     unknown = set(spec) - TASK_KEYS
     if unknown:
-        raise DataFileError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TASK_KEYS))}")
+        raise DataFileError(f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(sorted(TASK_KEYS))}")
     for key in ("train", "eval"):
-        if key not in spec:
+        if spec.get(key) is None:
             raise DataFileError(f"{path}: missing key '{key}' (a JSONL file of prompts)")
-    fmt = str(spec.get("format", "plain"))
+    for key, value in spec.items():
+        if value is not None and not isinstance(value, KEY_TYPES[key]):
+            raise DataFileError(f"{path}: {key}: expected a {KEY_TYPES[key].__name__}, got {type(value).__name__} {value!r:.40}")
+    fmt = spec.get("format") or "plain"
     if fmt not in PROMPT_FORMATS:
         raise DataFileError(f"{path}: format: {fmt!r} is not one of {', '.join(PROMPT_FORMATS)}")
     here = path.parent
@@ -81,7 +85,7 @@ def load_task_file(path: str | Path) -> Task:
         judge_spec = str(spec["judge"])
         judge = load_judge(str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
     return Task(
-        name=str(spec.get("name", path.stem)),
+        name=spec.get("name") or path.stem,
         train=train,
         eval=eval_examples,
         demonstrations=demos,

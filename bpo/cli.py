@@ -97,7 +97,14 @@ def load_run(run_dir: str, overrides=(), progress: bool = True):
     cfg = load_config(RunConfig, run.config, overrides)
     task = build_task(cfg)
     policy = build_policy(cfg, task, run.sft_base, progress)
-    policy.load_members(run.adapters)
+    from safetensors import SafetensorError
+
+    from bpo.rundir import RunDirError
+
+    try:
+        policy.load_members(run.adapters)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # damaged or foreign adapter files
+        raise RunDirError(f"{run.adapters}: cannot load the trained adapters ({str(err)[:120]}); rewrite them with bpo train --resume {run_dir}") from None
     return run, cfg, task, policy
 
 

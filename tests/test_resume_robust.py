@@ -211,3 +211,15 @@ def test_signal_during_start_up_exits_with_a_message_and_leaves_no_folder(task_d
 
 def test_eval_json_is_strict_json(baseline):
     json.loads((baseline / "eval.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in eval.json"))
+
+
+def test_eval_of_a_run_with_damaged_adapters_names_them_and_how_to_rewrite(baseline, tmp_path, capsys):
+    out = copy_of(baseline, tmp_path)
+    weights = out / "adapters" / "a0" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    assert main(["eval", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'adapters'}: cannot load the trained adapters" in err and f"bpo train --resume {out}" in err
+    assert "Traceback" not in err
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0  # rewrites the adapters (training was done)
+    assert main(["eval", str(out), "--quiet"]) == 0

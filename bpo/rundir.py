@@ -35,9 +35,11 @@ from bpo.jsonl import (
 from bpo.types import Pair
 
 # Settings a resumed run may differ in: where and how it is evaluated and checkpointed, where the
-# model lives (a moved folder), how many prompts one generation call takes. Every other setting
-# shapes the pairs, the adapters or the optimiser, so a resume after an edit of it is refused.
-MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "policy.path", "policy.allow_pickle", "policy.trust_remote_code", "sampling.batch_size")
+# model and a fixed reference live (a moved folder), how many prompts one generation call takes.
+# Every other setting shapes the pairs, the adapters or the optimiser, so a resume after an edit of
+# it is refused.
+MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "policy.path", "policy.allow_pickle", "policy.trust_remote_code",
+                        "reference.path", "sampling.batch_size")
 
 
 class RunDirError(ValueError):

@@ -83,3 +83,42 @@ def test_eval_json_is_strict_json_with_missing_numbers_as_null(tmp_path):
     text = run.eval.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"win_rate": 0.5, "ci_low": None, "kl_to_sft": None, "before": {"ci_high": None}}
+
+
+def test_an_os_error_while_writing_names_the_file_and_leaves_no_folder(task_dir, capsys, monkeypatch):
+    """A full disk after config.yaml was written: one line naming the file; the half-made folder goes."""
+    import errno
+
+    out = task_dir / "disk-full"
+    real = RunDir.create
+
+    def create_then_fail(self, cfg):
+        real(self, cfg)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.metrics))
+
+    monkeypatch.setattr(RunDir, "create", create_then_fail)
+    assert main(run_args(task_dir, out)) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == f"bpo: error: {out / 'metrics.jsonl'}: No space left on device" and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_file_the_os_refuses_to_read_is_named(tmp_path, monkeypatch):
+    """(Permission bits do not stop root, so the refusal is simulated.)"""
+    from pathlib import Path
+
+    from bpo.jsonl import DataFileError
+    from bpo.prefdata import read_preferences
+
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    real = Path.read_bytes
+
+    def refuse(self):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(DataFileError, match=rf"^{path}: JSONL file unreadable \(Permission denied\)$"):
+        read_preferences(path)

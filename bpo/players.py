@@ -35,8 +35,8 @@ ADVERSARY_PREFIX = "nu_"
 @dataclass(frozen=True)
 class IOPOConfig:
     rounds: int = option(4, help="N_iter: rounds of protagonist steps then adversary steps (method=iopo); T = rounds * (protagonist_steps + adversary_steps)")
-    protagonist_steps: int = option(6, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference")
-    adversary_steps: int = option(2, help="N_nu: steps of the adversary per round, the protagonist frozen as its reference")
+    protagonist_steps: int = option(12, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference")
+    adversary_steps: int = option(4, help="N_nu: steps of the adversary per round, the protagonist frozen as its reference")
     adversary: str = option("symmetric", help="the adversary's loss: symmetric (Algorithm 1: the protagonist's loss with the roles swapped; weight min(nu(y_l)/mu(y_l), 1+eps)) or reversed (§4.1, zero-sum: y_l preferred to y_w; weight min(nu(y_w)/mu(y_w), 1+eps))", choices=tuple(ADVERSARY_LOSSES))
     eps: float = option(0.3, help="clip of the importance weight r = pi_mu(y_l)/pi_nu(y_l): min(r, 1 + eps), from above only")
 

@@ -35,7 +35,7 @@ def keys_help() -> str:
 def cmd_train(args) -> int:
     from bpo.online import TrainingDiverged, run_online
     from bpo.rundir import RunDir
-    from bpo.stop import StopRequested
+    from bpo.stop import Interrupted, StopRequested
 
     if args.resume:
         if args.config or args.overrides:
@@ -58,18 +58,20 @@ def cmd_train(args) -> int:
         print(f"bpo: error: training diverged at {err}", file=sys.stderr)
         return EXIT_DIVERGED
     except BaseException as err:  # main() prints it, then this: what is left of the run, how to go on
-        err.bpo_hint = after_failure(run, made_here, existed)  # type: ignore[attr-defined]
+        interrupted = isinstance(err, (KeyboardInterrupt, Interrupted))
+        err.bpo_hint = after_failure(run, made_here, existed, interrupted)  # type: ignore[attr-defined]
         raise
     print(summary(result, out))
     return 0
 
 
-def after_failure(run, made_here: bool, existed: bool) -> str:
+def after_failure(run, made_here: bool, existed: bool, interrupted: bool) -> str:
     """A new run that failed before writing any pairs or checkpoint is removed (the same command works
-    once the input is fixed); otherwise what is kept and how to continue."""
+    once the input is fixed); a run that failed later is kept, and the hint says how to continue. (An
+    error of a --resume leaves the folder as it was; its message is the hint.)"""
     if made_here and run.config.exists() and run.discard_unstarted(existed):
         return f"nothing was kept in {run.root} (the run had not started)"
-    if run.config.exists() and run.has_work():
+    if run.config.exists() and run.has_work() and (made_here or interrupted):
         return f"the run so far is kept; continue it with: bpo train --resume {run.root}"
     return ""
 
@@ -99,7 +101,11 @@ def load_run(run_dir: str, overrides=(), progress: bool = True):
     policy = build_policy(cfg, task, run.sft_base, progress)
     from safetensors import SafetensorError
 
+    from bpo.models import context_length
+    from bpo.preflight import Base, fit_task
     from bpo.rundir import RunDirError
+
+    task = fit_task(cfg, task, Base(run.root, policy.tokenizer, context_length(policy.model)))  # as the run saw it
 
     try:
         policy.load_members(run.adapters)

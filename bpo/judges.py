@@ -150,6 +150,7 @@ class RewardModelJudge:
                 raise JudgeError(f"judge {str(path)!r}: the tokenizer has neither a pad nor an EOS token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = model.eval()
+        self.name = str(path)
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.batch_size, self.max_length = batch_size, max_length
@@ -176,7 +177,7 @@ class RewardModelJudge:
                     truncation=True, max_length=self.max_length,
                 )
                 scores += self.model(**enc).logits[:, 0].float().tolist()
-        return scores
+        return check_scores(scores, len(texts), self.name)  # a model with broken weights gives NaN
 
 
 @functools.lru_cache(maxsize=4)
@@ -192,7 +193,7 @@ def load_judge(spec: str, task_judge: Judge | None = None) -> Judge:
             raise JudgeError("judge 'task': this task has no built-in judge; name a module:function or a reward model folder")
         return checked(task_judge, "task")
     if Path(spec).is_dir():
-        return checked(_reward_model(Path(spec).resolve()), spec)
+        return _reward_model(Path(spec).resolve())  # checks its own scores
     if ":" in spec:
         return checked(import_function(spec), spec, user_code=True)
     raise JudgeError(f"judge {spec!r}: not 'task', a 'module:function', or an existing reward-model folder")

@@ -12,6 +12,8 @@ s mod (N_mu + N_nu) < N_mu. The player not in training is frozen and is the trai
 
 Losses (bpo.losses): mu minimises `iopo` (pi = mu, ref = nu); nu minimises ADVERSARY_LOSSES[adversary]
 (pi = nu, ref = mu): `iopo` itself under the symmetric reading, `iopo_reversed` under the reversed one.
+With an ensemble, each member is its own IOPO learner (as each is its own DPO learner in BPO): its weight
+r uses its own log-probs; the reference is the other player's merged policy.
 """
 
 from __future__ import annotations
@@ -74,9 +76,6 @@ class Players:
 
     def __init__(self, protagonist: Player, adversary: Player, cfg: IOPOConfig):
         self.protagonist, self.adversary, self.cfg = protagonist, adversary, cfg
-
-    def __iter__(self):
-        return iter((self.protagonist, self.adversary))
 
     def turn(self, step: int) -> Player:
         return self.protagonist if self.cfg.turn(step) == PROTAGONIST else self.adversary

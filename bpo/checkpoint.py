@@ -182,11 +182,12 @@ def _verify(folder: Path) -> None:
 
 
 def read_settings(root: Path) -> dict | None:
-    """The settings record of the latest complete checkpoint (None if none, or none recorded); cheap."""
+    """The settings record of the latest intact checkpoint (None if none, or none recorded)."""
     for folder in reversed(complete_checkpoints(root, warn=False)):
         try:
+            _verify(folder)
             return json.loads((folder / "state.json").read_text()).get("settings")
-        except (OSError, ValueError, AttributeError):
+        except (CorruptCheckpoint, OSError, ValueError, AttributeError):
             continue  # corrupt: load_latest will say so and fall back
     return None
 

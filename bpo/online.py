@@ -116,10 +116,11 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> S
     base = base_tokenizer(cfg, task, run.sft_base, progress)  # no weights read yet
     task = fit_task(cfg, task, base)
     if records is not None:
-        check_pairs_file(cfg, cfg.data.pairs, records, [r.line for r in records], base, task.chat_template)
+        check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)
+    annotator = build_annotator(cfg, task)
+    probe_judges(cfg, task, annotator)  # each judge once on a sample, before any weight is loaded
     model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
-    annotator, reference = build_annotator(cfg, task), build_reference(cfg, tokenizer)
-    probe_judges(cfg, task, annotator)
+    reference = build_reference(cfg, tokenizer)
     if not resume:
         run.create(cfg)
     if fine_tuned_now:

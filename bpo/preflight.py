@@ -133,7 +133,7 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
     return replace(task, train=kept["train"], eval=kept["eval"], demonstrations=kept["demonstrations"])
 
 
-def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord], lines: list[int], base: Base, chat_template: bool) -> None:
+def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord], base: Base, chat_template: bool) -> None:
     """Enough pairs for the schedule (N of phase 0), each within the model's context."""
     wanted = cfg.resolved_schedule().pairs
     if len(records) < wanted:
@@ -141,11 +141,11 @@ def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord],
     if base.context is None:
         return
     tok = base.tokenizer
-    for record, line in zip(records[:wanted], lines):
+    for record in records[:wanted]:
         prompt = len(encode_prompt(tok, record.prompt, chat_template))
         longest = prompt + max(len(encode_response(tok, record.chosen)), len(encode_response(tok, record.rejected)))
         if longest > base.context:
-            raise DataFileError(f"{path}:{line}: prompt + response is {longest} tokens, longer than the model's context of {base.context} ({base.folder})")
+            raise DataFileError(f"{path}:{record.line}: prompt + response is {longest} tokens, longer than the model's context of {base.context} ({base.folder})")
 
 
 def probe_judges(cfg: RunConfig, task: Task, annotator) -> None:

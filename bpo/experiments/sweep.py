@@ -16,6 +16,8 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from bpo.jsonl import read_log
+
 GREEDY_EVAL = "eval-greedy.json"
 
 
@@ -102,7 +104,7 @@ def execute(specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = 
 def read_result(spec: RunSpec, root: Path) -> RunResult:
     folder = spec.folder(root)
     greedy = folder / GREEDY_EVAL
-    metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().split("\n") if line.strip()]
+    metrics = read_log(folder / "metrics.jsonl")  # lines split on "\n" only; a line cut by a kill dropped
     return RunResult(
         spec, folder, json.loads((folder / "eval.json").read_text()),
         json.loads(greedy.read_text()) if greedy.is_file() else None, metrics,

@@ -4,7 +4,7 @@ import pytest
 
 from bpo.config import RunConfig
 from bpo.configlib import ConfigError, load_config
-from bpo.schedule import DEFAULT_BATCH_SIZE, ScheduleError, resolve_schedule
+from bpo.schedule import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, ScheduleError, resolve_schedule
 
 
 @pytest.mark.parametrize(
@@ -74,21 +74,21 @@ def cli_schedule(*overrides: str):
         (["schedule.steps=4", "schedule.pairs=12"], (4, 4, 12, 3)),
         (["schedule.steps=6", "schedule.pairs=60", "schedule.phases=2"], (6, 2, 60, 10)),
         # one of steps and pairs: B is the default
-        (["schedule.steps=5"], (5, 5, 5 * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
-        (["schedule.pairs=48"], (48 // DEFAULT_BATCH_SIZE, 48 // DEFAULT_BATCH_SIZE, 48, DEFAULT_BATCH_SIZE)),
-        (["schedule.pairs=48", "schedule.phases=2"], (6, 2, 48, 8)),
+        (["schedule.steps=5"], (5, 5, 80, 16)),
+        (["schedule.pairs=48"], (3, 3, 48, 16)),
+        (["schedule.pairs=96", "schedule.phases=2"], (6, 2, 96, 16)),
         # B given with one of them
         (["schedule.steps=5", "schedule.batch_size=3"], (5, 5, 15, 3)),
         (["schedule.pairs=12", "schedule.batch_size=4"], (3, 3, 12, 4)),
         # all three, consistent
         (["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=3"], (4, 4, 12, 3)),
-        # none: T = 16 and the default B
-        ([], (16, 16, 16 * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
+        # none: the default T = 64 and B = 16
+        ([], (64, 64, 1024, 16)),
         (["method=offline_dpo", "schedule.steps=4", "schedule.pairs=8"], (4, 1, 8, 2)),
     ],
 )
 def test_cli_keys_any_two_determine_the_third(overrides, expected):
-    assert DEFAULT_BATCH_SIZE == 8
+    assert (DEFAULT_STEPS, DEFAULT_BATCH_SIZE) == (64, 16), "the expected tuples assume these defaults"
     assert cli_schedule(*overrides) == expected
 
 
@@ -97,7 +97,7 @@ def test_cli_keys_any_two_determine_the_third(overrides, expected):
     [
         (["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=4"], "schedule.pairs=12 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out"),
         (["schedule.steps=6", "schedule.pairs=20"], "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24"),
-        (["schedule.pairs=20"], "schedule.pairs=20 is not a multiple of schedule.batch_size=8; each pair is trained on once, so use e.g. schedule.pairs=24"),
+        (["schedule.pairs=20"], "schedule.pairs=20 is not a multiple of schedule.batch_size=16; each pair is trained on once, so use e.g. schedule.pairs=32"),
     ],
 )
 def test_cli_keys_inconsistent_are_refused(overrides, message):

@@ -15,7 +15,7 @@ from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
 from bpo.tasks.base import Example
 from bpo.tokens import encode_prompt
-from bpo.types import Pair
+from bpo.types import Pair, Response
 
 ANNOTATION_CHUNK = 32  # pairs per annotator call: a progress bar moves, a reward model's batch stays small
 
@@ -66,7 +66,6 @@ def collect_pairs(
     """M = `wanted` labelled pairs sampled from the current (merged) policy, the behavior policy."""
     stats = PhaseStats(phase)
     pairs: list[Pair] = []
-    tok = policy.tokenizer
     round_ = 0
     while len(pairs) < wanted:
         if stats.prompts >= max_attempts * wanted:
@@ -75,14 +74,9 @@ def collect_pairs(
                 f"({stats.identical} identical, {stats.ties} ties); raise sampling.temperature or annotator.max_attempts"
             )
         texts = prompts.take(wanted - len(pairs))
-        ids = [encode_prompt(tok, t, chat_template) for t in texts]
-        # Sampling is seeded by (seed, phase, round) inside a forked RNG, so the training RNG stream
-        # (LoRA dropout) is the same whether this phase was sampled now or read back on resume.
-        with torch.random.fork_rng(devices=[]), policy.use(MERGED) as model:
-            torch.manual_seed(seed * 1_000_003 + phase * 1009 + round_)
-            samples = generate(model, tok, ids, 2, sampling, desc=f"phase {phase}: sampling" if progress else None)
+        distinct = sample_distinct(policy, texts, sampling, seed * 1_000_003 + phase * 1009 + round_, chat_template,
+                                   f"phase {phase}: sampling" if progress else None)
         stats.prompts += len(texts)
-        distinct = [(t, i, s) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
         stats.identical += len(texts) - len(distinct)
         labels = []
         for start in tqdm(range(0, len(distinct), ANNOTATION_CHUNK), desc=f"phase {phase}: annotating", disable=not progress, leave=False):
@@ -95,17 +89,36 @@ def collect_pairs(
             if label.preferred is None:
                 stats.ties += 1
                 continue
-            win, lose = (a, b) if label.preferred == 0 else (b, a)
-            win_score, lose_score = label.scores if label.preferred == 0 else label.scores[::-1]
-            pairs.append(Pair(
-                id=f"p{phase:03d}-{len(pairs):05d}", phase=phase, prompt=text, chosen=win.text, rejected=lose.text,
-                prompt_ids=prompt_ids, chosen_ids=win.ids, rejected_ids=lose.ids,
-                chosen_score=win_score, rejected_score=lose_score,
-                behavior_chosen_logp=win.logp, behavior_rejected_logp=lose.logp,
-            ))
+            pairs.append(labelled_pair(f"p{phase:03d}-{len(pairs):05d}", phase, text, prompt_ids, a, b, label.preferred, label.scores))
         round_ += 1
     stats.pairs = len(pairs)
     return pairs, stats
+
+
+def sample_distinct(policy: EnsemblePolicy, texts: Sequence[str], sampling: SamplingSpec, seed: int,
+                    chat_template: bool = False, desc: str | None = None) -> list[tuple[str, list[int], tuple[Response, Response]]]:
+    """(prompt, prompt ids, two responses) for each prompt whose two samples from the merged policy (the
+    behavior policy) differ. Sampling is seeded by `seed` inside a forked RNG, so the training RNG stream
+    (LoRA dropout) is the same whether a phase was sampled now or read back on resume."""
+    tok = policy.tokenizer
+    ids = [encode_prompt(tok, t, chat_template) for t in texts]
+    with torch.random.fork_rng(devices=[]), policy.use(MERGED) as model:
+        torch.manual_seed(seed)
+        samples = generate(model, tok, ids, 2, sampling, desc=desc)
+    return [(t, i, (s[0], s[1])) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
+
+
+def labelled_pair(pair_id: str, phase: int, prompt: str, prompt_ids: list[int], first: Response, second: Response,
+                  preferred: int, scores: tuple[float, float] | None = None) -> Pair:
+    """The training pair of two sampled responses; `preferred` 0: the first won, 1: the second."""
+    win, lose = (first, second) if preferred == 0 else (second, first)
+    win_score, lose_score = (None, None) if scores is None else (scores if preferred == 0 else scores[::-1])
+    return Pair(
+        id=pair_id, phase=phase, prompt=prompt, chosen=win.text, rejected=lose.text,
+        prompt_ids=prompt_ids, chosen_ids=win.ids, rejected_ids=lose.ids,
+        chosen_score=win_score, rejected_score=lose_score,
+        behavior_chosen_logp=win.logp, behavior_rejected_logp=lose.logp,
+    )
 
 
 def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = False) -> list[Pair]:

@@ -81,6 +81,9 @@ def build_policy(cfg: RunConfig, task: Task, sft_base: Path | None = None, progr
 
 
 def build_annotator(cfg: RunConfig, task: Task):
+    """The phase's annotator; None for people (annotator.kind=human or external), who label stored pairs (bpo.annotate)."""
+    if cfg.annotator.kind in ("human", "external"):
+        return None
     judge = load_judge(cfg.annotator.judge, task.judge)
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge)

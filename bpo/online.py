@@ -150,10 +150,15 @@ def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
     else:
         window = math.ceil(cfg.annotator.max_attempts * phase.pairs)  # prompts a phase may use
         prompts = PromptStream(s.task.train, cfg.seed, phase.index * window)  # each phase its own prompt window
-        pairs, stats = collect_pairs(
-            s.policy, prompts, s.annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
-            cfg.annotator.max_attempts, s.task.chat_template, progress,
-        )
+        if s.annotator is None:  # people label the stored pairs, across restarts (annotator.kind=human/external)
+            from bpo.annotate.phase import rated_pairs
+
+            pairs, stats = rated_pairs(s.policy, prompts, s.run.root, cfg, phase, s.task.chat_template, progress)
+        else:
+            pairs, stats = collect_pairs(
+                s.policy, prompts, s.annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
+                cfg.annotator.max_attempts, s.task.chat_template, progress,
+            )
     s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
     s.run.append(s.run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
     s.run.write_pairs(phase.index, pairs)  # durable before anything trains on it

@@ -9,6 +9,8 @@
     adapters/               the LoRA ensemble in peft format: merged/ and a0/ .. a{n-1}/
     checkpoints/step-NNNNNN/ adapters, optimiser, RNG and loop state (see bpo.checkpoint)
     eval.json               win rate vs the human references, 95% interval, n, mean judge score, ...
+    labels.sqlite           annotator.kind=human/external: pairs awaiting labels, raters, labels (bpo.annotate.store)
+    external/               annotator.kind=external: files for Argilla / Label Studio, their exports in labels/
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from bpo.types import Pair
 # Every other setting shapes the pairs, the adapters or the optimiser, so a resume after an edit of
 # it is refused.
 MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "policy.path", "policy.allow_pickle", "policy.trust_remote_code",
-                        "reference.path", "sampling.batch_size")
+                        "reference.path", "sampling.batch_size", "annotator.wait")
 
 
 class RunDirError(ValueError):
@@ -111,7 +113,8 @@ class RunDir:
 
     def has_work(self) -> bool:
         """Whether the folder holds anything a rerun would lose: labelled pairs or a checkpoint."""
-        return any(self.pairs_dir.glob("phase-*.jsonl")) or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+        return (any(self.pairs_dir.glob("phase-*.jsonl")) or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+                or (self.root / "labels.sqlite").exists())  # pairs sampled for raters (bpo.annotate)
 
     def discard_unstarted(self, existed: bool) -> bool:
         """After a new run failed before any pairs or checkpoint were written, remove what it made (the

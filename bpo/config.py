@@ -19,6 +19,7 @@ from bpo.players import IOPOConfig
 from bpo.policy import LoraSpec
 from bpo.prefdata import DataConfig
 from bpo.reference import ReferenceConfig
+from bpo.runlog import LogConfig
 from bpo.sampler import SamplingSpec
 from bpo.schedule import DEFAULT_BATCH_SIZE, ScheduleConfig, ScheduleError, resolve_schedule
 from bpo.sft import SFTConfig
@@ -47,6 +48,7 @@ class RunConfig:
     eval: EvalConfig = option(default_factory=EvalConfig, help="evaluation")
     data: DataConfig = option(default_factory=DataConfig, help="labelled data from files")
     checkpoint: CheckpointConfig = option(default_factory=CheckpointConfig, help="checkpointing")
+    log: LogConfig = option(default_factory=LogConfig, help="where the run's records go (JSONL, TensorBoard)")
     iopo: IOPOConfig = option(default_factory=IOPOConfig, help="IOPO's two players (method=iopo)")
 
     def validate(self):

@@ -16,6 +16,7 @@ starts (F divides N_iter; online, F = N_iter by default: fresh pairs every round
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,7 @@ class IOPOSession(Session):
 
     def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
         """One step of the player whose turn it is, against the other as it stands (frozen this turn)."""
+        started = time.perf_counter()
         player = self.players.turn(step)
         batch = make_batch(pairs, self.policy.tokenizer.pad_token_id)
         other_logp = self.reference.batch_logprobs(player.policy, batch)
@@ -47,7 +49,8 @@ class IOPOSession(Session):
         except NonFiniteError as err:
             raise TrainingDiverged(f"phase {phase.index}, step {step} ({player.name}): {err}; stopped without checkpointing") from None
         turn = {"round": step // self.cfg.iopo.round_steps, "player": player.name}
-        self.run.append(self.run.metrics, {"step": step, "phase": phase.index, **turn, **metrics.to_json()})
+        row = {"step": step, "phase": phase.index, **turn, **metrics.to_json(), "seconds": round(time.perf_counter() - started, 3)}
+        self.log.write("metrics", row, step)
         return metrics
 
     def checkpoint(self, done: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ from bpo.prefdata import read_preferences
 from bpo.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
 from bpo.reference import ReferenceStrategy
 from bpo.rundir import RunDir, RunDirError
+from bpo.runlog import RunLog
 from bpo.schedule import Phase, Schedule
 from bpo.stop import StopFlag, StopRequested
 from bpo.tasks.base import Task
@@ -67,6 +69,8 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
     s.policy.save(s.run.adapters)
     result = evaluate_run(cfg, s.policy, s.task, progress)
     s.run.write_eval(result)
+    s.log.write("evals", {"step": s.schedule.steps, **eval_scalars(result)}, s.schedule.steps)
+    s.log.close()
     return result
 
 
@@ -84,8 +88,14 @@ class Session:
     schedule: Schedule
     start: int  # training steps already done (restored from the last checkpoint)
 
+    @cached_property
+    def log(self) -> RunLog:
+        """Where every record of the run goes (metrics.jsonl, phases.jsonl, evals.jsonl, TensorBoard)."""
+        return RunLog.open(self.cfg.log, self.run, self.start)
+
     def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
         """One optimiser step on a batch against the reference; logged to metrics.jsonl."""
+        started = time.perf_counter()
         batch = make_batch(pairs, self.policy.tokenizer.pad_token_id)
         ref_logp = self.reference.batch_logprobs(self.policy, batch)
         try:
@@ -93,7 +103,7 @@ class Session:
         except NonFiniteError as err:
             raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
         self.reference.on_step_end(self.policy, step)
-        self.run.append(self.run.metrics, {"step": step, "phase": phase.index, **metrics.to_json()})
+        self.log.write("metrics", {"step": step, "phase": phase.index, **metrics.to_json(), "seconds": round(time.perf_counter() - started, 3)}, step)
         return metrics
 
     def checkpoint(self, done: int) -> None:
@@ -160,7 +170,7 @@ def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
                 cfg.annotator.max_attempts, s.task.chat_template, progress,
             )
     s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
-    s.run.append(s.run.phases, {**asdict(stats), "seconds": round(time.time() - started, 2)})
+    s.log.write("phases", {**asdict(stats), "seconds": round(time.time() - started, 2)}, phase.first_step)
     s.run.write_pairs(phase.index, pairs)  # durable before anything trains on it
     return pairs
 
@@ -179,6 +189,11 @@ def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, refer
     reference.load_state_dict(policy, ckpt.reference)
     torch.set_rng_state(ckpt.rng)
     return ckpt.step
+
+
+def eval_scalars(result: dict) -> dict:
+    """An eval.json result without its example texts: the numbers a log records for each evaluation."""
+    return {k: eval_scalars(v) if k == "before" else v for k, v in result.items() if k != "examples"}
 
 
 def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = True) -> dict:

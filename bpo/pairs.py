@@ -4,6 +4,7 @@ annotate, drop ties, until the phase has its M pairs."""
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -45,6 +46,8 @@ class PhaseStats:
     prompts: int = 0  # prompts sampled (pairs + identical + ties)
     identical: int = 0  # pairs dropped because both responses were the same text
     ties: int = 0  # pairs dropped because the annotator could not prefer one
+    sampling_seconds: float = 0.0  # wall time of generating the two responses per prompt
+    annotation_seconds: float = 0.0  # wall time of the annotator's calls
 
 
 class BudgetError(RuntimeError):
@@ -79,12 +82,14 @@ def collect_pairs(
         stats.prompts += len(texts)
         stats.identical += len(texts) - len(distinct)
         labels = []
+        started = time.perf_counter()
         for start in tqdm(range(0, len(distinct), ANNOTATION_CHUNK), desc=f"phase {phase}: annotating", disable=not progress, leave=False):
             part = distinct[start : start + ANNOTATION_CHUNK]
             labels += annotator.label(
                 [t for t, _, _ in part], [s[0].text for *_, s in part], [s[1].text for *_, s in part],
                 seed=seed * 1_000_003 + phase * 1009 + round_ * 101 + start,
             )
+        stats.annotation_seconds += time.perf_counter() - started
         for (text, prompt_ids, (a, b)), label in zip(distinct, labels):
             if label.preferred is None:
                 stats.ties += 1
@@ -92,6 +97,7 @@ def collect_pairs(
             pairs.append(labelled_pair(f"p{phase:03d}-{len(pairs):05d}", phase, text, prompt_ids, a, b, label.preferred, label.scores))
         round_ += 1
     stats.pairs = len(pairs)
+    stats.sampling_seconds, stats.annotation_seconds = round(stats.sampling_seconds, 2), round(stats.annotation_seconds, 2)
     return pairs, stats
 
 

@@ -5,7 +5,9 @@
     sft-base/               the base after the run's SFT stage (sft.steps > 0): a transformers folder
     pairs/phase-000.jsonl   the labelled pairs of each phase (one bpo.types.Pair per line)
     phases.jsonl            per phase: pairs kept, identical pairs and ties dropped, prompts used, seconds
-    metrics.jsonl           per training step: loss, reward margin, reward accuracy, learning rate, ...
+    metrics.jsonl           per training step: loss, reward margin, reward accuracy, learning rate, seconds, ...
+    evals.jsonl             per evaluation: the step, win rates, KL estimate (bpo.runlog: stream `evals`)
+    tensorboard/            event files of the same records, with log.to=[jsonl, tensorboard]
     adapters/               the LoRA ensemble in peft format: merged/ and a0/ .. a{n-1}/
     checkpoints/step-NNNNNN/ adapters, optimiser, RNG and loop state (see bpo.checkpoint)
     eval.json               win rate vs the human references, 95% interval, n, mean judge score, ...
@@ -40,7 +42,7 @@ from bpo.types import Pair
 # model and a fixed reference live (a moved folder), how many prompts one generation call takes.
 # Every other setting shapes the pairs, the adapters or the optimiser, so a resume after an edit of
 # it is refused.
-MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "policy.path", "policy.allow_pickle", "policy.trust_remote_code",
+MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "log", "policy.path", "policy.allow_pickle", "policy.trust_remote_code",
                         "reference.path", "sampling.batch_size", "annotator.wait")
 
 
@@ -81,11 +83,14 @@ class RunDir:
     pairs_dir = property(lambda self: self.root / "pairs")
     metrics = property(lambda self: self.root / "metrics.jsonl")
     phases = property(lambda self: self.root / "phases.jsonl")
+    evals = property(lambda self: self.root / "evals.jsonl")
+    tensorboard = property(lambda self: self.root / "tensorboard")
     adapters = property(lambda self: self.root / "adapters")
     eval = property(lambda self: self.root / "eval.json")
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
-    CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints")
+    CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints",
+               "evals.jsonl", "tensorboard")
 
     def check_new(self) -> None:
         """Refuse at once (before any model is built) a folder that already holds a run, a file where the
@@ -173,6 +178,7 @@ class RunDir:
         a line cut short by a kill (with a warning)."""
         _keep_rows(self.metrics, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
         _keep_rows(self.phases, lambda row: isinstance(row.get("phase"), int) and self.pairs_file(row["phase"]).exists())
+        _keep_rows(self.evals, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
 
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"

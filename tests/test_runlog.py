@@ -1,0 +1,101 @@
+"""The run log: every record reaches every sink; TensorBoard's own reader loads what a run wrote, with
+one point per training step, per phase and per evaluation, and a resumed run does not draw twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tinytask import run_args, write_task
+
+from bpo.cli import main
+from bpo.configlib import ConfigError, load_config
+from bpo.runlog import RunLog, scalars
+
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def events(folder) -> EventAccumulator:
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep every point
+    acc.Reload()
+    return acc
+
+
+def test_scalars_keep_finite_numbers_and_nest_with_slashes():
+    row = {"step": 4, "phase": 1, "player": "mu", "loss": 0.5, "n": 3, "ok": True, "text": "x", "kl": None,
+           "bad": float("nan"), "list": [1.0], "before": {"win_rate": 0.25, "examples": []}}
+    assert scalars(row) == {"loss": 0.5, "n": 3.0, "before/win_rate": 0.25}
+
+
+class Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def write(self, stream, row, step):
+        self.seen.append((stream, row, step))
+
+    def close(self):
+        self.seen.append("closed")
+
+
+def test_every_record_reaches_every_sink():
+    a, b = Recorder(), Recorder()
+    log = RunLog([a, b])
+    log.write("evals", {"step": 8, "win_rate": 0.5}, 8)
+    log.close()
+    assert a.seen == b.seen == [("evals", {"step": 8, "win_rate": 0.5}, 8), "closed"]
+
+
+def test_jsonl_cannot_be_left_out():
+    from bpo.config import RunConfig
+
+    with pytest.raises(ConfigError, match="log: to must include jsonl"):
+        load_config(RunConfig, None, ["log.to=[tensorboard]"])
+    with pytest.raises(ConfigError, match="must be one of jsonl, tensorboard"):
+        load_config(RunConfig, None, ["log.to=[jsonl,wandb]"])
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tinytask")
+    write_task(folder)
+    return folder
+
+
+def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_resume(task_dir, tmp_path):
+    """T = 6 steps in F = 2 phases (first steps 0 and 3), evaluated once after step 6. Then the run is
+    resumed from its step-4 checkpoint: steps 4 and 5 are logged again, and TensorBoard shows each once,
+    with the resumed values (the purge marker hides the first process's)."""
+    out = tmp_path / "run"
+    assert main(run_args(task_dir, out, "log.to=[jsonl,tensorboard]")) == 0
+    acc = events(out / "tensorboard")
+    tags = set(acc.Tags()["scalars"])
+    assert {"metrics/loss", "metrics/reward_margin", "metrics/reward_accuracy", "metrics/lr", "metrics/grad_norm",
+            "metrics/seconds", "phases/sampling_seconds", "phases/annotation_seconds", "phases/seconds",
+            "evals/win_rate", "evals/strict_win_rate", "evals/kl_to_sft", "evals/before/win_rate"} <= tags
+    logged = rows(out / "metrics.jsonl")
+    losses = [r for r in logged if "loss" in r]
+    assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 1, 2, 3, 4, 5]
+    assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in losses], rel=1e-6)
+    assert [e.step for e in acc.Scalars("phases/sampling_seconds")] == [0, 3]
+    assert [e.value for e in acc.Scalars("phases/annotation_seconds")] == pytest.approx(
+        [r["annotation_seconds"] for r in rows(out / "phases.jsonl")], abs=1e-6)
+    result = json.loads((out / "eval.json").read_text())
+    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(6, pytest.approx(result["win_rate"]))]
+    assert [r["step"] for r in rows(out / "evals.jsonl")] == [6]
+
+    (out / "checkpoints" / "step-000006" / "COMPLETE").unlink()  # the latest complete one is now step 4
+    with pytest.warns(UserWarning, match="partial checkpoint"):
+        assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    acc = events(out / "tensorboard")
+    resumed = [r for r in rows(out / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4, 5]
+    assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 1, 2, 3, 4, 5]
+    assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in resumed], rel=1e-6)
+    assert [e.step for e in acc.Scalars("evals/win_rate")] == [6]
+    assert [r["step"] for r in rows(out / "evals.jsonl")] == [6]

@@ -3,6 +3,8 @@
     bpo train [CONFIG.yaml] [key=value ...]   run the online loop; writes a run folder
     bpo eval RUN_DIR                          re-evaluate a finished run's adapters
     bpo compare RUN_A RUN_B                   win/tie/lose of two runs' policies (RUN_B may be `sft`)
+    bpo annotate RUN_DIR                      the labelling page of a run with human raters (bpo.annotate)
+    bpo status RUN_DIR                        steps done, labels per phase, raters' agreement
     bpo demo                                  the README's first command: a small end-to-end run
 """
 
@@ -168,6 +170,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_annotate(args) -> int:
+    """Serve the labelling page of a run with annotator.kind=human, add a rater, or export its labels."""
+    from bpo.annotate.commands import annotate
+
+    return annotate(args.run_dir, args.port, args.host, tuple(args.allow_host or ()), args.add_rater, args.export)
+
+
+def cmd_status(args) -> int:
+    """Where a run stands: training steps done, phases with pairs, and (human annotation) labels and agreement."""
+    from bpo.jsonl import read_log
+    from bpo.rundir import RunDir
+
+    run = RunDir(args.run_dir)
+    run.check_resumable()
+    cfg = load_config(RunConfig, run.config)
+    schedule = cfg.resolved_schedule()
+    steps = sum(1 for row in read_log(run.metrics) if "loss" in row)
+    phases = sorted(int(p.stem.split("-")[1]) for p in run.pairs_dir.glob("phase-*.jsonl"))
+    print(f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps trained; "
+          f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; " + ("evaluated" if run.eval.exists() else "not evaluated yet"))
+    if (run.root / "labels.sqlite").exists():
+        from bpo.annotate.status import labels_status
+        from bpo.annotate.store import LabelStore
+
+        print(labels_status(LabelStore.open(run.root)))
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
     from bpo.experiments.reproduce import full_plan, quick_plan, reproduce
@@ -237,6 +267,19 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("out", help="a new folder for the merged model")
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(fn=cmd_export)
+    a = sub.add_parser("annotate", help="label a run's pairs in a web page (annotator.kind=human): serve it, add a rater, export labels",
+                       description="Serve the labelling page of RUN_DIR's pairs awaiting labels (on 127.0.0.1 unless --host is given). "
+                       "Every rater needs their own secret link: add them with --add-rater NAME first.")
+    a.add_argument("run_dir", help="a run folder with annotator.kind=human (its labels.sqlite)")
+    a.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    a.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only); e.g. 0.0.0.0 to serve a network")
+    a.add_argument("--allow-host", action="append", metavar="NAME", help="a further name raters reach this server by (Host header check), e.g. the machine's DNS name; repeatable")
+    a.add_argument("--add-rater", metavar="NAME", help="add a rater and print their secret link, then exit")
+    a.add_argument("--export", metavar="FILE", help="write the decided pairs as preference JSONL (prompt/chosen/rejected, TRL's layout), then exit")
+    a.set_defaults(fn=cmd_annotate)
+    st = sub.add_parser("status", help="where a run stands: steps trained, phases, labels and raters' agreement")
+    st.add_argument("run_dir", help="a run folder")
+    st.set_defaults(fn=cmd_status)
     r = sub.add_parser("reproduce", help="the BPO paper's experiments on our tasks: runs (reused when finished), report.md and plots")
     r.add_argument("overrides", nargs="*", help="key=value settings given to every run, e.g. policy.path=/models/sft")
     r.add_argument("--quick", action="store_true", help="DPO at beta 0.1 only, F in {1, 4, T}, 2 seeds (about 10 min on 2 cores)")
@@ -266,12 +309,13 @@ def user_errors() -> tuple[type[Exception], ...]:
     from bpo.judges import JudgeError
     from bpo.models import ModelFolderError
     from bpo.pairs import BudgetError
+    from bpo.annotate.store import StoreError
     from bpo.pretrained import PretrainedModelError
     from bpo.rundir import RunDirError
     from bpo.schedule import ScheduleError
 
     return (ConfigError, DataFileError, ModelFolderError, RunDirError, ScheduleError, JudgeError, VocabularyMismatch,
-            BudgetError, PretrainedModelError)
+            BudgetError, PretrainedModelError, StoreError)
 
 
 def _fail(text: str, err: BaseException, code: int) -> int:

@@ -81,11 +81,13 @@ def sample_round(store: LabelStore, policy, prompts: PromptStream, cfg, phase: P
 
 
 def outcomes_of(store: LabelStore, phase: int) -> dict[str, str]:
-    """Each stored pair's combined outcome (bpo.annotate.agreement.combine of its raters' labels)."""
+    """Each stored pair's combined outcome (bpo.annotate.agreement.combine of its raters' labels); ""
+    while it has fewer labels than annotator.overlap asks for."""
     choices: dict[str, list[str]] = {c.id: [] for c in store.candidates(phase)}
     for row in store.labels(phase):
         choices[row.pair_id].append(row.choice)
-    return {pid: combine(cs) if cs else "" for pid, cs in choices.items()}
+    overlap = store.overlap
+    return {pid: combine(cs) if len(cs) >= overlap else "" for pid, cs in choices.items()}
 
 
 def training_pair(c: Candidate, outcome: str, seed: int) -> Pair:

@@ -218,22 +218,31 @@ class LabelStore:
         """Commit one label; True if it changed the store, False if it was there already (a retry) or
         was undone since (a late retry). Raises LabelConflict for a closed phase or a different label
         of the same rater, StoreError for an unknown pair or choice."""
+        with self._write() as con:
+            return self._insert(con, pair_id, rater, choice, nonce, source, shown_left)
+
+    def add_labels(self, rows: Sequence[tuple[str, str, str, str, str]]) -> int:
+        """(pair id, rater, choice, nonce, source) rows in one transaction: all are stored or none; how many were new."""
+        with self._write() as con:
+            return sum(self._insert(con, *row) for row in rows)
+
+    @staticmethod
+    def _insert(con: sqlite3.Connection, pair_id: str, rater: str, choice: str, nonce: str, source: str, shown_left: str | None = None) -> bool:
         if choice not in CHOICES:
             raise StoreError(f"choice: {choice!r} is not one of {', '.join(CHOICES)}")
-        with self._write() as con:
-            pair = con.execute("SELECT phase FROM pairs WHERE id = ?", (pair_id,)).fetchone()
-            if pair is None:
-                raise StoreError(f"pair_id: no pair {pair_id!r} in this run")
-            if con.execute("SELECT 1 FROM undone WHERE nonce = ?", (nonce,)).fetchone():
+        pair = con.execute("SELECT phase FROM pairs WHERE id = ?", (pair_id,)).fetchone()
+        if pair is None:
+            raise StoreError(f"pair_id: no pair {pair_id!r} in this run")
+        if con.execute("SELECT 1 FROM undone WHERE nonce = ?", (nonce,)).fetchone():
+            return False
+        existing = con.execute("SELECT nonce, choice, source FROM labels WHERE pair_id = ? AND rater = ?", (pair_id, rater)).fetchone()
+        if existing is not None:
+            if existing[0] == nonce or (source != "web" and existing[1] == choice):
                 return False
-            existing = con.execute("SELECT nonce, choice FROM labels WHERE pair_id = ? AND rater = ?", (pair_id, rater)).fetchone()
-            if existing is not None:
-                if existing[0] == nonce or (source != "web" and existing[1] == choice):
-                    return False
-                raise LabelConflict(f"{rater} already labelled {pair_id} ({existing[1]})")
-            if con.execute("SELECT 1 FROM closed WHERE phase = ?", pair).fetchone():
-                raise LabelConflict(f"phase {pair[0]} was already trained on; its labels are final")
-            con.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)", (pair_id, rater, choice, shown_left, nonce, source, time.time()))
+            raise LabelConflict(f"{rater} already labelled {pair_id} {existing[1]} (from {existing[2]})")
+        if con.execute("SELECT 1 FROM closed WHERE phase = ?", pair).fetchone():
+            raise LabelConflict(f"phase {pair[0]} was already trained on; its labels are final")
+        con.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)", (pair_id, rater, choice, shown_left, nonce, source, time.time()))
         return True
 
     def undo(self, rater: str, nonce: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
@@ -30,13 +31,17 @@ def cache_dir() -> Path:
 def build_task(cfg: RunConfig) -> Task:
     """The task named by cfg.task. It does not depend on cfg.seed: every run of a task, whatever its
     seed, has the same train, demonstration and held-out eval prompts."""
+    from bpo.tasks.files import check_held_out, load_task_file
     from bpo.tasks.registry import BUILTIN_TASKS
 
-    if cfg.task in BUILTIN_TASKS:
-        return BUILTIN_TASKS[cfg.task].build()
-    from bpo.tasks.files import load_task_file
+    task = BUILTIN_TASKS[cfg.task].build() if cfg.task in BUILTIN_TASKS else load_task_file(cfg.task)
+    if cfg.sft.data:  # SFT on a preference file's chosen responses (never on held-out prompts)
+        from bpo.sft import preferred_demonstrations
 
-    return load_task_file(cfg.task)
+        demonstrations = preferred_demonstrations(cfg.sft.data)
+        check_held_out(Path(cfg.sft.data), task.eval, "sft.data", demonstrations)
+        task = replace(task, demonstrations=demonstrations)
+    return task
 
 
 def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:

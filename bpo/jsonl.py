@@ -54,15 +54,21 @@ def read_jsonl_lines(path: str | Path, required: Sequence[str] = (), optional: S
         if not line.strip():
             continue
         row = _parse(line, path, number)
-        for key in required:
-            _check_text(row, key, path, number, must_exist=True)
-        for key in optional:
-            if key in row and row[key] is not None:
-                _check_text(row, key, path, number, must_exist=False)
+        check_row(row, path, number, required, optional)
         rows.append((number, row))
     if not rows:
         raise DataFileError(f"{path}: empty file (no JSON lines)")
     return rows
+
+
+def check_row(row: dict[str, Any], path: Path, number: int, required: Sequence[str] = (), optional: Sequence[str] = ()) -> None:
+    """`required` fields present and non-empty strings or message lists; `optional` ones too where given
+    (not null). Errors name `path`:`number` (a line, or a table's row: bpo.datafiles) and the field."""
+    for key in required:
+        _check_text(row, key, path, number, must_exist=True)
+    for key in optional:
+        if key in row and row[key] is not None:
+            _check_text(row, key, path, number, must_exist=False)
 
 
 def _parse(line: str, path: Path, number: int) -> dict[str, Any]:

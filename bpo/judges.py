@@ -24,6 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bpo.chat import prompt_messages, prompt_text
+
 # A judge scores a batch of (prompt, response) texts; higher is better. Scores are comparable
 # across responses to the same prompt (the win rate compares a response with the reference text).
 Judge = Callable[[Sequence[str], Sequence[str]], list[float]]
@@ -85,6 +87,7 @@ def checked(judge: Judge, name: str, user_code: bool = False) -> Judge:
         return judge
 
     def call(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        prompts = [prompt_text(p) for p in prompts]  # a conversation reaches a judge as its text (bpo.chat)
         try:
             scores = judge(prompts, responses)
         except JudgeError:
@@ -156,14 +159,12 @@ class RewardModelJudge:
         self.batch_size, self.max_length = batch_size, max_length
 
     def _texts(self, prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
-        if getattr(self.tokenizer, "chat_template", None):
+        if getattr(self.tokenizer, "chat_template", None):  # the whole conversation, then the response
             return [
-                self.tokenizer.apply_chat_template(
-                    [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False
-                )
+                self.tokenizer.apply_chat_template(prompt_messages(p) + [{"role": "assistant", "content": r}], tokenize=False)
                 for p, r in zip(prompts, responses)
             ]
-        return [f"{p} {r}" for p, r in zip(prompts, responses)]
+        return [f"{prompt_text(p)} {r}" for p, r in zip(prompts, responses)]
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         import torch

@@ -1,11 +1,19 @@
-"""Preference data files in the layout TRL and most datasets use: one JSON object per line with
-`prompt`, `chosen`, `rejected` (and optionally `id`), either plain strings or conversational message
-lists ([{"role": "user", "content": ...}, ...]).
+"""Preference data in the layouts TRL and most datasets use: `prompt`, `chosen`, `rejected` (and
+optionally `id`) per row, in a JSONL file, a Parquet file or a `datasets` folder (bpo.datafiles).
 
-Reading checks the whole file before returning anything (file, line and field named in every error):
-broken JSON, missing/empty/non-string fields, messages with an empty content or an unknown role,
-chosen == rejected, ids that are not a string or an integer, duplicate ids, an empty file, a file that
-is not UTF-8. A BOM and CRLF line ends are accepted; so are U+2028, U+0085 and escaped NULs in strings.
+    plain            {"prompt": "...", "chosen": "...", "rejected": "..."}
+    conversational   {"prompt": [messages], "chosen": [one assistant message], "rejected": [...]};
+                     the prompt conversation is kept whole (system prompt, earlier turns) and rendered
+                     with the chat template (bpo.chat)
+    implicit prompt  {"chosen": [messages ..., assistant], "rejected": [messages ..., assistant]}: the
+                     messages the two share from the start are the prompt (TRL's implicit prompt)
+
+Reading checks the whole file before returning anything (file, line or row, and field named in every
+error): broken JSON, missing/empty/non-string fields, messages with an empty content or an unknown
+role, a prompt conversation without a user turn or ending with an assistant turn, a conversational
+response that is not one assistant message, chosen == rejected, ids that are not a string or an
+integer, duplicate ids, an empty file, a file that is not UTF-8. A BOM and CRLF line ends are
+accepted; so are U+2028, U+0085 and escaped NULs in strings.
 """
 
 from __future__ import annotations
@@ -15,32 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from bpo.chat import Prompt, as_prompt, as_response, is_conversation, prompt_messages, split_shared_prompt
 from bpo.configlib import option
-from bpo.jsonl import DataFileError, read_jsonl_lines, write_jsonl
+from bpo.datafiles import read_rows
+from bpo.jsonl import DataFileError, check_row, write_jsonl
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    pairs: str | None = option(None, help="a preference JSONL file (TRL layout: prompt/chosen/rejected) used as the labelled pairs of phase 0 instead of sampling; for offline baselines")
+    pairs: str | None = option(None, help="a preference file (JSONL, Parquet or a datasets folder; TRL layout: prompt/chosen/rejected, plain or conversational) used as the labelled pairs of phase 0 instead of sampling; for offline baselines")
 
 
 @dataclass(frozen=True)
 class PreferenceRecord:
     id: str
-    prompt: str  # the user turn (the last user message of a conversational prompt)
+    prompt: Prompt  # a text, or the whole conversation before the response (bpo.chat)
     chosen: str
     rejected: str
     line: int = field(default=0, compare=False)  # where it was read (0: not read from a file)
-
-
-def _text(value, path: Path, line: int, key: str, role: str) -> str:
-    """A plain string, or the content of the last `role` message of a conversation."""
-    if isinstance(value, str):
-        return value
-    messages = [m for m in value if m.get("role") == role]
-    if not messages:
-        raise DataFileError(f"{path}:{line}: {key}: no message with role '{role}'")
-    return messages[-1]["content"]
 
 
 def _id(row: dict, path: Path, line: int) -> str:
@@ -58,14 +58,19 @@ def _id(row: dict, path: Path, line: int) -> str:
 def read_preferences(path: str | Path) -> list[PreferenceRecord]:
     path = Path(path)
     records, seen = [], {}
-    for line, row in read_jsonl_lines(path, required=["prompt", "chosen", "rejected"]):
+    for line, row in read_rows(path):
+        implicit = "prompt" not in row and isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list)
+        check_row(row, path, line, ["chosen", "rejected"] if implicit else ["prompt", "chosen", "rejected"])
         rid = _id(row, path, line)
         if rid in seen:
             raise DataFileError(f"{path}:{line}: id: duplicate id {rid!r} (first on line {seen[rid]})")
         seen[rid] = line
-        prompt = _text(row["prompt"], path, line, "prompt", "user")
-        chosen = _text(row["chosen"], path, line, "chosen", "assistant")
-        rejected = _text(row["rejected"], path, line, "rejected", "assistant")
+        if implicit:
+            prompt, chosen, rejected = split_shared_prompt(row["chosen"], row["rejected"], f"{path}:{line}")
+        else:
+            prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+        prompt = as_prompt(prompt, f"{path}:{line}: prompt")
+        chosen, rejected = as_response(chosen, f"{path}:{line}: chosen"), as_response(rejected, f"{path}:{line}: rejected")
         if not chosen.strip() or not rejected.strip():
             raise DataFileError(f"{path}:{line}: {'chosen' if not chosen.strip() else 'rejected'}: empty response")
         if chosen == rejected:
@@ -74,12 +79,24 @@ def read_preferences(path: str | Path) -> list[PreferenceRecord]:
     return records
 
 
-def write_preferences(path: str | Path, records: Iterable[PreferenceRecord], conversational: bool = False) -> None:
+LAYOUTS = ("plain", "conversational", "implicit")
+
+
+def write_preferences(path: str | Path, records: Iterable[PreferenceRecord], layout: str = "plain") -> None:
+    """A JSONL file in one of the LAYOUTS; `plain` needs plain-text prompts (a conversation has no text
+    form that reads back as itself), the other two write any prompt as messages."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+
     def row(r: PreferenceRecord) -> dict:
-        if conversational:
-            return {"id": r.id, "prompt": [{"role": "user", "content": r.prompt}],
-                    "chosen": [{"role": "assistant", "content": r.chosen}],
-                    "rejected": [{"role": "assistant", "content": r.rejected}]}
-        return {"id": r.id, "prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+        if layout == "plain":
+            if is_conversation(r.prompt):
+                raise ValueError(f"record {r.id}: a conversation prompt needs layout='conversational' or 'implicit'")
+            return {"id": r.id, "prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+        prompt = prompt_messages(r.prompt)
+        chosen, rejected = [{"role": "assistant", "content": r.chosen}], [{"role": "assistant", "content": r.rejected}]
+        if layout == "implicit":
+            return {"id": r.id, "chosen": prompt + chosen, "rejected": prompt + rejected}
+        return {"id": r.id, "prompt": prompt, "chosen": chosen, "rejected": rejected}
 
     write_jsonl(path, (row(r) for r in records))

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from bpo.build import initial_model_folder
+from bpo.chat import is_conversation, prompt_text
 from bpo.config import RunConfig
 from bpo.configlib import ConfigError
 from bpo.jsonl import DataFileError
@@ -63,6 +64,11 @@ def base_tokenizer(cfg: RunConfig, task: Task, sft_base: Path, progress: bool) -
         raise ModelFolderError(
             f"{folder}: the task {task.name!r} asks for the chat template (chat_template: true) but the tokenizer has none; "
             "use an instruction-tuned model folder or set chat_template: false in the task file"
+        )
+    if not getattr(tokenizer, "chat_template", None) and any(is_conversation(ex.prompt) for ex in task.train + task.eval + task.demonstrations):
+        raise ModelFolderError(
+            f"{folder}: the task {task.name!r} has conversation prompts, which are rendered with the chat template, "
+            "but the tokenizer has none; use an instruction-tuned model folder"
         )
     model = _meta_model(folder, cfg.policy.trust_remote_code)
     rows = model.get_input_embeddings().num_embeddings
@@ -135,6 +141,9 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
 
 def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord], base: Base, chat_template: bool) -> None:
     """Enough pairs for the schedule (N of phase 0), each within the model's context."""
+    talk = next((r for r in records if is_conversation(r.prompt)), None)
+    if talk is not None and not getattr(base.tokenizer, "chat_template", None):
+        raise DataFileError(f"{path}:{talk.line}: prompt: a conversation is rendered with the chat template, but {base.folder}'s tokenizer has none")
     wanted = cfg.resolved_schedule().pairs
     if len(records) < wanted:
         raise DataFileError(f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs")
@@ -152,7 +161,7 @@ def probe_judges(cfg: RunConfig, task: Task, annotator) -> None:
     """Call the annotator's judge and the evaluation judge once, on held-out prompts and their references."""
     sample = task.eval[:2] or task.train[:2]
     prompts = [ex.prompt for ex in sample]
-    responses = [ex.reference or ex.prompt for ex in sample]
+    responses = [ex.reference or prompt_text(ex.prompt) for ex in sample]
     if getattr(annotator, "judge", None) is not None:
         probe(annotator.judge, "annotator.judge", prompts, responses)
     probe(load_judge(cfg.eval.judge, task.judge), "eval.judge", prompts, responses)

@@ -7,6 +7,7 @@ per-token-mean log-prob of the demonstration, so long and short demonstrations w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import torch
@@ -24,10 +25,13 @@ class SFTConfig:
     steps: int = option(0, help="supervised fine-tuning steps before alignment; 0 skips the stage")
     batch_size: int = option(16, help="SFT batch size")
     lr: float = option(1e-3, help="SFT learning rate (all parameters)")
+    data: str | None = option(None, help="a preference file (the layouts data.pairs reads): fine-tune on its chosen responses instead of the task's demonstrations, as the papers' SFT stage does; needs sft.steps > 0")
 
     def validate(self):
         if self.steps < 0 or self.batch_size <= 0:
             raise ValueError("steps must be >= 0 and batch_size > 0")
+        if self.data and not self.steps:
+            raise ValueError(f"steps is 0, so sft.data={self.data} would not be used; set sft.steps to the number of SFT steps")
         if not 0 < self.lr < float("inf"):
             raise ValueError(f"lr must be positive and finite, got {self.lr}")
 
@@ -62,6 +66,13 @@ def batch_orders(n: int, batch_size: int, steps: int, seed: int) -> list[list[in
         batches.append(queue[:size])
         queue = queue[size:]
     return batches
+
+
+def preferred_demonstrations(path: str | Path) -> list[Example]:
+    """SFT demonstrations from a preference file: each prompt (a conversation kept whole) with its chosen response."""
+    from bpo.prefdata import read_preferences
+
+    return [Example(r.prompt, r.chosen) for r in read_preferences(path)]
 
 
 def supervised_finetune(

@@ -12,15 +12,16 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from bpo.chat import Prompt, is_conversation, prompt_messages
+
 PaddingSide = Literal["left", "right"]
 
 
-def encode_prompt(tokenizer, prompt: str, chat_template: bool = False) -> list[int]:
-    """Prompt ids; with chat_template, the prompt is one user turn followed by the assistant header."""
-    if chat_template:
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-        )
+def encode_prompt(tokenizer, prompt: Prompt, chat_template: bool = False) -> list[int]:
+    """Prompt ids. A conversation (bpo.chat) goes whole through the tokenizer's chat template, followed
+    by the assistant header; so does a plain text with chat_template, as one user turn."""
+    if chat_template or is_conversation(prompt):
+        ids = tokenizer.apply_chat_template(prompt_messages(prompt), add_generation_prompt=True, tokenize=True)
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # BatchEncoding in newer transformers
             ids = ids["input_ids"]
         return list(ids)

@@ -76,11 +76,13 @@ def test_vocabulary_mismatch_of_fixed_reference_is_refused(tmp_path, capsys):
 
 
 def test_preference_file_round_trip_plain_and_conversational(tmp_path):
+    """A conversational file's prompt reads back as a conversation (one user turn), not as its text."""
     records = [PreferenceRecord("a", "hi", "hello there", "go away"), PreferenceRecord("b", "q?", "yes", "no")]
-    for conversational in (False, True):
-        path = tmp_path / f"prefs-{conversational}.jsonl"
-        write_preferences(path, records, conversational=conversational)
-        assert read_preferences(path) == records
+    write_preferences(tmp_path / "prefs-False.jsonl", records, layout="plain")
+    assert read_preferences(tmp_path / "prefs-False.jsonl") == records
+    write_preferences(tmp_path / "prefs-True.jsonl", records, layout="conversational")
+    talks = [PreferenceRecord(r.id, [{"role": "user", "content": r.prompt}], r.chosen, r.rejected) for r in records]
+    assert read_preferences(tmp_path / "prefs-True.jsonl") == talks
     row = json.loads((tmp_path / "prefs-True.jsonl").read_text().splitlines()[0])
     assert row["prompt"] == [{"role": "user", "content": "hi"}]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bpo.chat import Prompt
 from bpo.judges import Judge
 
 
 @dataclass(frozen=True)
 class Example:
-    prompt: str
+    prompt: Prompt  # a text, or a conversation ending where the response begins (bpo.chat)
     reference: str  # a human-written response to the prompt (the win-rate baseline, or an SFT target)
 
 

@@ -1,14 +1,17 @@
 """Tasks read from local files: a small YAML file naming JSONL files, so a user's task needs no code.
 
     # mytask.yaml
-    train: train.jsonl            # {"prompt": ..., "reference": ...} per line (reference optional here)
+    train: train.jsonl            # {"prompt": ..., "reference": ...} per line (reference optional here);
+                                  # or a Parquet file, or a datasets folder (bpo.datafiles)
     eval: eval.jsonl              # {"prompt": ..., "reference": ...}: held-out prompts and human references
     demonstrations: sft.jsonl     # optional SFT targets, same layout; default: train rows with a reference
     judge: mypkg.scoring:score    # optional: the task's judge (module:function or a reward-model folder)
     chat_template: true           # wrap prompts in the policy tokenizer's chat template
     format: plain                 # plain | tldr | hh: how rows become prompts (see bpo.tasks.presets)
 
-Relative paths are resolved against the YAML file's folder. A held-out (eval) prompt may not also be a
+A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
+turns kept, rendered with the chat template: bpo.chat), with format plain; a `reference` may then be
+one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval) prompt may not also be a
 train or demonstration prompt (compared ignoring case and runs of whitespace): such a file is refused.
 So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
 """
@@ -18,7 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bpo.configlib import parse_yaml, read_text_file
-from bpo.jsonl import DataFileError, read_jsonl_lines
+from bpo.chat import as_prompt, as_response, prompt_text
+from bpo.datafiles import read_rows
+from bpo.jsonl import DataFileError
 from bpo.judges import load_judge
 from bpo.tasks.base import Example, Task
 from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
@@ -30,24 +35,32 @@ KEY_TYPES = {"train": str, "eval": str, "demonstrations": str, "judge": str, "ch
 def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Example]:
     fields = list(FORMAT_FIELDS[fmt])
     examples = []
-    for number, row in read_jsonl_lines(path, required=fields, optional=["reference", "summary", "query", "prompt"]):
+    for number, row in read_rows(path, required=fields, optional=["reference", "summary", "query", "prompt"]):
         if fmt == "hh" and not ("query" in row or "prompt" in row):
             raise DataFileError(f"{path}:{number}: query: missing field (format hh needs 'query' or 'prompt')")
+        if fmt != "plain":
+            listed = next((k for k in (*fields, "query", "prompt") if isinstance(row.get(k), list)), None)
+            if listed:
+                raise DataFileError(f"{path}:{number}: {listed}: expected a string (a message list is a conversation: use format plain)")
+            prompt = PROMPT_FORMATS[fmt](row)
+        else:
+            prompt = as_prompt(row["prompt"], f"{path}:{number}: prompt")
         reference = reference_of(row)
+        reference = as_response(reference, f"{path}:{number}: reference") if reference else ""
         if need_reference and not reference.strip():
             raise DataFileError(f"{path}:{number}: reference: missing or empty (held-out prompts need a human reference)")
-        examples.append(Example(PROMPT_FORMATS[fmt](row), reference))
+        examples.append(Example(prompt, reference))
     return examples
 
 
-def _key(prompt: str) -> str:
-    return " ".join(prompt.split()).casefold()
+def _key(prompt) -> str:
+    return " ".join(prompt_text(prompt).split()).casefold()
 
 
-def _check_held_out(path: Path, eval_examples: list[Example], key: str, examples: list[Example]) -> None:
+def check_held_out(path: Path, eval_examples: list[Example], key: str, examples: list[Example]) -> None:
     """Refuse eval prompts that are also `key` prompts: the policy would be scored on what it trained on."""
     seen = {_key(e.prompt) for e in examples}
-    leaked = [e.prompt for e in eval_examples if _key(e.prompt) in seen]
+    leaked = [prompt_text(e.prompt) for e in eval_examples if _key(e.prompt) in seen]
     if leaked:
         raise DataFileError(
             f"{path}: {len(leaked)} eval prompt(s) are also {key} prompts, e.g. {leaked[0][:80]!r}; "
@@ -79,7 +92,7 @@ def load_task_file(path: str | Path) -> Task:
     demos = _examples(here / spec["demonstrations"], True, fmt) if spec.get("demonstrations") else [e for e in train if e.reference]
     eval_examples = _examples(here / spec["eval"], True, fmt)
     for key, examples in (("train", train), ("demonstrations", demos)):
-        _check_held_out(path, eval_examples, key, examples)
+        check_held_out(path, eval_examples, key, examples)
     judge = None
     if spec.get("judge"):
         judge_spec = str(spec["judge"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from bpo.chat import Prompt, as_prompt, as_response, is_conversation, prompt_messages, split_shared_prompt
+from bpo.chat import Prompt, as_prompt, as_response, prompt_messages, split_shared_prompt
 from bpo.configlib import option
 from bpo.datafiles import read_rows
 from bpo.jsonl import DataFileError, check_row, write_jsonl
@@ -83,15 +83,13 @@ LAYOUTS = ("plain", "conversational", "implicit")
 
 
 def write_preferences(path: str | Path, records: Iterable[PreferenceRecord], layout: str = "plain") -> None:
-    """A JSONL file in one of the LAYOUTS; `plain` needs plain-text prompts (a conversation has no text
-    form that reads back as itself), the other two write any prompt as messages."""
+    """A JSONL file in one of the LAYOUTS, which reads back as `records`: `plain` writes texts (and a
+    conversation prompt as its messages), the other two write every prompt and response as messages."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
     def row(r: PreferenceRecord) -> dict:
         if layout == "plain":
-            if is_conversation(r.prompt):
-                raise ValueError(f"record {r.id}: a conversation prompt needs layout='conversational' or 'implicit'")
             return {"id": r.id, "prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
         prompt = prompt_messages(r.prompt)
         chosen, rejected = [{"role": "assistant", "content": r.chosen}], [{"role": "assistant", "content": r.rejected}]

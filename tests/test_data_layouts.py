@@ -80,9 +80,11 @@ def test_tables_round_trip(tmp_path, save, layout):
     assert back == records and [r.line for r in back] == [1, 2]
 
 
-def test_a_plain_prompt_cannot_be_written_as_a_conversation_in_the_plain_layout(tmp_path):
-    with pytest.raises(ValueError, match="layout='conversational' or 'implicit'"):
-        write_preferences(tmp_path / "p.jsonl", TALKS, layout="plain")
+def test_the_plain_layout_keeps_a_conversation_prompt_as_messages(tmp_path):
+    """(as `bpo annotate --export` writes stored pairs): texts stay texts, a conversation stays whole."""
+    write_preferences(tmp_path / "p.jsonl", TALKS + PLAIN)
+    assert read_preferences(tmp_path / "p.jsonl") == TALKS + PLAIN
+    assert json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0]) == {"id": "a", "prompt": TALK, "chosen": "w40 w41", "rejected": "w10"}
 
 
 def test_task_file_with_conversation_prompts_from_parquet_and_datasets(tmp_path):

@@ -162,3 +162,48 @@ def test_external_labels_for_unknown_pairs_or_values_are_refused(tmp_path, capsy
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert LabelStore.open(run).labels() == []  # all or nothing: the good line was not stored either
+
+
+def test_a_waiting_run_continues_once_labelled_and_a_signal_stops_the_wait(tmp_path):
+    """annotator.wait=true: the run polls the store instead of exiting; labels given meanwhile let it train
+    on; SIGINT while it waits ends it with 130, the labels so far kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from humanrun import TESTS
+    from tinytask import run_args, write_task
+
+    task = write_task(tmp_path / "task").parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+
+    def start(run, *extra):
+        args = run_args(task, run, "annotator.kind=human", "annotator.wait=true", "schedule.steps=2", "schedule.batch_size=2", *extra)
+        return subprocess.Popen([sys.executable, "-m", "bpo.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
+
+    def stored(run, n):
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if (run / "labels.sqlite").exists() and len(LabelStore.open(run).candidates(0)) == n:
+                return LabelStore.open(run)
+            time.sleep(0.5)
+        raise AssertionError("the run never stored its pairs")
+
+    done = tmp_path / "done"
+    proc = start(done, "schedule.phases=1")
+    label_all(stored(done, 4), 0, lambda c: F)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "waiting for the labels" in err and len(pairs_file(done, 0)) == 4
+
+    stopped = tmp_path / "stopped"
+    proc = start(stopped, "schedule.phases=1")
+    store = stored(stopped, 4)
+    store.add_label(store.candidates(0)[0].id, "r1", F, "kept")
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "stopped while waiting for labels" in err and "Traceback" not in err
+    assert [r.pair_id for r in store.labels(0)] == [store.candidates(0)[0].id]

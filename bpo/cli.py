@@ -14,9 +14,12 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bpo.config import RunConfig
 from bpo.configlib import ConfigError, describe, load_config
+
+if TYPE_CHECKING:
+    from bpo.config import RunConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -28,6 +31,8 @@ def default_out(cfg: RunConfig) -> str:
 
 
 def keys_help() -> str:
+    from bpo.config import RunConfig
+
     lines = ["configuration keys (set in CONFIG.yaml or as key=value):"]
     for key, type_name, default, text in describe(RunConfig):
         lines.append(f"  {key} ({type_name}, default {default})\n      {text}")
@@ -35,6 +40,7 @@ def keys_help() -> str:
 
 
 def cmd_train(args) -> int:
+    from bpo.config import RunConfig
     from bpo.online import TrainingDiverged, run_online
     from bpo.rundir import RunDir
     from bpo.stop import Interrupted, StopRequested
@@ -91,6 +97,7 @@ def summary(result: dict, out: str) -> str:
 def load_run(run_dir: str, overrides=(), progress: bool = True):
     """A finished run's config, task and policy with its trained adapters loaded."""
     from bpo.build import build_policy, build_task
+    from bpo.config import RunConfig
     from bpo.rundir import RunDir
 
     run = RunDir(run_dir)
@@ -179,6 +186,7 @@ def cmd_annotate(args) -> int:
 
 def cmd_status(args) -> int:
     """Where a run stands: training steps done, phases with pairs, and (human annotation) labels and agreement."""
+    from bpo.config import RunConfig
     from bpo.jsonl import read_log
     from bpo.rundir import RunDir
 
@@ -200,6 +208,7 @@ def cmd_status(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
+    from bpo.config import RunConfig
     from bpo.experiments.reproduce import full_plan, quick_plan, reproduce
 
     make_plan = quick_plan if args.quick else full_plan
@@ -219,6 +228,7 @@ def cmd_demo(args) -> int:
     """The README's main job: bpo/configs/demo.yaml, then report.md and report.png in the run folder."""
     import time
 
+    from bpo.config import RunConfig
     from bpo.report import write_report
 
     out = load_config(RunConfig, DEMO_CONFIG, args.overrides).out or time.strftime("runs/demo-%Y%m%d-%H%M%S")
@@ -232,10 +242,22 @@ def cmd_demo(args) -> int:
     return code
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser; with config_keys, its help ends with every configuration key (`bpo train --help`),
+    listed only when the help is shown: building the list imports every config section, and torch."""
+
+    def __init__(self, *args, config_keys: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config_keys = config_keys
+
+    def format_help(self) -> str:
+        return super().format_help() + (f"\n{keys_help()}\n" if self.config_keys else "")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bpo", description="Online preference optimisation under an annotation budget (BPO).")
+    p = Parser(prog="bpo", description="Online preference optimisation under an annotation budget (BPO).")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="run the online loop", epilog=keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser("train", help="run the online loop", config_keys=True, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", help="a YAML config (optional: the defaults run the built-in task)")
     t.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=bpo schedule.phases=4 beta=0.5")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run from its last complete checkpoint")

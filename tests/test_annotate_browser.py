@@ -1,5 +1,6 @@
 """A rater labels a whole phase in a real headless Chromium (Debian's, driven by Playwright), with the
-keyboard, undoes a label, and the resumed run trains on exactly the labels given."""
+keyboard, undoes a label, loses one answer (the page retries), and the resumed run trains on exactly the
+labels given."""
 
 import json
 from pathlib import Path
@@ -37,6 +38,15 @@ def test_a_rater_labels_a_phase_with_the_keyboard_and_the_run_trains_on_those_la
             page.keyboard.press(key)
             page.wait_for_function("([p]) => !document.body.dataset.busy && document.body.dataset.pair !== p", arg=[before])
 
+        lost = []  # the answer to the second label is lost after the server committed it: the page must retry
+
+        def lose_one_answer(route):
+            if len(shown) == 1 and not lost:
+                lost.append(route.fetch().json())  # the request reaches the server, its answer never the page
+                return route.abort()
+            route.continue_()
+
+        page.route("**/api/label", lose_one_answer)
         shown = []
         while page.evaluate("document.body.dataset.pair"):
             pid = page.evaluate("document.body.dataset.pair")
@@ -55,7 +65,8 @@ def test_a_rater_labels_a_phase_with_the_keyboard_and_the_run_trains_on_those_la
             press(key)
         assert page.is_visible("#done") and "4 of 4 labels, 4 of 4 pairs done" in page.text_content("#progress-phase")
         browser.close()
-    assert sorted(shown) == sorted(pairs) and store.undone_count() == 1
+    assert lost and lost[0]["applied"] is True  # committed on the first try; the retry changed nothing
+    assert sorted(shown) == sorted(pairs) and store.undone_count() == 1 and len(store.labels(0)) == 4
     assert main(["train", "--resume", str(run), "--quiet"]) == 4  # phase 0 trained; phase 1 waits for labels
     trained = [json.loads(line) for line in (run / "pairs" / "phase-000.jsonl").read_text().splitlines()]
     assert {p["id"]: (p["chosen"], p["rejected"]) for p in trained} == expected

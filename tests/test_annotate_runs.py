@@ -11,6 +11,7 @@ from humanrun import paused_run
 from bpo.annotate.store import LabelConflict, LabelStore
 from bpo.cli import main
 from bpo.pairs import PromptStream
+from bpo.prefdata import read_preferences
 from bpo.tasks.files import load_task_file
 
 F, S = "first", "second"
@@ -102,6 +103,12 @@ def test_two_raters_combine_by_majority_and_their_agreement_is_reported(tmp_path
     assert main(["status", str(run)]) == 0
     out = capsys.readouterr().out
     assert "Cohen's kappa = 0.636 over 4 pairs" in out and "2 decided, undecided: split 1, tie 1" in out
+    assert main(["annotate", str(run), "--export", str(tmp_path / "prefs.jsonl")]) == 0
+    exported = read_preferences(tmp_path / "prefs.jsonl")  # TRL's layout; the split and the tie have no winner
+    assert [(r.id, r.chosen, r.rejected) for r in exported] == [(stored[0].id, stored[0].first.text, stored[0].second.text),
+                                                                (stored[1].id, stored[1].second.text, stored[1].first.text)]
+    assert main(["annotate", str(run)]) == 2  # no rater was added: no server without credentials
+    assert "no raters yet; add one with bpo annotate" in capsys.readouterr().err
     assert resume(run) == 0
     trained = pairs_file(run, 0)
     assert [(p["chosen"], p["rejected"]) for p in trained[:2]] == [(stored[0].first.text, stored[0].second.text),

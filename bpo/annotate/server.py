@@ -25,7 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bpo.annotate.store import LabelConflict, LabelStore, StoreError, shows_first_on_left
+from bpo.annotate.store import LabelConflict, LabelStore, StoreError, UnknownPair, shows_first_on_left
 
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
@@ -179,8 +179,10 @@ async def _answer(work) -> Response:
         return JSONResponse(await run_in_threadpool(work), headers=SECURITY_HEADERS)
     except LabelConflict as err:
         return _error(409, str(err))
+    except UnknownPair as err:
+        return _error(404, str(err))
     except StoreError as err:
-        return _error(404 if "no pair" in str(err) else 400, str(err))
+        return _error(400, str(err))
 
 
 def _error(status: int, why: str) -> Response:

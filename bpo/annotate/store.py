@@ -64,6 +64,10 @@ class StoreError(ValueError):
     """A problem a user can act on (bad rater name, unknown pair, missing store): one line."""
 
 
+class UnknownPair(StoreError):
+    """A label for a pair id this run does not have."""
+
+
 class LabelConflict(Exception):
     """A label that cannot be applied: the phase was already trained on, or the rater labelled the pair
     differently before (another tab). The client should reload its state."""
@@ -232,7 +236,7 @@ class LabelStore:
             raise StoreError(f"choice: {choice!r} is not one of {', '.join(CHOICES)}")
         pair = con.execute("SELECT phase FROM pairs WHERE id = ?", (pair_id,)).fetchone()
         if pair is None:
-            raise StoreError(f"pair_id: no pair {pair_id!r} in this run")
+            raise UnknownPair(f"pair_id: no pair {pair_id!r} in this run")
         if con.execute("SELECT 1 FROM undone WHERE nonce = ?", (nonce,)).fetchone():
             return False
         existing = con.execute("SELECT nonce, choice, source FROM labels WHERE pair_id = ? AND rater = ?", (pair_id, rater)).fetchone()

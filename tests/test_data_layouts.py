@@ -274,3 +274,12 @@ def test_sft_data_is_refused_without_sft_steps_or_with_held_out_prompts(chat_tas
     assert main(run_args(chat_task, tmp_path / "b", f"sft.data={prefs}", "sft.steps=2")) == 2
     assert f"{prefs}: 1 eval prompt(s) are also sft.data prompts" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_tables_without_pyarrow_are_refused_with_the_extra_named(tmp_path, monkeypatch):
+    import sys
+
+    path = save_parquet(tmp_path / "p.parquet", rows_of(PLAIN, "plain"))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
+    with pytest.raises(DataFileError, match=r"p.parquet: reading Parquet files and datasets folders needs pyarrow: pip install 'bpo\[data\]'"):
+        read_preferences(path)

@@ -99,3 +99,14 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in resumed], rel=1e-6)
     assert [e.step for e in acc.Scalars("evals/win_rate")] == [6]
     assert [r["step"] for r in rows(out / "evals.jsonl")] == [6]
+
+
+def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeypatch):
+    import importlib.util
+
+    from bpo.config import RunConfig
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find_spec(name, *a))
+    with pytest.raises(ConfigError, match=r"log: tensorboard needs the tensorboard package, which is not installed: pip install 'bpo\[tensorboard\]'"):
+        load_config(RunConfig, None, ["log.to=[jsonl,tensorboard]"])

@@ -166,7 +166,7 @@ def corpus_files(language: str = LANGUAGE) -> list[Path]:
     """The package's YAML files for `language`, sorted by name (the order examples are read in)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise CorpusError(f"the package {PACKAGE!r} is not installed; run `pip install chatterbot-corpus`")
+        raise CorpusError(f"the package {PACKAGE!r} is not installed: pip install 'bpo[demo]'")
     folder = Path(next(iter(spec.submodule_search_locations))) / "data" / language
     files = sorted(folder.glob("*.yml"))
     if not files:

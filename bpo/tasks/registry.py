@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from bpo.configlib import ConfigError
 from bpo.pretrained import smollm2_folder
 from bpo.tasks import reviews
 from bpo.tasks.base import Task
 
 
 def _build_chatterbot() -> Task:
-    # Imported on use: the task needs vaderSentiment and chatterbot-corpus, which the other tasks don't.
-    from bpo.tasks import chatterbot
-
+    # Imported on use: the task needs vaderSentiment and chatterbot-corpus (the demo extra), which the other tasks don't.
+    try:
+        from bpo.tasks import chatterbot
+    except ModuleNotFoundError as err:
+        raise ConfigError(f"task=chatterbot needs the package {err.name}, which is not installed: pip install 'bpo[demo]'") from None
     return chatterbot.build_task()
 
 

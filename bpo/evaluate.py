@@ -41,10 +41,14 @@ class EvalConfig:
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
 
+    every: int = option(0, help="also evaluate during training, after every this many steps (0: only at the end), on the first eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of steps done, for learning curves")
+    every_prompts: int = option(32, help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final evaluation, KL estimate if eval.kl")
     def validate(self):
         if self.prompts < 1:
             raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
         if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
+        if self.every < 0 or self.every_prompts < 1:
+            raise ValueError(f"every must be >= 0 (0: no evaluation during training) and every_prompts >= 1, got {self.every} and {self.every_prompts}")
             raise ValueError(f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}")
 
     def sampling(self, base: SamplingSpec) -> SamplingSpec:

@@ -50,6 +50,7 @@ class TrainingDiverged(RuntimeError):
 def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
     """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json."""
     s = open_session(cfg, RunDir(run_dir), resume, progress)
+    s.evaluate_if_due(s.start)  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
     bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
     with StopFlag() as stop:
         for phase in s.schedule.phases_from(s.start):
@@ -61,6 +62,7 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
                 metrics = s.train(step, phase, batches[step - phase.first_step])
                 bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
                 bar.update()
+                s.evaluate_if_due(step + 1)  # eval.every: a learning-curve point, before the checkpoint
                 if s.schedule.checkpoint_due(step + 1, cfg.checkpoint.every) or stop.requested:
                     s.checkpoint(step + 1)
                 if stop.requested:
@@ -105,6 +107,23 @@ class Session:
         self.reference.on_step_end(self.policy, step)
         self.log.write("metrics", {"step": step, "phase": phase.index, **metrics.to_json(), "seconds": round(time.perf_counter() - started, 3)}, step)
         return metrics
+
+    @cached_property
+    def eval_judge(self):
+        return load_judge(self.cfg.eval.judge, self.task.judge)
+
+    def evaluate_if_due(self, done: int) -> None:
+        """eval.every: after every k-th step, the policy on the first eval.every_prompts held-out prompts, a row of
+        evals.jsonl at `done` steps (with the phase, which the final evaluation's row has not). Sampling is seeded
+        by the run seed in a forked RNG: training is unchanged, and every point answers the same prompts with
+        the same random numbers."""
+        cfg = self.cfg
+        if not (cfg.eval.every and done and done % cfg.eval.every == 0):
+            return
+        result = evaluate_policy(self.policy, self.task.eval[: cfg.eval.every_prompts], self.eval_judge, cfg.eval.sampling(cfg.sampling),
+                                 MERGED, self.task.chat_template, cfg.eval.kl, cfg.seed, progress=False)
+        phase = self.schedule.phase_of_step(done - 1)
+        self.log.write("evals", {"step": done, "phase": phase, **eval_scalars(result.to_json())}, done)
 
     def checkpoint(self, done: int) -> None:
         state = Checkpoint(done, self.policy.member_states(), self.optim.state_dict(), self.reference.state_dict(), torch.get_rng_state())

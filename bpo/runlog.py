@@ -14,8 +14,9 @@ Sinks (`log.to`):
                  S/KEY at `step` (nested objects give S/KEY/SUBKEY; an IOPO row's player goes into
                  the tag, S/PLAYER/KEY, so the two players draw two curves)
 
-A resumed run first forgets what it logged past its checkpoint: the JSONL rows (bpo.rundir
-`forget_after`) and, in TensorBoard, everything from the resumed step on (a purge marker).
+A resumed run forgets what it logged past its checkpoint: the JSONL rows are dropped when the session
+opens (bpo.rundir `forget_after`), and TensorBoard hides everything from the resumed step on (a purge
+marker), so each step is shown once, with the values of the run that went on.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class TensorBoardSink:
         prefix = "/".join([stream] + [str(row[k]) for k in LABEL_KEYS if k in row])
         for tag, value in scalars(row).items():
             self.writer.add_scalar(f"{prefix}/{tag}", value, step)
+        # On disk now: a killed run resumes after its checkpoint and does not log earlier steps again.
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
@@ -105,8 +108,7 @@ class RunLog:
     @classmethod
     def open(cls, cfg: LogConfig, run, start: int = 0) -> "RunLog":
         """The sinks `cfg.to` names for the run folder `run` (a bpo.rundir.RunDir), continuing after
-        `start` completed steps (what was logged past them is forgotten)."""
-        run.forget_after(start)
+        `start` completed steps."""
         sinks: list[Sink] = [JsonlSink(run.root)]
         if "tensorboard" in cfg.to:
             sinks.append(TensorBoardSink(run.tensorboard, start))

@@ -30,7 +30,7 @@ METHODS = ("bpo", "online_dpo", "offline_dpo", "iopo")
 
 @dataclass(frozen=True)
 class RunConfig:
-    task: str = option("reviews", help="a built-in task name (reviews) or a task YAML file (prompts/references from JSONL)")
+    task: str = option("reviews", help="a built-in task name (reviews, sorting, chatterbot) or a task YAML file (prompts/references from JSONL)")
     method: str = option("bpo", help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T (with F < T phases: iterative DPO); offline_dpo: F = 1, reference = sft; iopo: two players, each the other's reference (the iopo section)", choices=METHODS)
     loss: str = option("dpo", help="the DAP loss", choices=tuple(LOSSES))
     loss_reduction: str = option("auto", help="sequence log-prob over response tokens: sum, mean, or auto (the loss's default: mean for ipo)", choices=("auto", "sum", "mean"))

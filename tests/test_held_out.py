@@ -2,9 +2,10 @@
 
 Each task is built as `bpo train task=... seed=...` builds it (bpo.build.build_task on the loaded
 RunConfig), for run seeds 0..4. Its held-out eval prompts must be disjoint from its train prompts,
-from its demonstration (SFT) prompts and, for the reviews task, from the prompts of the
-demonstrations its ready-made initial policy was fine-tuned on (`reviews.sft_policy`, reached as a
-run reaches it, through bpo.build.initial_model_folder; its training is intercepted, not run).
+from its demonstration (SFT) prompts and, for the reviews and sorting tasks, from the prompts of the
+demonstrations their ready-made initial policies were fine-tuned on (`reviews.sft_policy`,
+`sorting.sft_policy`, reached as a run reaches them, through bpo.build.initial_model_folder; their
+training is intercepted, not run).
 """
 
 from __future__ import annotations
@@ -63,6 +64,27 @@ def test_reviews(tmp_path, monkeypatch):
         assert_held_out(task)
         assert prompts(task.eval).isdisjoint(sft_prompts(cfg, monkeypatch, tmp_path / "cache"))
         assert task == first  # the run seed does not change the task
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_sorting(tmp_path, monkeypatch):
+    """As for reviews; and no held-out list of numbers is trained on under another template or order either."""
+    from bpo.tasks.sorting import prompt_numbers
+
+    def problems(texts) -> set[tuple[int, ...]]:
+        return {tuple(sorted(prompt_numbers(t))) for t in texts}
+
+    first = build_task(run_config("sorting", 0))
+    for seed in SEEDS:
+        cfg = run_config("sorting", seed)
+        task = build_task(cfg)
+        assert_held_out(task)
+        seen = sft_prompts(cfg, monkeypatch, tmp_path / "cache")
+        assert prompts(task.eval).isdisjoint(seen)
+        held_out = problems(prompts(task.eval))
+        assert len(held_out) == len(task.eval)
+        assert held_out.isdisjoint(problems(prompts(task.train) | seen))
+        assert task == first
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 

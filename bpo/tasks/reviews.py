@@ -17,24 +17,23 @@ that set-up but makes it small enough to train on two CPU cores in minutes:
   judge as annotator has room to improve the policy.
 
 `build_tiny_policy` makes a word-level tokenizer and a randomly initialised two-layer Llama for this
-language; `sft_policy` fine-tunes it on the demonstrations and caches the result.
+language (bpo.tasks.wordlm); `sft_policy` fine-tunes it on the demonstrations and caches the result.
 The task's data is generated deterministically with `random.Random(DATA_SEED)`; it takes no seed, so
 runs with any seed are scored on the same held-out prompts, none of which the SFT policy was trained on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from bpo.cachefolder import cached_folder
 from bpo.judges import pointwise_judge
+from bpo.tasks import wordlm
 from bpo.tasks.base import Example, Task
+from bpo.tasks.wordlm import SPECIAL_TOKENS, TinyPolicyConfig  # noqa: F401  (re-exported: this task's policy)
 
 # ---------------------------------------------------------------------------------------------
 # The language
@@ -284,67 +283,14 @@ def build_task() -> Task:
 # The tiny policy
 # ---------------------------------------------------------------------------------------------
 
-SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<bos>", "<eos>")
-
-
-@dataclass(frozen=True)
-class TinyPolicyConfig:
-    hidden_size: int = 64
-    intermediate_size: int = 256
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    max_position_embeddings: int = 128  # prompts are ~10 tokens and reviews ~12: room to spare
-
-
 def build_tokenizer():
-    """A word-level fast tokenizer over VOCABULARY that prepends <bos> when add_special_tokens=True."""
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import Whitespace
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + VOCABULARY)}
-    core = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = Whitespace()  # the same \w+|[^\w\s]+ split as `split_words`
-    core.add_special_tokens(list(SPECIAL_TOKENS))
-    core.post_processor = TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
+    """A word-level fast tokenizer over VOCABULARY (bpo.tasks.wordlm)."""
+    return wordlm.build_tokenizer(VOCABULARY)
 
 
 def build_tiny_policy(out_dir: Path, seed: int = 0, config: TinyPolicyConfig = TinyPolicyConfig()) -> Path:
     """Save a word-level tokenizer and a randomly initialised tiny Llama (fp32) to out_dir."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    out_dir = Path(out_dir)
-    tokenizer = build_tokenizer()
-    llama_config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_attention_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(llama_config).to(torch.float32)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return wordlm.build_tiny_policy(out_dir, VOCABULARY, seed, config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,20 +323,5 @@ def sft_policy(
         # Caches made before the data stopped following the seed were trained on the data of `seed`;
         # for seed == DATA_SEED that is today's data, so only the other seeds need a new name.
         settings["data_seed"] = DATA_SEED
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-
-    def train(folder: Path) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from bpo.sft import supervised_finetune
-
-        build_tiny_policy(folder, seed=seed)
-        model = AutoModelForCausalLM.from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        task = build_task()
-        supervised_finetune(model, tokenizer, task.demonstrations, steps=steps, batch_size=batch_size, lr=lr,
-                            seed=seed, chat_template=task.chat_template, progress=progress)
-        model.save_pretrained(folder, safe_serialization=True)
-        tokenizer.save_pretrained(folder)
-
-    return cached_folder(Path(cache_dir) / f"reviews-sft-{digest}", train, stamp=settings)
+    recipe = wordlm.SFTRecipe(steps, batch_size, lr)
+    return wordlm.sft_policy(cache_dir, "reviews", settings, VOCABULARY, build_task, recipe, seed, progress)

@@ -48,21 +48,9 @@ def train(name: str, config: Path, overrides: list[str], seed: int, ensemble: in
 
 def held_out_pairs(path: Path, n: int = 128) -> Path:
     """Pairs of SFT samples on the held-out prompts, labelled by the task's judge; a preference file."""
-    from bpo.annotators import ScoreAnnotator
-    from bpo.build import build_policy, build_task
-    from bpo.config import RunConfig
-    from bpo.configlib import load_config
-    from bpo.pairs import PromptStream, collect_pairs
-    from bpo.prefdata import PreferenceRecord, write_preferences
+    from bpo.experiments.headtohead import sft_preference_file
 
-    cfg = load_config(RunConfig, IOPO)
-    task = build_task(cfg)
-    policy = build_policy(cfg, task, progress=False)  # fresh adapters (B = 0): the SFT policy
-    pairs, _ = collect_pairs(policy, PromptStream(task.eval, seed=12345), ScoreAnnotator(task.judge), cfg.sampling,
-                             phase=0, wanted=n, seed=12345, chat_template=task.chat_template, progress=False)
-    kept = [p for p in pairs if p.chosen.strip() and p.rejected.strip()]  # a preference file has no empty responses
-    write_preferences(path, [PreferenceRecord(p.id, p.prompt, p.chosen, p.rejected) for p in kept])
-    return path
+    return sft_preference_file(["task=reviews"], path, n)
 
 
 def main_() -> None:

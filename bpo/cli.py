@@ -136,6 +136,7 @@ def cmd_eval(args) -> int:
 def cmd_compare(args) -> int:
     """Win/tie/lose of RUN_A's policy against RUN_B's (or RUN_A's SFT start), held-out margins: compare.json."""
     import json
+    import os
     from dataclasses import replace
 
     from bpo.compare import Contender, compare, heldout_report, summary_text
@@ -162,7 +163,9 @@ def cmd_compare(args) -> int:
     result = compare(a, b, examples, judge, sampling, args.tie_margin, args.bad_threshold, task.chat_template, args.seed, progress)
     if args.pairs:
         result["heldout"] = heldout_report([a, b], args.pairs, args.beta or cfg.beta, task.chat_template, out / "margins.png")
-    (out / "compare.json").write_text(json.dumps(result, indent=2))
+    tmp = out / "compare.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out / "compare.json")  # complete or absent: `bpo reproduce` reuses a finished comparison
     print(summary_text(result) + f"\nwritten: {out / 'compare.json'}")
     return 0
 
@@ -209,10 +212,10 @@ def cmd_status(args) -> int:
 def cmd_reproduce(args) -> int:
     """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
     from bpo.config import RunConfig
-    from bpo.experiments.reproduce import full_plan, quick_plan, reproduce
+    from bpo.experiments.reproduce import BUILTIN, full_plan, quick_plan, reproduce
 
     make_plan = quick_plan if args.quick else full_plan
-    plan = make_plan(args.task or ["reviews"], args.seeds or (2 if args.quick else 3), args.overrides)
+    plan = make_plan(args.task or list(BUILTIN), args.seeds or (2 if args.quick else 3), args.overrides)
     for spec in plan.specs():  # every run's settings are checked before the first run starts
         load_config(RunConfig, None, list(spec.overrides))
     command = "bpo reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bpo reproduce"
@@ -304,8 +307,8 @@ def parser() -> argparse.ArgumentParser:
     st.set_defaults(fn=cmd_status)
     r = sub.add_parser("reproduce", help="the BPO paper's experiments on our tasks: runs (reused when finished), report.md and plots")
     r.add_argument("overrides", nargs="*", help="key=value settings given to every run, e.g. policy.path=/models/sft")
-    r.add_argument("--quick", action="store_true", help="DPO at beta 0.1 only, F in {1, 4, T}, 2 seeds (about 10 min on 2 cores)")
-    r.add_argument("--task", action="append", help="a built-in task or a task YAML file (repeat for several; default: reviews)")
+    r.add_argument("--quick", action="store_true", help="DPO at beta 0.1 only, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (about 10 min on 2 cores)")
+    r.add_argument("--task", action="append", help="a built-in task or a task YAML file (repeat for several; default: reviews and sorting)")
     r.add_argument("--seeds", type=int, help="number of seeds (default 2 with --quick, else 3)")
     r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")
     r.add_argument("--jobs", type=int, help="runs in parallel processes (default: one per 2 cores)")

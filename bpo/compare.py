@@ -152,7 +152,8 @@ def compare(
     scores = [[e["score"] for e in r.examples] for r in results]
     out = {"a": a.name, "b": b.name, "temperature": spec.temperature, "tie_margin": tie_margin,
            **asdict(win_tie_lose(*scores, tie_margin, seed=seed)),
-           "mean_score_a": float(np.mean(scores[0])), "mean_score_b": float(np.mean(scores[1]))}
+           "mean_score_a": float(np.mean(scores[0])), "mean_score_b": float(np.mean(scores[1])),
+           "outcomes": head_to_head(*scores, tie_margin).tolist()}  # per prompt: 1 a wins, 0 tie, -1 a loses
     if bad_threshold is not None:
         out.update(bad_threshold=bad_threshold, bad_case_rate=bad_case_rate(*scores, bad_threshold))
     out["examples"] = [
@@ -165,7 +166,7 @@ def compare(
 def heldout_report(contenders: Sequence[Contender], path: str | Path, beta: float, chat_template: bool = False, histogram: Path | None = None) -> dict:
     """Mean reward margin and pairwise accuracy of each contender on a held-out preference file; the histogram PNG."""
     margins = {c.name: heldout_margins(c, path, beta, chat_template) for c in contenders}
-    policies = {name: {"mean_margin": float(m.mean()), "accuracy": pairwise_accuracy(m)} for name, m in margins.items()}
+    policies = {name: {"mean_margin": float(m.mean()), "accuracy": pairwise_accuracy(m), "margins": m.tolist()} for name, m in margins.items()}
     report = {"file": str(path), "beta": beta, "pairs": len(next(iter(margins.values()))), "policies": policies}
     if histogram is not None:
         report["histogram"] = str(margin_histogram(margins, histogram))

@@ -92,7 +92,7 @@ def test_compare_against_the_sft_start(tiny_run, capsys):
     assert (result["temperature"], result["tie_margin"]) == (0.8, 0.0)
     assert 0.0 <= result["bad_case_rate"] <= 1.0
     held = result["heldout"]
-    assert held["pairs"] == 6 and held["policies"]["sft"] == {"mean_margin": 0.0, "accuracy": 0.0}
+    assert held["pairs"] == 6 and held["policies"]["sft"] == {"mean_margin": 0.0, "accuracy": 0.0, "margins": [0.0] * 6}
     assert 0.0 <= held["policies"][str(run)]["accuracy"] <= 1.0
     assert (out / "margins.png").read_bytes()[:4] == b"\x89PNG"
     assert "win" in capsys.readouterr().out
@@ -105,6 +105,7 @@ def test_a_run_against_itself_ties_everywhere(tiny_run):
     assert main(["compare", str(run), str(run), "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "compare.json").read_text())
     assert (result["win"], result["tie"], result["lose"]) == (0.0, 1.0, 0.0)
+    assert result["outcomes"] == [0] * result["n"]  # per prompt, for paired statistics (bpo reproduce)
     assert all(e["a"] == e["b"] for e in result["examples"])
 
 

@@ -1,5 +1,10 @@
 """`bpo reproduce` on a tiny sweep: the report and plots are written from the runs' own numbers, and a
-second call reuses the finished runs instead of training them again."""
+second call reuses the finished runs and comparisons instead of computing them again.
+
+The plan: the tiny file task (tests/tinytask.py), T = 4 steps of 2 pairs, DPO at beta 0.5, Table 1 on
+seeds 0 and 1, everything else (Table 2, Figure 5's gold reference, Figures 6-7, IOPO with rounds of
+1 + 1 steps) on seed 0.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ import pytest
 from tinytask import write_task
 
 import bpo.cli
-from bpo.experiments.reproduce import METHODS, Plan, reproduce
+from bpo.configlib import load_config
+from bpo.config import RunConfig
+from bpo.experiments.reproduce import ADAPTER_VARIANTS, GOLD, IOPO_BASELINES, METHODS, Plan, reproduce
+from bpo.jsonl import read_log
 
 
 @pytest.fixture(scope="module")
@@ -18,39 +26,83 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     task = write_task(folder)
     plan = Plan(
-        tasks=(str(task),), seeds=(0, 1), losses=("dpo",), betas=(0.5,), phases=(2,),
-        overrides=(f"policy.path={folder / 'model'}", "schedule.steps=4", "schedule.batch_size=4",
-                   "sampling.max_new_tokens=8", "eval.prompts=8"),
+        tasks=(str(task),), seeds=(0, 1), losses=("dpo",), betas=(0.5,), phases=(2,), extra_seeds=(0,), iopo_round=(1, 1),
+        overrides=(f"policy.path={folder / 'model'}", "schedule.steps=4", "schedule.batch_size=2", "sampling.max_new_tokens=6",
+                   "eval.prompts=6", "eval.every_prompts=3", "lora.rank=4"),
     )
     report = reproduce(plan, folder / "out", jobs=1, progress=False)
     return plan, folder / "out", report
 
 
-def test_sweep_writes_the_report_and_plots_from_the_runs(sweep):
+def runs_of(out):
+    return sorted((out / "runs" / "task").iterdir())
+
+
+def test_table1_and_figures_from_the_runs(sweep):
     plan, out, report = sweep
-    runs = sorted((out / "runs" / "task").iterdir())
-    assert len(runs) == 2 * (len(METHODS) + 1)  # per seed: 3 methods of Table 1 + BPO at F = 2 (Figure 4)
+    # per seed: Table 1's 3 methods + BPO at F = 2 (Figure 4); seed 0 also: 3 adapter variants, the gold-reference
+    # run, 2 IOPO readings and the baselines that are not Table 1 runs (3 offline losses, iterative DPO)
+    assert len(runs_of(out)) == 2 * (len(METHODS) + 1) + len(ADAPTER_VARIANTS) + 1 + 2 + (len(IOPO_BASELINES) - 1)
     text = report.read_text()
-    assert "## Table 1 — task, sampled" in text and "## Table 1 — task, greedy" in text
-    bpo_runs = [r for r in runs if r.name.startswith("bpo-dpo-0.5-4-4-")]
+    assert "### Table 1 — task, sampled" in text and "### Table 1 — task, greedy" in text
+    bpo_runs = [r for r in runs_of(out) if r.name.startswith("bpo-dpo-0.5-4-4-") and "adapter" not in r.name]
     rates = [json.loads((r / "eval.json").read_text())["strict_win_rate"] for r in bpo_runs]
     assert len(rates) == 2
-    expected = f"{np.mean(rates):.3f} ± {np.std(rates, ddof=1):.3f}"
-    assert expected in text  # the table shows the runs' own mean ± std over seeds
-    for name in ("figure4-task-sampled.png", "figure3-sampled.png", "figure3-greedy.png"):
-        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"{np.mean(rates):.3f} ± {np.std(rates, ddof=1):.3f}" in text  # the runs' own mean ± std over seeds
+    assert "Headline comparison, offline DPO → BPO (F = 2)" in text and "72.0% → 80.2%" in text
+    for name in ("figure4-task-sampled.png", "figure3-sampled.png", "figure3-greedy.png", "table2-task.png", "figure5-task-sampled.png",
+                 "curves-methods-task.png", "figure6-7-task.png", "iopo-h2h-task.png", "iopo-margins-task.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     greedy = json.loads((bpo_runs[0] / "eval-greedy.json").read_text())
-    assert greedy["n"] == 8 and "before" in greedy
+    assert greedy["n"] == 6 and "before" in greedy
+
+
+def test_every_run_has_learning_curves(sweep):
+    """T = 4, eval.every = max(1, T // 8) = 1: an evaluation on 3 prompts after each of the 4 steps."""
+    _, out, _ = sweep
+    for run in runs_of(out):
+        rows = [r for r in read_log(run / "evals.jsonl") if "phase" in r]
+        assert [r["step"] for r in rows] == [1, 2, 3, 4] and {r["n"] for r in rows} == {3}, run.name
+
+
+def test_table2_reads_the_comparisons(sweep):
+    """Table 2 with one seed: BPO's win rate against offline DPO is that comparison's own."""
+    _, out, report = sweep
+    [folder] = [f for f in (out / "compare").iterdir() if f.name.startswith("bpo-dpo-0.5-4-4-0-") and "--vs--offline_dpo-" in f.name]
+    result = json.loads((folder / "compare.json").read_text())
+    assert result["win"] + result["tie"] + result["lose"] == pytest.approx(1.0) and len(result["outcomes"]) == 6
+    row = next(line for line in report.read_text().splitlines() if line.startswith("| BPO vs offline DPO"))
+    assert row.split(" | ")[1].startswith(f"{result['win']:.3f} [")
+
+
+def test_gold_reference_is_the_exported_bpo_policy(sweep):
+    _, out, report = sweep
+    [gold_run] = [r for r in runs_of(out) if r.name.startswith(f"online_dpo-dpo-0.5-4-4-0-{GOLD.replace(' ', '_')}-")]
+    cfg = load_config(RunConfig, gold_run / "config.yaml")
+    [gold] = (out / "gold").iterdir()
+    assert (cfg.reference.kind, cfg.reference.path) == ("fixed", str(gold))
+    assert gold.name.startswith("task-bpo-dpo-0.5-4-4-0-") and (gold / "config.json").is_file()
+    assert "on-policy DPO, gold reference" in report.read_text()
+
+
+def test_iopo_section_lists_every_baseline(sweep):
+    _, out, report = sweep
+    text = report.read_text()
+    for reading in ("symmetric", "reversed"):
+        for baseline in [b[0] for b in IOPO_BASELINES] + ["SFT"]:
+            assert f"| IOPO ({reading}) vs **{baseline}** |" in text
+    iopo = [r for r in runs_of(out) if r.name.startswith("iopo-")]
+    assert len(iopo) == 2 and all(load_config(RunConfig, r / "config.yaml").iopo.rounds == 2 for r in iopo)
 
 
 def test_second_call_reuses_finished_runs(sweep, monkeypatch):
     plan, out, _ = sweep
 
     def no_training(argv):
-        raise AssertionError(f"a finished run was trained again: {argv}")
+        raise AssertionError(f"a finished run or comparison was computed again: {argv}")
 
     monkeypatch.setattr(bpo.cli, "main", no_training)
-    victim = next((out / "runs" / "task").iterdir()) / "eval-greedy.json"
+    victim = runs_of(out)[0] / "eval-greedy.json"
     victim.unlink()  # only the missing greedy evaluation is redone
     reproduce(plan, out, jobs=1, progress=False)
     assert victim.is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,7 @@ GREEDY_EVAL = "eval-greedy.json"
 class RunSpec:
     """One training run of a sweep: what it is (labels for the report) and how it is trained."""
 
-    labels: tuple[tuple[str, object], ...]  # e.g. (("task", "reviews"), ("method", "bpo"), ("seed", 0))
+    labels: tuple[tuple[str, object], ...]  # e.g. (("task", "reviews"), ("method", "bpo"), ("seed", 0), ("variant", ""))
     overrides: tuple[str, ...]  # key=value settings given to `bpo train`
 
     @property
@@ -34,7 +35,7 @@ class RunSpec:
 
     def folder(self, root: Path) -> Path:
         digest = hashlib.sha256("\n".join(self.overrides).encode()).hexdigest()[:8]
-        readable = "-".join(f"{v}" for k, v in self.labels if k != "task")
+        readable = "-".join(re.sub(r"[^\w.]+", "_", str(v)).strip("_") for k, v in self.labels if k != "task" and v != "")
         return Path(root) / Path(str(self.label.get("task", "task"))).stem / f"{readable}-{digest}"
 
 
@@ -44,7 +45,8 @@ class RunResult:
     folder: Path
     sampled: dict  # eval.json
     greedy: dict | None = None  # eval-greedy.json
-    metrics: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)  # metrics.jsonl: one row per training step
+    evals: list[dict] = field(default_factory=list)  # evals.jsonl: evaluations during training (eval.every), then the final one
 
 
 def is_finished(folder: Path, greedy: bool) -> bool:
@@ -104,10 +106,10 @@ def execute(specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = 
 def read_result(spec: RunSpec, root: Path) -> RunResult:
     folder = spec.folder(root)
     greedy = folder / GREEDY_EVAL
-    metrics = read_log(folder / "metrics.jsonl")  # lines split on "\n" only; a line cut by a kill dropped
+    logs = [read_log(folder / name) for name in ("metrics.jsonl", "evals.jsonl")]  # lines split on "\n" only; a cut line dropped
     return RunResult(
         spec, folder, json.loads((folder / "eval.json").read_text()),
-        json.loads(greedy.read_text()) if greedy.is_file() else None, metrics,
+        json.loads(greedy.read_text()) if greedy.is_file() else None, *logs,
     )
 
 

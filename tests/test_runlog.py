@@ -68,11 +68,12 @@ def task_dir(tmp_path_factory):
 
 
 def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_resume(task_dir, tmp_path):
-    """T = 6 steps in F = 2 phases (first steps 0 and 3), evaluated once after step 6. Then the run is
-    resumed from its step-4 checkpoint: steps 4 and 5 are logged again, and TensorBoard shows each once,
+    """T = 6 steps in F = 2 phases (first steps 0 and 3), evaluated during training after steps 3 and 6
+    (eval.every=3) and at the end (step 6 again, on eval.prompts). Then the run is resumed from its step-4
+    checkpoint: steps 4 and 5 and the evaluations at 6 are logged again, and TensorBoard shows each once,
     with the resumed values (the purge marker hides the first process's)."""
     out = tmp_path / "run"
-    assert main(run_args(task_dir, out, "log.to=[jsonl,tensorboard]")) == 0
+    assert main(run_args(task_dir, out, "log.to=[jsonl,tensorboard]", "eval.every=3")) == 0
     acc = events(out / "tensorboard")
     tags = set(acc.Tags()["scalars"])
     assert {"metrics/loss", "metrics/reward_margin", "metrics/reward_accuracy", "metrics/lr", "metrics/grad_norm",
@@ -86,8 +87,9 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [e.value for e in acc.Scalars("phases/annotation_seconds")] == pytest.approx(
         [r["annotation_seconds"] for r in rows(out / "phases.jsonl")], abs=1e-6)
     result = json.loads((out / "eval.json").read_text())
-    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(6, pytest.approx(result["win_rate"]))]
-    assert [r["step"] for r in rows(out / "evals.jsonl")] == [6]
+    evals = rows(out / "evals.jsonl")
+    assert [r["step"] for r in evals] == [3, 6, 6] and evals[-1]["win_rate"] == result["win_rate"]
+    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(r["step"], pytest.approx(r["win_rate"])) for r in evals]
 
     (out / "checkpoints" / "step-000006" / "COMPLETE").unlink()  # the latest complete one is now step 4
     with pytest.warns(UserWarning, match="partial checkpoint"):
@@ -97,8 +99,9 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4, 5]
     assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 1, 2, 3, 4, 5]
     assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in resumed], rel=1e-6)
-    assert [e.step for e in acc.Scalars("evals/win_rate")] == [6]
-    assert [r["step"] for r in rows(out / "evals.jsonl")] == [6]
+    evals = rows(out / "evals.jsonl")
+    assert [r["step"] for r in evals] == [3, 6, 6]
+    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(r["step"], pytest.approx(r["win_rate"])) for r in evals]
 
 
 def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeypatch):

@@ -11,17 +11,17 @@
 
 A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
 turns kept, rendered with the chat template: bpo.chat), with format plain; a `reference` may then be
-one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval) prompt may not also be a
-train or demonstration prompt (compared ignoring case and runs of whitespace): such a file is refused.
-So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
+one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval)
+prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace):
+such a file is refused. So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bpo.chat import Prompt, as_prompt, as_response, prompt_text
 from bpo.configlib import parse_yaml, read_text_file
-from bpo.chat import as_prompt, as_response, prompt_text
 from bpo.datafiles import read_rows
 from bpo.jsonl import DataFileError
 from bpo.judges import load_judge
@@ -53,7 +53,7 @@ def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Exam
     return examples
 
 
-def _key(prompt) -> str:
+def _key(prompt: Prompt) -> str:
     return " ".join(prompt_text(prompt).split()).casefold()
 
 

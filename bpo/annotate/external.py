@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 from bpo.annotate.store import LabelConflict, LabelStore
+from bpo.chat import prompt_text
 from bpo.jsonl import DataFileError, read_text, split_lines, write_jsonl
 
 VALUES = {"a": "first", "b": "second", "tie": "tie", "both_bad": "both_bad"}
@@ -69,7 +70,7 @@ def write_exports(store: LabelStore, run_root: Path, phase: int) -> None:
         stem = folder / f"phase-{phase:03d}-round-{round_}"
         if stem.with_suffix(".jsonl").exists():
             continue
-        rows = [{"pair_id": c.id, "prompt": c.prompt, "response_a": c.first.text, "response_b": c.second.text}
+        rows = [{"pair_id": c.id, "prompt": prompt_text(c.prompt), "response_a": c.first.text, "response_b": c.second.text}
                 for c in candidates if c.round == round_]
         tmp = stem.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")

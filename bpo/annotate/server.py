@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bpo.annotate.store import LabelConflict, LabelStore, StoreError, UnknownPair, shows_first_on_left
+from bpo.chat import prompt_text
 
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
@@ -101,7 +102,7 @@ def create_app(store: LabelStore, host: str = "127.0.0.1", port: int = 8765, ext
         if pair is not None:
             first_left = shows_first_on_left(rater, pair.id)
             left, right = (pair.first, pair.second) if first_left else (pair.second, pair.first)
-            shown = {"id": pair.id, "phase": pair.phase, "prompt": pair.prompt, "left": left.text, "right": right.text}
+            shown = {"id": pair.id, "phase": pair.phase, "prompt": prompt_text(pair.prompt), "left": left.text, "right": right.text}
         last = store.last_label(rater)
         return {"rater": rater, "pair": shown, "progress": store.progress(rater), "undo": last[0] if last else None}
 

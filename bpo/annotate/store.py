@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from bpo.annotate.agreement import CHOICES
+from bpo.chat import Prompt
 from bpo.types import Response
 
 STORE_NAME = "labels.sqlite"
@@ -81,7 +82,7 @@ class Candidate:
     phase: int
     round: int  # sampling round within the phase (a later round replaces undecided pairs)
     index: int
-    prompt: str
+    prompt: Prompt  # a text or a conversation (stored as JSON, so a conversation comes back whole)
     prompt_ids: list[int]
     first: Response  # the two responses in the order sampled
     second: Response
@@ -188,7 +189,7 @@ class LabelStore:
 
     # pairs --------------------------------------------------------------------------------------
 
-    def add_round(self, phase: int, round_: int, pairs: Sequence[tuple[str, list[int], tuple[Response, Response]]],
+    def add_round(self, phase: int, round_: int, pairs: Sequence[tuple[Prompt, list[int], tuple[Response, Response]]],
                   prompts: int, draws: int, identical: int) -> None:
         """A sampling round's pairs, all or nothing; ids continue the phase's numbering."""
         with self._write() as con:
@@ -197,7 +198,7 @@ class LabelStore:
             for i, (prompt, prompt_ids, (a, b)) in enumerate(pairs, start=start):
                 tokens = {"prompt": prompt_ids, "first": a.ids, "second": b.ids, "first_logp": a.logp, "second_logp": b.logp}
                 con.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (f"p{phase:03d}-{i:05d}", phase, round_, i, prompt, a.text, b.text, json.dumps(tokens)))
+                            (f"p{phase:03d}-{i:05d}", phase, round_, i, json.dumps(prompt), a.text, b.text, json.dumps(tokens)))
 
     def rounds(self, phase: int) -> list[dict]:
         with self._read() as con:
@@ -335,5 +336,5 @@ class LabelStore:
 def _candidate(row) -> Candidate:
     pair_id, phase, round_, idx, prompt, first, second, tokens = row
     t = json.loads(tokens)
-    return Candidate(pair_id, phase, round_, idx, prompt, t["prompt"],
+    return Candidate(pair_id, phase, round_, idx, json.loads(prompt), t["prompt"],
                      Response(first, t["first"], t["first_logp"]), Response(second, t["second"], t["second_logp"]))

@@ -63,10 +63,11 @@ def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress
     `bpo eval`, `bpo export` and `--resume` use the very base the adapters were trained on, without
     redoing SFT. `fine_tuned_now` says the caller should save it there.
     """
+    device = cfg.policy.torch_device()
     if cfg.sft.steps and sft_base is not None and (sft_base / "config.json").is_file():
-        return load_causal_lm(sft_base, cfg.policy.dtype), load_tokenizer(sft_base), False
+        return load_causal_lm(sft_base, cfg.policy.dtype).to(device), load_tokenizer(sft_base), False
     folder = initial_model_folder(cfg, progress)
-    model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
+    model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(device)
     tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
     if not cfg.sft.steps:
         return model, tokenizer, False
@@ -89,7 +90,7 @@ def build_annotator(cfg: RunConfig, task: Task):
     """The phase's annotator; None for people (annotator.kind=human or external), who label stored pairs (bpo.annotate)."""
     if cfg.annotator.kind in ("human", "external"):
         return None
-    judge = load_judge(cfg.annotator.judge, task.judge)
+    judge = load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge)
     return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band)
@@ -111,6 +112,7 @@ def build_reference(cfg: RunConfig, tokenizer) -> ReferenceStrategy:
     if kind == "sync":
         return SyncReference(every=cfg.reference.sync_every)
     model = load_causal_lm(cfg.reference.path, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
+    model = model.to(cfg.policy.torch_device())
     ref_vocab = load_tokenizer(cfg.reference.path).get_vocab()
     if ref_vocab != tokenizer.get_vocab():
         raise VocabularyMismatch(

@@ -4,7 +4,7 @@ A checkpoint is a folder run/checkpoints/step-000012/ holding
     members.safetensors     every ensemble member's LoRA factors
     optimizer.safetensors   every member's AdamW tensors (exp_avg, exp_avg_sq, step)
     reference.safetensors   a moving reference's weight deltas (ema / sync), {layer path: (out, in)}, if any
-    rng.safetensors         torch's CPU random state (LoRA dropout)
+    rng.safetensors         torch's random states (LoRA dropout): the CPU's, and the CUDA device's on a GPU
     state.json              the step reached, optimiser hyper-parameters and
                             scheduler states, the reference's update history, and the run's
                             settings that a resume must not change (bpo.rundir.resume_settings) with their hash
@@ -53,7 +53,7 @@ class Checkpoint:
     members: AdapterStates
     optimizer: dict  # EnsembleOptimizer.state_dict()
     reference: dict  # ReferenceStrategy.state_dict()
-    rng: torch.Tensor
+    rng: dict[str, torch.Tensor] | torch.Tensor  # bpo.device.rng_states() (a lone tensor: the CPU state)
     settings: dict | None = None  # {"hash", "settings"}: what a resume must not change (default: the run's settings.json)
 
 
@@ -112,7 +112,8 @@ def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
     ref_deltas = reference.pop("deltas", None)  # tensors to safetensors, the rest (updated_at) to JSON
     save_file(_flatten_states(ckpt.members), str(tmp / "members.safetensors"))
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    save_file({"torch_cpu": ckpt.rng}, str(tmp / "rng.safetensors"))
+    rng = ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}
+    save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
     if ref_deltas is not None:
         save_file({k: v.contiguous() for k, v in ref_deltas.items()}, str(tmp / "reference.safetensors"))
     settings = ckpt.settings if ckpt.settings is not None else _run_settings(root)
@@ -205,6 +206,12 @@ def load_latest(root: Path) -> Checkpoint | None:
     return None
 
 
+def _rng(states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if "torch_cpu" not in states:
+        raise KeyError("rng.safetensors holds no CPU random state")
+    return states
+
+
 def _load(folder: Path) -> Checkpoint:
     state = json.loads((folder / "state.json").read_text())
     reference = state["reference"]
@@ -219,6 +226,6 @@ def _load(folder: Path) -> Checkpoint:
         members=_unflatten_states(load_file(str(folder / "members.safetensors"))),
         optimizer=_join_optimizer(load_file(str(folder / "optimizer.safetensors")), state["optimizer"]),
         reference=reference,
-        rng=load_file(str(folder / "rng.safetensors"))["torch_cpu"],
+        rng=_rng(load_file(str(folder / "rng.safetensors"))),
         settings=state.get("settings"),
     )

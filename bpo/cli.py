@@ -159,7 +159,7 @@ def cmd_compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     examples = task.eval[: args.prompts or cfg.eval.prompts]
     sampling = replace(cfg.sampling, temperature=args.temperature)
-    judge = load_judge(cfg.eval.judge, task.judge)
+    judge = load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
     result = compare(a, b, examples, judge, sampling, args.tie_margin, args.bad_threshold, task.chat_template, args.seed, progress)
     if args.pairs:
         result["heldout"] = heldout_report([a, b], args.pairs, args.beta or cfg.beta, task.chat_template, out / "margins.png")

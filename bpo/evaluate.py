@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from bpo.configlib import option
+from bpo.device import forked_rng
 from bpo.judges import Judge
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
@@ -40,15 +41,15 @@ class EvalConfig:
     temperature: float = option(1.0, help="sampling temperature when greedy is false")
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
-
     every: int = option(0, help="also evaluate during training, after every this many steps (0: only at the end), on the first eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of steps done, for learning curves")
     every_prompts: int = option(32, help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final evaluation, KL estimate if eval.kl")
+
     def validate(self):
         if self.prompts < 1:
             raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
-        if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
         if self.every < 0 or self.every_prompts < 1:
             raise ValueError(f"every must be >= 0 (0: no evaluation during training) and every_prompts >= 1, got {self.every} and {self.every_prompts}")
+        if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ValueError(f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}")
 
     def sampling(self, base: SamplingSpec) -> SamplingSpec:
@@ -147,7 +148,7 @@ def evaluate_policy(
     tok = policy.tokenizer
     prompt_ids = [encode_prompt(tok, ex.prompt, chat_template) for ex in examples]
     prompts = [ex.prompt for ex in examples]
-    with torch.random.fork_rng(devices=[]), policy.use(slot) as model:
+    with forked_rng(policy.device), policy.use(slot) as model:
         torch.manual_seed(seed)
         responses = [r[0] for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
         kl = None
@@ -167,3 +168,4 @@ def evaluate_policy(
             for p, r, ex, s, rs in zip(prompts, responses, examples, scores, ref_scores)
         ],
     )
+

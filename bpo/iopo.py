@@ -19,8 +19,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import torch
-
+from bpo.device import rng_states
+from bpo.distributed import SINGLE, Ranks
 from bpo.checkpoint import Checkpoint, save_checkpoint
 from bpo.online import Session, TrainingDiverged, restore
 from bpo.players import PlayerReference, Players, two_players
@@ -42,10 +42,10 @@ class IOPOSession(Session):
         """One step of the player whose turn it is, against the other as it stands (frozen this turn)."""
         started = time.perf_counter()
         player = self.players.turn(step)
-        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id)
+        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id).to(self.policy.device)
         other_logp = self.reference.batch_logprobs(player.policy, batch)
         try:
-            metrics = train_step(player.policy, player.optim, batch, other_logp, player.loss, self.cfg.beta, "sum")
+            metrics = train_step(player.policy, player.optim, batch, other_logp, player.loss, self.cfg.beta, "sum", ranks=self.ranks)
         except NonFiniteError as err:
             raise TrainingDiverged(f"phase {phase.index}, step {step} ({player.name}): {err}; stopped without checkpointing") from None
         turn = {"round": step // self.cfg.iopo.round_steps, "player": player.name}
@@ -55,17 +55,19 @@ class IOPOSession(Session):
 
     def checkpoint(self, done: int) -> None:
         """Both players' members and optimisers; at the end, the adversary's adapters too (adapters/nu_*)."""
-        state = Checkpoint(done, self.players.member_states(), self.players.optimizers.state_dict(), self.reference.state_dict(), torch.get_rng_state())
+        if not self.ranks.main:
+            return
+        state = Checkpoint(done, self.players.member_states(), self.players.optimizers.state_dict(), self.reference.state_dict(), rng_states(self.policy.device))
         save_checkpoint(self.run.checkpoints, state)
         if done == self.schedule.steps:
             self.players.adversary.policy.save(self.run.adapters)
 
 
-def open_iopo(cfg, run: RunDir, task: Task, protagonist: EnsemblePolicy, annotator, schedule: Schedule) -> IOPOSession:
+def open_iopo(cfg, run: RunDir, task: Task, protagonist: EnsemblePolicy, annotator, schedule: Schedule, ranks: Ranks = SINGLE) -> IOPOSession:
     """The two-player session (called by bpo.online.open_session once the run folder and the protagonist
     exist): the adversary joins on the same base, then both are restored from the last complete checkpoint."""
     players = two_players(protagonist, cfg.iopo, cfg.optim, cfg.seed)
     reference = PlayerReference(players)
     start = restore(run, players, players.optimizers, reference)
     run.forget_after(start)
-    return IOPOSession(cfg, run, task, protagonist, annotator, reference, players.protagonist.optim, schedule, start, players)
+    return IOPOSession(cfg, run, task, protagonist, annotator, reference, players.protagonist.optim, schedule, start, ranks, players)

@@ -125,7 +125,7 @@ def import_function(spec: str) -> Judge:
 class RewardModelJudge:
     """A sequence-classification model's first logit as the score, computed in batches from text."""
 
-    def __init__(self, path: str | Path, batch_size: int = 16, max_length: int = 512, allow_pickle: bool = False):
+    def __init__(self, path: str | Path, batch_size: int = 16, max_length: int = 512, allow_pickle: bool = False, device="cpu"):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -152,7 +152,7 @@ class RewardModelJudge:
             if self.tokenizer.eos_token is None:
                 raise JudgeError(f"judge {str(path)!r}: the tokenizer has neither a pad nor an EOS token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = model.eval()
+        self.model = model.eval().to(device)
         self.name = str(path)
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
@@ -169,32 +169,36 @@ class RewardModelJudge:
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         import torch
 
+        from bpo.device import autocast, model_device
+
+        device = model_device(self.model)
         texts = self._texts(prompts, responses)
         scores: list[float] = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device):
             for start in range(0, len(texts), self.batch_size):
                 enc = self.tokenizer(
                     texts[start : start + self.batch_size], return_tensors="pt", padding=True,
                     truncation=True, max_length=self.max_length,
-                )
+                ).to(device)
                 scores += self.model(**enc).logits[:, 0].float().tolist()
         return check_scores(scores, len(texts), self.name)  # a model with broken weights gives NaN
 
 
 @functools.lru_cache(maxsize=4)
-def _reward_model(folder: Path) -> RewardModelJudge:
-    """One copy per folder, so that the start-up check and the run share it."""
-    return RewardModelJudge(folder)
+def _reward_model(folder: Path, device: str) -> RewardModelJudge:
+    """One copy per folder and device, so that the start-up check and the run share it."""
+    return RewardModelJudge(folder, device=device)
 
 
-def load_judge(spec: str, task_judge: Judge | None = None) -> Judge:
-    """The judge named by `spec` (checked on every call); 'task' means `task_judge`, the task's own judge."""
+def load_judge(spec: str, task_judge: Judge | None = None, device="cpu") -> Judge:
+    """The judge named by `spec` (checked on every call); 'task' means `task_judge`, the task's own judge.
+    A reward model computes on `device` (the run's, bpo.device); Python judges run where they run."""
     if spec == "task":
         if task_judge is None:
             raise JudgeError("judge 'task': this task has no built-in judge; name a module:function or a reward model folder")
         return checked(task_judge, "task")
     if Path(spec).is_dir():
-        return _reward_model(Path(spec).resolve())  # checks its own scores
+        return _reward_model(Path(spec).resolve(), str(device))  # checks its own scores
     if ":" in spec:
         return checked(import_function(spec), spec, user_code=True)
     raise JudgeError(f"judge {spec!r}: not 'task', a 'module:function', or an existing reward-model folder")

@@ -17,6 +17,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from bpo.device import autocast, model_device
+
 Reduction = Literal["sum", "mean"]
 
 
@@ -70,11 +72,12 @@ def model_sequence_logprobs(
     response_mask: Tensor,
     reduction: Reduction = "sum",
 ) -> Tensor:
-    """Run a causal LM teacher-forced and return the response log-probs, (B,)."""
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids_for(attention_mask),
-        use_cache=False,
-    )
+    """Run a causal LM teacher-forced (bfloat16 autocast on CUDA) and return the response log-probs, (B,)."""
+    with autocast(model_device(model)):
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids_for(attention_mask),
+            use_cache=False,
+        )
     return sequence_logprobs(out.logits, input_ids, response_mask, reduction)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from bpo.configlib import option
+from bpo.device import DEVICE_CHOICES, resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -27,6 +28,13 @@ class PolicyConfig:
     dtype: str = option("float32", help="weights dtype (float32 on CPU; bfloat16 on GPU)", choices=tuple(DTYPES))
     allow_pickle: bool = option(False, help="allow loading pickle (*.bin) weights, with torch's weights_only loader")
     trust_remote_code: bool = option(False, help="run the model folder's own Python code (off: only transformers' code runs)")
+    device: str = option("auto", help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 autocast on CUDA")
+
+    def validate(self):
+        resolve_device(self.device)  # a malformed name, or a CUDA device this machine lacks, is refused on load
+
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
 
 
 class ModelFolderError(ValueError):

@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from bpo.buffer import phase_batches
 from bpo.build import build_annotator, build_reference, build_task, load_base
 from bpo.checkpoint import Checkpoint, load_latest, read_settings, save_checkpoint
 from bpo.config import RunConfig
+from bpo.device import resolve_device, rng_states, set_rng_states
+from bpo.distributed import SINGLE, Ranks, join
 from bpo.evaluate import EvalResult, evaluate_policy
 from bpo.judges import load_judge
 from bpo.losses import get_loss
@@ -34,7 +35,7 @@ from bpo.policy import MERGED, EnsemblePolicy
 from bpo.prefdata import read_preferences
 from bpo.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
 from bpo.reference import ReferenceStrategy
-from bpo.rundir import RunDir, RunDirError
+from bpo.rundir import FollowerRunDir, RunDir, RunDirError
 from bpo.runlog import RunLog
 from bpo.schedule import Phase, Schedule
 from bpo.stop import StopFlag, StopRequested
@@ -49,7 +50,8 @@ class TrainingDiverged(RuntimeError):
 
 def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
     """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json."""
-    s = open_session(cfg, RunDir(run_dir), resume, progress)
+    ranks = join(cpu=resolve_device(cfg.policy.device).type == "cpu")  # one process, or several (bpo.distributed)
+    s = open_session(cfg, RunDir(run_dir) if ranks.main else FollowerRunDir(run_dir), resume, progress and ranks.main, ranks)
     s.evaluate_if_due(s.start)  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
     bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
     with StopFlag() as stop:
@@ -59,7 +61,7 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
             pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
             batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
             for step in phase.steps_from(s.start):
-                metrics = s.train(step, phase, batches[step - phase.first_step])
+                metrics = s.train(step, phase, s.ranks.share(batches[step - phase.first_step]))  # all of it, or this process's share
                 bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
                 bar.update()
                 s.evaluate_if_due(step + 1)  # eval.every: a learning-curve point, before the checkpoint
@@ -68,8 +70,9 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
                 if stop.requested:
                     raise StopRequested(f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}", stop.signum)
     bar.close()
-    s.policy.save(s.run.adapters)
-    result = evaluate_run(cfg, s.policy, s.task, progress)
+    if s.ranks.main:
+        s.policy.save(s.run.adapters)
+    result = s.ranks.broadcast(evaluate_run(cfg, s.policy, s.task, progress) if s.ranks.main else None)
     s.run.write_eval(result)
     s.log.write("evals", {"step": s.schedule.steps, **eval_scalars(result)}, s.schedule.steps)
     s.log.close()
@@ -89,19 +92,21 @@ class Session:
     optim: EnsembleOptimizer
     schedule: Schedule
     start: int  # training steps already done (restored from the last checkpoint)
+    ranks: Ranks = SINGLE  # this process among those of a multi-process run (bpo.distributed)
 
     @cached_property
     def log(self) -> RunLog:
         """Where every record of the run goes (metrics.jsonl, phases.jsonl, evals.jsonl, TensorBoard)."""
-        return RunLog.open(self.cfg.log, self.run, self.start)
+        return RunLog.open(self.cfg.log, self.run, self.start) if self.ranks.main else RunLog([])  # rank 0 writes
 
     def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
         """One optimiser step on a batch against the reference; logged to metrics.jsonl."""
         started = time.perf_counter()
-        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id)
+        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id).to(self.policy.device)
         ref_logp = self.reference.batch_logprobs(self.policy, batch)
         try:
-            metrics = train_step(self.policy, self.optim, batch, ref_logp, get_loss(self.cfg.loss), self.cfg.beta, self.cfg.reduction())
+            metrics = train_step(self.policy, self.optim, batch, ref_logp, get_loss(self.cfg.loss), self.cfg.beta, self.cfg.reduction(),
+                                 ranks=self.ranks)
         except NonFiniteError as err:
             raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
         self.reference.on_step_end(self.policy, step)
@@ -126,11 +131,13 @@ class Session:
         self.log.write("evals", {"step": done, "phase": phase, **eval_scalars(result.to_json())}, done)
 
     def checkpoint(self, done: int) -> None:
-        state = Checkpoint(done, self.policy.member_states(), self.optim.state_dict(), self.reference.state_dict(), torch.get_rng_state())
+        if not self.ranks.main:
+            return  # rank 0 writes; every process holds the same state
+        state = Checkpoint(done, self.policy.member_states(), self.optim.state_dict(), self.reference.state_dict(), rng_states(self.policy.device))
         save_checkpoint(self.run.checkpoints, state)
 
 
-def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> Session:
+def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE) -> Session:
     """Build and check every piece, then create (or reopen) the run folder and restore its checkpoint.
 
     Everything that can refuse the input (run folder, task, data and model files, prompt lengths, the
@@ -159,11 +166,11 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool) -> S
     if cfg.method == "iopo":  # two players take turns: the adversary joins on the same base (bpo.iopo)
         from bpo.iopo import open_iopo
 
-        return open_iopo(cfg, run, task, policy, annotator, schedule)
+        return open_iopo(cfg, run, task, policy, annotator, schedule, ranks)
     optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
     start = restore(run, policy, optim, reference)
     run.forget_after(start)
-    return Session(cfg, run, task, policy, annotator, reference, optim, schedule, start)
+    return Session(cfg, run, task, policy, annotator, reference, optim, schedule, start, ranks)
 
 
 def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
@@ -178,20 +185,38 @@ def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
         stats = PhaseStats(phase.index, pairs=len(pairs), prompts=len(pairs))
     else:
         window = math.ceil(cfg.annotator.max_attempts * phase.pairs)  # prompts a phase may use
-        prompts = PromptStream(s.task.train, cfg.seed, phase.index * window)  # each phase its own prompt window
+        # each phase its own prompt window; several processes: each its part of it, and its own random stream
+        prompts = PromptStream(s.task.train, cfg.seed, phase.index * window + s.ranks.offset(window))
         if s.annotator is None:  # people label the stored pairs, across restarts (annotator.kind=human/external)
             from bpo.annotate.phase import rated_pairs
 
             pairs, stats = rated_pairs(s.policy, prompts, s.run.root, cfg, phase, s.task.chat_template, progress)
         else:
             pairs, stats = collect_pairs(
-                s.policy, prompts, s.annotator, cfg.sampling, phase.index, phase.pairs, cfg.seed,
+                s.policy, prompts, s.annotator, cfg.sampling, phase.index, s.ranks.count(phase.pairs), cfg.seed + s.ranks.rank * 2**32,
                 cfg.annotator.max_attempts, s.task.chat_template, progress,
             )
     s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
+    if s.ranks.world > 1:
+        pairs, stats = gathered(s.ranks, phase, pairs, stats)
     s.log.write("phases", {**asdict(stats), "seconds": round(time.time() - started, 2)}, phase.first_step)
     s.run.write_pairs(phase.index, pairs)  # durable before anything trains on it
     return pairs
+
+
+def gathered(ranks: Ranks, phase: Phase, pairs: list[Pair], stats: PhaseStats) -> tuple[list[Pair], PhaseStats]:
+    """Every process's pairs (rank order, numbered as one process numbers them) and their summed counts
+    (the seconds: the slowest process's)."""
+    pairs = ranks.gather(pairs)
+    for i, pair in enumerate(pairs):
+        pair.id = f"p{phase.index:03d}-{i:05d}"
+    every = ranks.gather([stats])
+    total = PhaseStats(phase.index)
+    for name, value in asdict(total).items():
+        if name != "phase":
+            values = [getattr(one, name) for one in every]
+            setattr(total, name, max(values) if name.endswith("seconds") else sum(values))
+    return pairs, total
 
 
 def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference: ReferenceStrategy) -> int:
@@ -206,7 +231,7 @@ def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, refer
         raise RunDirError(f"{run.checkpoints}: the step-{ckpt.step} checkpoint does not fit the policy ({str(err)[:120]}); "
                           "does policy.path still name the model this run started from?") from None
     reference.load_state_dict(policy, ckpt.reference)
-    torch.set_rng_state(ckpt.rng)
+    set_rng_states(ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}, policy.device)
     return ckpt.step
 
 
@@ -217,7 +242,7 @@ def eval_scalars(result: dict) -> dict:
 
 def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = True) -> dict:
     """eval.json: the trained policy's win rate (top level) and, optionally, the initial policy's ('before')."""
-    judge = load_judge(cfg.eval.judge, task.judge)
+    judge = load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
     examples = task.eval[: cfg.eval.prompts]
     spec = cfg.eval.sampling(cfg.sampling)
 

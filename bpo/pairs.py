@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bpo.annotators import Annotator
+from bpo.device import forked_rng
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
 from bpo.tasks.base import Example
@@ -108,7 +109,7 @@ def sample_distinct(policy: EnsemblePolicy, texts: Sequence[str], sampling: Samp
     (LoRA dropout) is the same whether a phase was sampled now or read back on resume."""
     tok = policy.tokenizer
     ids = [encode_prompt(tok, t, chat_template) for t in texts]
-    with torch.random.fork_rng(devices=[]), policy.use(MERGED) as model:
+    with forked_rng(policy.device), policy.use(MERGED) as model:
         torch.manual_seed(seed)
         samples = generate(model, tok, ids, 2, sampling, desc=desc)
     return [(t, i, (s[0], s[1])) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]

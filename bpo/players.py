@@ -80,6 +80,10 @@ class Players:
     def turn(self, step: int) -> Player:
         return self.protagonist if self.cfg.turn(step) == PROTAGONIST else self.adversary
 
+    @property
+    def device(self):
+        return self.protagonist.policy.device  # both players sit on the one base model
+
     def other(self, policy: EnsemblePolicy) -> EnsemblePolicy:
         """The player that is not `policy`: the reference of the one in training."""
         return self.adversary.policy if policy is self.protagonist.policy else self.protagonist.policy

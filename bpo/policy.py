@@ -145,7 +145,7 @@ class EnsemblePolicy:
         """Every layer's update of the merged policy, or of the merge of a member snapshot, float32."""
         if states is None:
             return {path: self.merged_delta(path) for path, _ in self._layers}
-        states = [{k: v.to(self._device, torch.float32) for k, v in s.items()} for s in states]
+        states = [{k: v.to(self.device, torch.float32) for k, v in s.items()} for s in states]
         deltas = {}
         for path, m in self._layers:
             A, B = self._merge(m, path, states)
@@ -154,7 +154,7 @@ class EnsemblePolicy:
 
     def zero_deltas(self) -> WeightDeltas:
         """A zero update for every adapted layer: `use_deltas` of it is the initial policy."""
-        return {path: torch.zeros(self._delta_shape(m), dtype=torch.float32, device=self._device) for path, m in self._layers}
+        return {path: torch.zeros(self._delta_shape(m), dtype=torch.float32, device=self.device) for path, m in self._layers}
 
     def as_deltas(self, deltas: dict[str, Tensor]) -> WeightDeltas:
         """A float32 copy on the model's device, once checked to hold exactly one (out, in) update per adapted layer."""
@@ -165,7 +165,7 @@ class EnsemblePolicy:
         for path, shape in wanted.items():
             if tuple(deltas[path].shape) != shape:
                 raise ValueError(f"weight delta of {path} has shape {tuple(deltas[path].shape)}, the layer needs {shape}")
-        return {path: deltas[path].to(self._device, torch.float32, copy=True) for path in wanted}
+        return {path: deltas[path].to(self.device, torch.float32, copy=True) for path in wanted}
 
     @staticmethod
     def _delta_shape(m) -> tuple[int, int]:
@@ -173,7 +173,8 @@ class EnsemblePolicy:
         return out_in[::-1] if getattr(m, "fan_in_fan_out", False) else out_in  # Conv1D stores (in, out)
 
     @property
-    def _device(self) -> torch.device:
+    def device(self) -> torch.device:
+        """Where the model (and so every batch it is given) lives."""
         return next(self.model.parameters()).device
 
     # ---- which adapter the forward pass uses ------------------------------------------------------
@@ -217,7 +218,7 @@ class EnsemblePolicy:
         with self.use(None) as model:
             weights = {}
             for path, m in self._layers:
-                W, d = m.get_base_layer().weight, deltas[path].to(self._device)
+                W, d = m.get_base_layer().weight, deltas[path].to(self.device)
                 weights[self._base_weight_names[path]] = (W.float() + (d.T if getattr(m, "fan_in_fan_out", False) else d)).to(W.dtype)
             yield _WithWeights(model, weights)
 

@@ -164,4 +164,4 @@ def probe_judges(cfg: RunConfig, task: Task, annotator) -> None:
     responses = [ex.reference or prompt_text(ex.prompt) for ex in sample]
     if getattr(annotator, "judge", None) is not None:
         probe(annotator.judge, "annotator.judge", prompts, responses)
-    probe(load_judge(cfg.eval.judge, task.judge), "eval.judge", prompts, responses)
+    probe(load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device()), "eval.judge", prompts, responses)

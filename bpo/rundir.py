@@ -42,7 +42,7 @@ from bpo.types import Pair
 # model and a fixed reference live (a moved folder), how many prompts one generation call takes.
 # Every other setting shapes the pairs, the adapters or the optimiser, so a resume after an edit of
 # it is refused.
-MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "log", "policy.path", "policy.allow_pickle", "policy.trust_remote_code",
+MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "log", "policy.path", "policy.allow_pickle", "policy.trust_remote_code", "policy.device",
                         "reference.path", "sampling.batch_size", "annotator.wait")
 
 
@@ -201,6 +201,32 @@ class RunDir:
     def write_eval(self, result: dict) -> None:
         """Strict JSON: a number that is not finite (an interval of no values) is written as null."""
         self.eval.write_text(dumps(result, indent=2))
+
+
+class FollowerRunDir(RunDir):
+    """The run folder as the processes after rank 0 of a multi-process run see it (bpo.distributed): they
+    read what rank 0 wrote (pairs and checkpoints, on resume) and write nothing; rank 0 checks and writes."""
+
+    def check_new(self) -> None:
+        pass  # rank 0 checks; it may have created the folder already
+
+    def create(self, cfg: RunConfig) -> None:
+        pass
+
+    def save_sft_base(self, model, tokenizer) -> None:
+        pass
+
+    def forget_after(self, step: int) -> None:
+        pass
+
+    def write_pairs(self, phase: int, pairs: Sequence[Pair]) -> None:
+        pass
+
+    def append(self, path: Path, row: dict) -> None:
+        pass
+
+    def write_eval(self, result: dict) -> None:
+        pass
 
 
 def _keep_rows(path: Path, keep) -> None:

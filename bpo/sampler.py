@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bpo.configlib import option
+from bpo.device import autocast, model_device
 from bpo.logprobs import logprobs_of
 from bpo.tokens import collate
 from bpo.types import Response
@@ -40,24 +41,25 @@ def generate(
 ) -> list[list[Response]]:
     """n responses per prompt (n = 1 when greedy), each with its summed log-prob under `model`."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    device = next(model.parameters()).device
+    device = model_device(model)
     out: list[list[Response]] = []
     bar = tqdm(total=len(prompt_ids), desc=desc, disable=desc is None, leave=False)
     for start in range(0, len(prompt_ids), spec.batch_size):
         chunk = prompt_ids[start : start + spec.batch_size]
         ids, attention, _ = collate(chunk, [[] for _ in chunk], pad, side="left")
         kwargs = dict(do_sample=False) if spec.greedy else dict(do_sample=True, temperature=spec.temperature, top_p=spec.top_p, top_k=0)
-        result = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=attention.to(device),
-            max_new_tokens=spec.max_new_tokens,
-            num_return_sequences=1 if spec.greedy else n,
-            eos_token_id=eos,
-            pad_token_id=pad,
-            output_logits=True,
-            return_dict_in_generate=True,
-            **kwargs,
-        )
+        with autocast(device):
+            result = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=attention.to(device),
+                max_new_tokens=spec.max_new_tokens,
+                num_return_sequences=1 if spec.greedy else n,
+                eos_token_id=eos,
+                pad_token_id=pad,
+                output_logits=True,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
         new_tokens = result.sequences[:, ids.shape[1] :]  # (rows, T)
         logits = torch.stack(result.logits, dim=1)  # (rows, T, V) raw, before any warper
         token_logp = logprobs_of(logits, new_tokens)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from bpo.configlib import option
+from bpo.distributed import SINGLE, Ranks
 from bpo.logprobs import Reduction, model_sequence_logprobs, reduce_total
 from bpo.losses import LossSpec, log_ratio_margin
 from bpo.policy import EnsemblePolicy
@@ -111,8 +112,13 @@ def train_step(
     beta: float,
     reduction: Reduction,
     weights: Tensor | None = None,
+    ranks: Ranks = SINGLE,
 ) -> StepMetrics:
-    """Train every member one step on `batch`; `weights` (B,) scales each pair's loss (IOPO)."""
+    """Train every member one step on `batch`; `weights` (B,) scales each pair's loss (IOPO).
+
+    Several processes (bpo.distributed): `batch` is this process's equal share of the step's pairs; the
+    gradients, the loss checked for NaN and the metrics are means over the processes, so each member
+    steps as on the whole batch, identically everywhere."""
     ref_w, ref_l = split_pairs(reduce_total(ref_logp_sum.detach(), batch.response_lengths, reduction))
     totals = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "grad_norm": 0.0}
     lr = optim.schedulers[0].get_last_lr()[0]
@@ -122,10 +128,12 @@ def train_step(
         pi_w, pi_l = split_pairs(logp)
         per_pair = loss.fn(pi_w, pi_l, ref_w, ref_l, beta)
         mean_loss = (per_pair * weights).mean() if weights is not None else per_pair.mean()
-        if not torch.isfinite(mean_loss):
-            raise NonFiniteError(f"non-finite loss {mean_loss.item()} (ensemble member {i})")
+        loss_value = ranks.mean([mean_loss.item()])[0]  # every process checks the same number
+        if not math.isfinite(loss_value):
+            raise NonFiniteError(f"non-finite loss {loss_value} (ensemble member {i})")
         opt.zero_grad(set_to_none=True)
         mean_loss.backward()
+        ranks.mean_grads(policy.member_parameters(i))
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.member_parameters(i), optim.spec.max_grad_norm)
         if not torch.isfinite(grad_norm):
             raise NonFiniteError(f"non-finite gradient norm {grad_norm.item()} (ensemble member {i})")
@@ -133,9 +141,10 @@ def train_step(
         sched.step()
         with torch.no_grad():
             h = log_ratio_margin(pi_w, pi_l, ref_w, ref_l)
-            totals["loss"] += mean_loss.item()
-            totals["margin"] += (beta * h).mean().item()
-            totals["accuracy"] += (h > 0).float().mean().item()
+            totals["loss"] += loss_value
+            margin, accuracy = ranks.mean([(beta * h).mean().item(), (h > 0).float().mean().item()])
+            totals["margin"] += margin
+            totals["accuracy"] += accuracy
             totals["grad_norm"] += grad_norm.item()
     policy.refresh_merged()
     n = len(optim.optimizers)

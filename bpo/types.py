@@ -57,6 +57,11 @@ class PairBatch:
     stored_ref_logp: Tensor | None  # (2B,) sum log pi_ref per row when stored with the pairs, else None
     pair_ids: list[str] = field(default_factory=list)
 
+    def to(self, device: torch.device) -> "PairBatch":
+        """The batch on `device` (the policy's)."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return PairBatch(move(self.input_ids), move(self.attention_mask), move(self.response_mask), move(self.stored_ref_logp), self.pair_ids)
+
     @property
     def size(self) -> int:  # B
         return self.input_ids.shape[0] // 2

@@ -1,0 +1,185 @@
+"""Throughput of whole online runs on the standard configuration (benchmarks/standard.py, issue 12).
+
+    python benchmarks/online.py [--model standard|smollm2] [--steps 8] [--variants bpo bpo-F2 ...] [--threads 2]
+
+For each variant, one `bpo train` run (bpo.online.run_online, in process) of T = --steps steps of 8 pairs,
+timed section by section: sampling (the behavior policy's two responses per prompt), annotation (the
+reward-model judge), reference scoring (stored or per-batch reference log-probs), training (the optimiser
+steps), evaluation (the final one: trained and initial policy on the held-out prompts), and the rest
+(model loading and checks before the loop, writing pairs and checkpoints). Printed per variant:
+
+    pairs/s     N / the loop's time (sampling + annotation + reference + training + writing; no start-up,
+                no final evaluation: what a trainer's train() call covers)
+    peak RSS    the child process's peak resident memory (each variant runs in its own process, in turn)
+    train FLOP/s  FLOPs of one training step (torch's FlopCounterMode, forward and backward as run) / the
+                run's mean step time, as a fraction of a float32 matmul's FLOP/s measured in the same process
+
+Ratios are to the first variant, measured in this one command. Run by hand (minutes), never as a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from standard import NEW_TOKENS, PROMPTS_PER_STEP, build, matmul_flops, peak_rss_mib  # noqa: E402
+
+VARIANTS = {
+    "online_dpo": ["method=online_dpo"],  # F = T; the SFT reference scored once per phase
+    "bpo": ["method=bpo"],  # F = T; the behavior log-probs come from sampling (no reference pass)
+    "bpo-F2": ["method=bpo", "schedule.phases=2"],  # two phases: each samples half of the N pairs at once
+    "bpo-F2-x5": ["method=bpo", "schedule.phases=2", "lora.ensemble=5"],  # the paper's ensemble of 5
+}
+SECTIONS = ("setup", "sampling", "annotation", "reference", "training", "evaluation")
+
+
+def run_overrides(setup, steps: int, out: Path, extra: list[str]) -> list[str]:
+    """The standard settings as `bpo train` overrides (`extra` last, so a variant can change them)."""
+    return [
+        f"task={setup.task}", f"policy.path={setup.policy}", "policy.device=cpu", "loss=dpo", "beta=0.1", "seed=0",
+        f"schedule.steps={steps}", f"schedule.batch_size={PROMPTS_PER_STEP}", f"sampling.max_new_tokens={NEW_TOKENS}",
+        "sampling.temperature=1.0", f"sampling.batch_size={steps * PROMPTS_PER_STEP}",  # a phase's prompts in one call
+        "lora.rank=8", "lora.alpha=16", "lora.ensemble=1", "annotator.kind=reward_model", f"annotator.judge={setup.reward}",
+        "eval.prompts=32", "optim.lr=1e-3", f"out={out}", *extra,
+    ]
+
+
+class Timers:
+    """Seconds per section; a section entered again inside itself (a subclass calling its base) counts once."""
+
+    def __init__(self):
+        self.seconds, self.depth = defaultdict(float), defaultdict(int)
+
+    def wrap(self, section: str, fn):
+        def timed(*args, **kwargs):
+            self.depth[section] += 1
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.depth[section] -= 1
+                if not self.depth[section]:
+                    self.seconds[section] += time.perf_counter() - started
+
+        return timed
+
+
+def instrument(timers: Timers, last_step: dict) -> None:
+    """Time the loop's pieces where bpo.online and bpo.pairs call them (the library itself is unchanged)."""
+    import bpo.online
+    import bpo.pairs
+    import bpo.reference
+
+    bpo.pairs.generate = timers.wrap("sampling", bpo.pairs.generate)
+    build_annotator = bpo.online.build_annotator
+
+    def timed_annotator(*args, **kwargs):
+        annotator = build_annotator(*args, **kwargs)
+        annotator.label = timers.wrap("annotation", annotator.label)
+        return annotator
+
+    bpo.online.build_annotator = timed_annotator
+    for cls in vars(bpo.reference).values():
+        if isinstance(cls, type) and issubclass(cls, bpo.reference.ReferenceStrategy):
+            for name in ("label_pairs", "batch_logprobs"):
+                if name in vars(cls):
+                    setattr(cls, name, timers.wrap("reference", vars(cls)[name]))
+    train_step = bpo.online.train_step
+
+    def remembered(*args, **kwargs):
+        last_step.update(args=args, kwargs=kwargs)
+        return train_step(*args, **kwargs)
+
+    bpo.online.train_step = timers.wrap("training", remembered)
+    bpo.online.open_session = timers.wrap("setup", bpo.online.open_session)
+    bpo.online.evaluate_run = timers.wrap("evaluation", bpo.online.evaluate_run)
+
+
+def step_flops(last_step: dict) -> int:
+    """FLOPs of one more training step on the run's last batch, as torch counts them (forward + backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import bpo.train_step
+
+    with FlopCounterMode(display=False) as counter:
+        bpo.train_step.train_step(*last_step["args"], **last_step["kwargs"])
+    return counter.get_total_flops()
+
+
+def run_variant(name: str, overrides: list[str], threads: int) -> dict:
+    """One run in this (child) process: timings, pairs, peak memory, FLOP/s."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from bpo.config import RunConfig
+    from bpo.configlib import load_config
+    from bpo.online import run_online
+
+    timers, last_step = Timers(), {}
+    instrument(timers, last_step)
+    cfg = load_config(RunConfig, overrides=overrides)
+    matmul = matmul_flops()
+    started = time.perf_counter()
+    run_online(cfg, cfg.out, progress=False)
+    total = time.perf_counter() - started
+    schedule = cfg.resolved_schedule()
+    flops = step_flops(last_step)
+    matmul = max(matmul, matmul_flops())  # the machine's best of two measurements, before and after the run
+    loop = total - timers.seconds["setup"] - timers.seconds["evaluation"]
+    step_seconds = timers.seconds["training"] / schedule.steps
+    return {
+        "variant": name, "pairs": schedule.pairs, "steps": schedule.steps, "phases": schedule.phases,
+        "ensemble": cfg.lora.ensemble, "total_s": total, "loop_s": loop, "pairs_per_s": schedule.pairs / loop,
+        **{f"{k}_s": timers.seconds[k] for k in SECTIONS}, "other_s": loop - sum(timers.seconds[k] for k in SECTIONS[1:5]),
+        "peak_rss_mib": peak_rss_mib(), "step_flops": flops, "train_flops_per_s": flops / step_seconds,
+        "matmul_flops_per_s": matmul, "train_fraction_of_matmul": flops / step_seconds / matmul,
+    }
+
+
+def in_child(fn, *args):
+    """fn(*args) in a fresh process (spawned: nothing shared, its own peak memory)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def print_table(results: list[dict]) -> None:
+    base = results[0]["pairs_per_s"]
+    print(f"{'variant':<13}{'pairs/s':>9}{'ratio':>7}{'loop s':>8}{'sample':>8}{'annot':>7}{'ref':>6}{'train':>7}{'other':>7}"
+          f"{'eval':>7}{'setup':>7}{'RSS MiB':>9}{'train GF/s':>11}{'of mm':>7}")
+    for r in results:
+        print(f"{r['variant']:<13}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / base:>7.2f}{r['loop_s']:>8.1f}{r['sampling_s']:>8.1f}"
+              f"{r['annotation_s']:>7.1f}{r['reference_s']:>6.1f}{r['training_s']:>7.1f}{r['other_s']:>7.1f}{r['evaluation_s']:>7.1f}"
+              f"{r['setup_s']:>7.1f}{r['peak_rss_mib']:>9.0f}{r['train_flops_per_s'] / 1e9:>11.1f}{r['train_fraction_of_matmul']:>7.2f}")
+    print(f"(float32 matmul, best per process: {min(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} to "
+          f"{max(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} GFLOP/s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=("standard", "smollm2"), default="standard")
+    parser.add_argument("--steps", type=int, default=8, help="T: training steps of 8 pairs (N = 8 T)")
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"), help="where the models are built once")
+    args = parser.parse_args()
+    setup = build(args.model, Path(args.folder))
+    results = []
+    with tempfile.TemporaryDirectory() as runs:
+        for name in args.variants:
+            overrides = run_overrides(setup, args.steps, Path(runs) / name, VARIANTS[name])
+            results.append(in_child(run_variant, name, overrides, args.threads))
+            print(f"{name}: {results[-1]['pairs_per_s']:.2f} pairs/s", flush=True)
+    print(f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} pairs, {NEW_TOKENS} new tokens, {args.threads} threads")
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()

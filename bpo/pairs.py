@@ -78,8 +78,10 @@ def collect_pairs(
                 f"({stats.identical} identical, {stats.ties} ties); raise sampling.temperature or annotator.max_attempts"
             )
         texts = prompts.take(wanted - len(pairs))
+        started = time.perf_counter()
         distinct = sample_distinct(policy, texts, sampling, seed * 1_000_003 + phase * 1009 + round_, chat_template,
                                    f"phase {phase}: sampling" if progress else None)
+        stats.sampling_seconds += time.perf_counter() - started
         stats.prompts += len(texts)
         stats.identical += len(texts) - len(distinct)
         labels = []

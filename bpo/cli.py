@@ -307,7 +307,7 @@ def parser() -> argparse.ArgumentParser:
     st.set_defaults(fn=cmd_status)
     r = sub.add_parser("reproduce", help="the BPO paper's experiments on our tasks: runs (reused when finished), report.md and plots")
     r.add_argument("overrides", nargs="*", help="key=value settings given to every run, e.g. policy.path=/models/sft")
-    r.add_argument("--quick", action="store_true", help="DPO at beta 0.1 only, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (about 10 min on 2 cores)")
+    r.add_argument("--quick", action="store_true", help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (5-10 min on 2 cores)")
     r.add_argument("--task", action="append", help="a built-in task or a task YAML file (repeat for several; default: reviews and sorting)")
     r.add_argument("--seeds", type=int, help="number of seeds (default 2 with --quick, else 3)")
     r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")

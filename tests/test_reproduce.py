@@ -104,5 +104,20 @@ def test_second_call_reuses_finished_runs(sweep, monkeypatch):
     monkeypatch.setattr(bpo.cli, "main", no_training)
     victim = runs_of(out)[0] / "eval-greedy.json"
     victim.unlink()  # only the missing greedy evaluation is redone
-    reproduce(plan, out, jobs=1, progress=False)
+    report = reproduce(plan, out, jobs=1, progress=False)
     assert victim.is_file()
+    n = len(runs_of(out))
+    assert f"{n} runs, {n - 1} of them finished by an earlier call" in report.read_text()  # the one without its greedy eval was not
+
+
+def test_ordering_sentence_says_which_part_of_the_paper_holds():
+    """The verdict on the IQM intervals (value, low, high): all of the ordering, only BPO's separation, or none."""
+    from bpo.experiments.sections import ordering_sentence
+
+    def agg(bpo, online, offline):
+        return {"bpo": {"iqm": bpo}, "online_dpo": {"iqm": online}, "offline_dpo": {"iqm": offline}}
+
+    assert "the paper's ordering holds" in ordering_sentence(agg((0.4, 0.35, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")
+    assert "BPO is above both baselines" in ordering_sentence(agg((0.4, 0.35, 0.45), (0.2, 0.15, 0.34), (0.3, 0.1, 0.3)), "m")
+    # BPO's low end (0.33) inside on-policy DPO's interval (up to 0.34): not separated, whatever the points say
+    assert "not reproduced" in ordering_sentence(agg((0.4, 0.33, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +47,7 @@ class RunResult:
     greedy: dict | None = None  # eval-greedy.json
     metrics: list[dict] = field(default_factory=list)  # metrics.jsonl: one row per training step
     evals: list[dict] = field(default_factory=list)  # evals.jsonl: evaluations during training (eval.every), then the final one
+    reused: bool = False  # finished before this call (trained by an earlier one)
 
 
 def is_finished(folder: Path, greedy: bool) -> bool:
@@ -100,7 +101,7 @@ def execute(specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = 
             for _ in pool.imap_unordered(_worker, [(s, root, greedy, threads) for s in todo]):
                 bar.update()
     bar.close()
-    return [read_result(spec, root) for spec in unique]
+    return [replace(read_result(spec, root), reused=spec not in todo) for spec in unique]
 
 
 def read_result(spec: RunSpec, root: Path) -> RunResult:

@@ -115,7 +115,7 @@ class Session:
 
     @cached_property
     def eval_judge(self):
-        return load_judge(self.cfg.eval.judge, self.task.judge)
+        return load_judge(self.cfg.eval.judge, self.task.judge, self.cfg.policy.torch_device())
 
     def evaluate_if_due(self, done: int) -> None:
         """eval.every: after every k-th step, the policy on the first eval.every_prompts held-out prompts, a row of

@@ -81,7 +81,7 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     cfg = load_config(RunConfig, None, list(overrides))
     task = build_task(cfg)
     policy = build_policy(cfg, task, progress=False)  # fresh adapters (B = 0): the SFT policy
-    judge = ScoreAnnotator(load_judge(cfg.eval.judge, task.judge))
+    judge = ScoreAnnotator(load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device()))
     pairs, _ = collect_pairs(policy, PromptStream(task.eval, seed=seed), judge, cfg.sampling, phase=0, wanted=n, seed=seed,
                              max_attempts=8, chat_template=task.chat_template, progress=False)
     kept = [p for p in pairs if p.chosen.strip() and p.rejected.strip()]  # a preference file has no empty responses

@@ -6,6 +6,7 @@ for every run (the run seed orders the train prompts and seeds sampling, annotat
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,8 +19,8 @@ from bpo.tasks.base import Task
 
 def _build_chatterbot() -> Task:
     # Imported on use: the task needs vaderSentiment and chatterbot-corpus (the demo extra), which the other tasks don't.
-    try:
-        from bpo.tasks import chatterbot
+    try:  # import_module, not `from bpo.tasks import chatterbot`: that would take a stale package attribute
+        chatterbot = importlib.import_module("bpo.tasks.chatterbot")
     except ModuleNotFoundError as err:
         raise ConfigError(f"task=chatterbot needs the package {err.name}, which is not installed: pip install 'bpo[demo]'") from None
     return chatterbot.build_task()

@@ -36,7 +36,8 @@ from bpo.prefdata import read_preferences
 from bpo.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
 from bpo.reference import ReferenceStrategy
 from bpo.rundir import FollowerRunDir, RunDir, RunDirError
-from bpo.runlog import RunLog
+from bpo.jsonl import read_log
+from bpo.runlog import RunLog, phase_time
 from bpo.schedule import Phase, Schedule
 from bpo.stop import StopFlag, StopRequested
 from bpo.tasks.base import Task
@@ -53,6 +54,7 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
     ranks = join(cpu=resolve_device(cfg.policy.device).type == "cpu")  # one process, or several (bpo.distributed)
     s = open_session(cfg, RunDir(run_dir) if ranks.main else FollowerRunDir(run_dir), resume, progress and ranks.main, ranks)
     s.evaluate_if_due(s.start)  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
+    s.log_phase_time_if_ended(s.start)  # and the time of the phase that ended there
     bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
     with StopFlag() as stop:
         for phase in s.schedule.phases_from(s.start):
@@ -69,6 +71,7 @@ def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resum
                     s.checkpoint(step + 1)
                 if stop.requested:
                     raise StopRequested(f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}", stop.signum)
+            s.log_phase_time_if_ended(phase.end)
     bar.close()
     if s.ranks.main:
         s.policy.save(s.run.adapters)
@@ -129,6 +132,16 @@ class Session:
                                  MERGED, self.task.chat_template, cfg.eval.kl, cfg.seed, progress=False)
         phase = self.schedule.phase_of_step(done - 1)
         self.log.write("evals", {"step": done, "phase": phase, **eval_scalars(result.to_json())}, done)
+
+    def log_phase_time_if_ended(self, done: int) -> None:
+        """When `done` steps end a phase (after its checkpoint): the phase's wall time split into sampling,
+        annotation and training, a row of phase_times.jsonl at `done` (TensorBoard phase_times/...). It is
+        read from the run's own logs, so a phase that a resume split in two counts the steps of both."""
+        if not (done and self.schedule.is_phase_start(done) and self.ranks.main):
+            return
+        phase = self.schedule.phase_of_step(done - 1)
+        row = phase_time(phase, read_log(self.run.phases), read_log(self.run.metrics))
+        self.log.write("phase_times", {"step": done, **row}, done)
 
     def checkpoint(self, done: int) -> None:
         if not self.ranks.main:

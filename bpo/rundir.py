@@ -84,13 +84,14 @@ class RunDir:
     metrics = property(lambda self: self.root / "metrics.jsonl")
     phases = property(lambda self: self.root / "phases.jsonl")
     evals = property(lambda self: self.root / "evals.jsonl")
+    phase_times = property(lambda self: self.root / "phase_times.jsonl")
     tensorboard = property(lambda self: self.root / "tensorboard")
     adapters = property(lambda self: self.root / "adapters")
     eval = property(lambda self: self.root / "eval.json")
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
     CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints",
-               "evals.jsonl", "tensorboard")
+               "evals.jsonl", "phase_times.jsonl", "tensorboard")
 
     def check_new(self) -> None:
         """Refuse at once (before any model is built) a folder that already holds a run, a file where the
@@ -179,6 +180,7 @@ class RunDir:
         _keep_rows(self.metrics, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
         _keep_rows(self.phases, lambda row: isinstance(row.get("phase"), int) and self.pairs_file(row["phase"]).exists())
         _keep_rows(self.evals, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
+        _keep_rows(self.phase_times, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
 
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"

@@ -4,7 +4,8 @@
 
 A record is a stream name, a row (a JSON object) and the training step it belongs to. The streams a
 run writes: `metrics` (one row per training step), `phases` (one per annotation phase, at its first
-step) and `evals` (one per evaluation, at the number of steps done). A record added later reaches
+step), `phase_times` (one per phase, at its end: its time split into sampling, annotation and training)
+and `evals` (one per evaluation, at the number of steps done). A record added later reaches
 every sink without touching them.
 
 Sinks (`log.to`):
@@ -79,6 +80,15 @@ def scalars(row: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out[f"{prefix}{key}"] = float(value)
     return out
+
+
+def phase_time(phase: int, phase_rows: list[dict], metric_rows: list[dict]) -> dict:
+    """A phase's wall time split into sampling and annotation (its phases.jsonl row) and training (the sum
+    of its steps' `seconds` in metrics.jsonl, which holds the steps of every session of a resumed run)."""
+    collected = next((r for r in phase_rows if r.get("phase") == phase), {})
+    training = sum(r.get("seconds", 0.0) for r in metric_rows if r.get("phase") == phase)
+    return {"phase": phase, "sampling_seconds": collected.get("sampling_seconds", 0.0),
+            "annotation_seconds": collected.get("annotation_seconds", 0.0), "training_seconds": round(training, 3)}
 
 
 class TensorBoardSink:

@@ -10,7 +10,7 @@ from tinytask import run_args, write_task
 
 from bpo.cli import main
 from bpo.configlib import ConfigError, load_config
-from bpo.runlog import RunLog, scalars
+from bpo.runlog import RunLog, phase_time, scalars
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -30,6 +30,15 @@ def test_scalars_keep_finite_numbers_and_nest_with_slashes():
     row = {"step": 4, "phase": 1, "player": "mu", "loss": 0.5, "n": 3, "ok": True, "text": "x", "kl": None,
            "bad": float("nan"), "list": [1.0], "before": {"win_rate": 0.25, "examples": []}}
     assert scalars(row) == {"loss": 0.5, "n": 3.0, "before/win_rate": 0.25}
+
+
+def test_phase_time_sums_the_phase_steps_of_every_session():
+    """Phase 1's row gives sampling 1.5 s and annotation 0.25 s; its steps took 0.5 + 0.25 (the first
+    session) + 0.125 (after a resume) = 0.875 s of training; phase 0's rows are not counted."""
+    phases = [{"phase": 0, "sampling_seconds": 9.0, "annotation_seconds": 9.0}, {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25}]
+    metrics = [{"step": 0, "phase": 0, "seconds": 7.0}, {"step": 1, "phase": 1, "seconds": 0.5}, {"step": 2, "phase": 1, "seconds": 0.25},
+               {"step": 3, "phase": 1, "seconds": 0.125}]
+    assert phase_time(1, phases, metrics) == {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "training_seconds": 0.875}
 
 
 class Recorder:
@@ -69,16 +78,18 @@ def task_dir(tmp_path_factory):
 
 def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_resume(task_dir, tmp_path):
     """T = 6 steps in F = 2 phases (first steps 0 and 3), evaluated during training after steps 3 and 6
-    (eval.every=3) and at the end (step 6 again, on eval.prompts). Then the run is resumed from its step-4
-    checkpoint: steps 4 and 5 and the evaluations at 6 are logged again, and TensorBoard shows each once,
-    with the resumed values (the purge marker hides the first process's)."""
+    (eval.every=3) and at the end (step 6 again, on eval.prompts); each phase's time split into sampling,
+    annotation and training at its end (steps 3 and 6). Then the run is resumed from its step-4 checkpoint:
+    steps 4 and 5, phase 1's time and the evaluations at 6 are logged again, and TensorBoard shows each
+    once, with the resumed values (the purge marker hides the first process's)."""
     out = tmp_path / "run"
     assert main(run_args(task_dir, out, "log.to=[jsonl,tensorboard]", "eval.every=3")) == 0
     acc = events(out / "tensorboard")
     tags = set(acc.Tags()["scalars"])
     assert {"metrics/loss", "metrics/reward_margin", "metrics/reward_accuracy", "metrics/lr", "metrics/grad_norm",
             "metrics/seconds", "phases/sampling_seconds", "phases/annotation_seconds", "phases/seconds",
-            "evals/win_rate", "evals/strict_win_rate", "evals/kl_to_sft", "evals/before/win_rate"} <= tags
+            "evals/win_rate", "evals/strict_win_rate", "evals/kl_to_sft", "evals/before/win_rate",
+            "phase_times/sampling_seconds", "phase_times/annotation_seconds", "phase_times/training_seconds"} <= tags
     logged = rows(out / "metrics.jsonl")
     losses = [r for r in logged if "loss" in r]
     assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 1, 2, 3, 4, 5]
@@ -86,6 +97,7 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [e.step for e in acc.Scalars("phases/sampling_seconds")] == [0, 3]
     assert [e.value for e in acc.Scalars("phases/annotation_seconds")] == pytest.approx(
         [r["annotation_seconds"] for r in rows(out / "phases.jsonl")], abs=1e-6)
+    assert_phase_times(out, acc, losses)
     result = json.loads((out / "eval.json").read_text())
     evals = rows(out / "evals.jsonl")
     assert [r["step"] for r in evals] == [3, 6, 6] and evals[-1]["win_rate"] == result["win_rate"]
@@ -99,9 +111,22 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4, 5]
     assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 1, 2, 3, 4, 5]
     assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in resumed], rel=1e-6)
+    assert_phase_times(out, acc, resumed)  # phase 1's training: step 3 of the first session, 4 and 5 of the second
     evals = rows(out / "evals.jsonl")
     assert [r["step"] for r in evals] == [3, 6, 6]
     assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(r["step"], pytest.approx(r["win_rate"])) for r in evals]
+
+
+def assert_phase_times(out, acc, steps):
+    """One phase_times row per phase at its end (steps 3 and 6), training = the sum of its 3 steps' seconds,
+    sampling and annotation = its phases.jsonl row; TensorBoard holds the same points once."""
+    times, collected = rows(out / "phase_times.jsonl"), rows(out / "phases.jsonl")
+    assert [(r["step"], r["phase"]) for r in times] == [(3, 0), (6, 1)]
+    assert [r["training_seconds"] for r in times] == pytest.approx([sum(r["seconds"] for r in steps[:3]), sum(r["seconds"] for r in steps[3:])], abs=2e-3)
+    assert [r["sampling_seconds"] for r in times] == [r["sampling_seconds"] for r in collected]
+    assert [(e.step, e.value) for e in acc.Scalars("phase_times/training_seconds")] == [(3, pytest.approx(times[0]["training_seconds"])),
+                                                                                       (6, pytest.approx(times[1]["training_seconds"]))]
+    assert [e.step for e in acc.Scalars("phase_times/annotation_seconds")] == [3, 6]
 
 
 def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeypatch):

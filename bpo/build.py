@@ -28,14 +28,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BPO_CACHE", Path.home() / ".cache" / "bpo"))
 
 
-def build_task(cfg: RunConfig) -> Task:
+def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:
     """The task named by cfg.task. It does not depend on cfg.seed: every run of a task, whatever its
-    seed, has the same train, demonstration and held-out eval prompts."""
+    seed, has the same train, demonstration and held-out eval prompts. A run whose SFT stage is saved
+    (`sft_base`, see load_base) does not read sft.data again: resume, eval and export work if it moved."""
     from bpo.tasks.files import check_held_out, load_task_file
     from bpo.tasks.registry import BUILTIN_TASKS
 
     task = BUILTIN_TASKS[cfg.task].build() if cfg.task in BUILTIN_TASKS else load_task_file(cfg.task)
-    if cfg.sft.data:  # SFT on a preference file's chosen responses (never on held-out prompts)
+    if cfg.sft.data and not sft_done(cfg, sft_base):  # SFT on a preference file's chosen responses (never on held-out prompts)
         from bpo.sft import preferred_demonstrations
 
         demonstrations = preferred_demonstrations(cfg.sft.data)
@@ -56,6 +57,11 @@ def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:
     return builtin.policy(cache_dir(), progress)
 
 
+def sft_done(cfg: RunConfig, sft_base: Path | None) -> bool:
+    """Whether the run's SFT stage is saved in its folder (complete: config.json is written last)."""
+    return bool(cfg.sft.steps) and sft_base is not None and (sft_base / "config.json").is_file()
+
+
 def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True):
     """(model, tokenizer, fine_tuned_now) of the policy's base: the initial policy, after the optional SFT stage.
 
@@ -64,7 +70,7 @@ def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress
     redoing SFT. `fine_tuned_now` says the caller should save it there.
     """
     device = cfg.policy.torch_device()
-    if cfg.sft.steps and sft_base is not None and (sft_base / "config.json").is_file():
+    if sft_done(cfg, sft_base):
         return load_causal_lm(sft_base, cfg.policy.dtype).to(device), load_tokenizer(sft_base), False
     folder = initial_model_folder(cfg, progress)
     model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(device)

@@ -106,7 +106,7 @@ def load_run(run_dir: str, overrides=(), progress: bool = True):
     if not (run.adapters / "a0").is_dir():
         raise ConfigError(f"{run_dir}: the run has no trained adapters yet (finish it with bpo train --resume {run_dir})")
     cfg = load_config(RunConfig, run.config, overrides)
-    task = build_task(cfg)
+    task = build_task(cfg, run.sft_base)
     policy = build_policy(cfg, task, run.sft_base, progress)
     from safetensors import SafetensorError
 

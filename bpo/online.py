@@ -160,7 +160,7 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     run.check_resumable() if resume else run.check_new()
     if resume:
         run.check_settings(cfg, read_settings(run.checkpoints))  # config.yaml edited since the start?
-    task = build_task(cfg)
+    task = build_task(cfg, run.sft_base)
     records = read_preferences(cfg.data.pairs) if cfg.data.pairs and not run.pairs_file(0).exists() else None
     base = base_tokenizer(cfg, task, run.sft_base, progress)  # no weights read yet
     task = fit_task(cfg, task, base)

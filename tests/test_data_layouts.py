@@ -241,7 +241,8 @@ def test_sampled_task_with_conversation_prompts_renders_them_for_the_model_and_a
 
 def test_sft_data_fine_tunes_on_the_chosen_responses(chat_task, tmp_path):
     """SFT on a preference file raises log pi(chosen | prompt) of its pairs far more than
-    log pi(rejected | prompt): the stage trained on the chosen responses only."""
+    log pi(rejected | prompt): the stage trained on the chosen responses only. The run then no longer
+    needs the file: `bpo eval` loads the saved SFT base after the file moved away."""
     from bpo.models import load_causal_lm, load_tokenizer
     from bpo.scoring import response_logprobs
     from bpo.tokens import encode_prompt, encode_response
@@ -263,6 +264,8 @@ def test_sft_data_fine_tunes_on_the_chosen_responses(chat_task, tmp_path):
     gain_rejected = mean_logp(out / "sft-base", "rejected") - mean_logp(chat_task / "model", "rejected")
     print(f"log-prob gain: chosen {gain_chosen:.2f}, rejected {gain_rejected:.2f}")
     assert gain_chosen > 5.0 and gain_chosen > gain_rejected + 5.0, (gain_chosen, gain_rejected)
+    prefs.rename(tmp_path / "moved.jsonl")
+    assert main(["eval", str(out), "eval.kl=false", "--quiet"]) == 0
 
 
 def test_sft_data_is_refused_without_sft_steps_or_with_held_out_prompts(chat_task, tmp_path, capsys):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 
 from bpo.configlib import option
 from bpo.device import forked_rng
+from bpo.evalcache import base_weights_digest, cached_responses, responses_key
 from bpo.judges import Judge
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
@@ -41,6 +43,7 @@ class EvalConfig:
     temperature: float = option(1.0, help="sampling temperature when greedy is false")
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
+    cache_before: bool = option(True, help="keep the initial policy's responses in $BPO_CACHE/initial-responses and reuse them when the same weights answer the same prompts with the same settings and seed (the judge scores them again every time)")
     every: int = option(0, help="also evaluate during training, after every this many steps (0: only at the end), on the first eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of steps done, for learning curves")
     every_prompts: int = option(32, help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final evaluation, KL estimate if eval.kl")
 
@@ -143,14 +146,25 @@ def evaluate_policy(
     estimate_kl: bool = True,
     seed: int = 0,
     progress: bool = True,
+    cache: Path | None = None,
 ) -> EvalResult:
-    """Evaluate the policy in `slot` (MERGED: the trained policy; None: the initial SFT policy)."""
+    """Evaluate the policy in `slot` (MERGED: the trained policy; None: the initial SFT policy). `cache`: a
+    folder where the initial policy's responses are kept for the next evaluation (bpo.evalcache), used
+    when slot is None and no KL is estimated (its samples would follow the responses' random numbers)."""
     tok = policy.tokenizer
     prompt_ids = [encode_prompt(tok, ex.prompt, chat_template) for ex in examples]
     prompts = [ex.prompt for ex in examples]
     with forked_rng(policy.device), policy.use(slot) as model:
         torch.manual_seed(seed)
-        responses = [r[0] for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
+
+        def answer() -> list[str]:
+            return [r[0].text for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
+
+        if slot is None and cache is not None and not estimate_kl:
+            key = responses_key(base_weights_digest(model), prompt_ids, spec, seed, f"{policy.device.type}:{next(model.parameters()).dtype}")
+            responses = cached_responses(cache, key, answer)
+        else:
+            responses = answer()
         kl = None
         if estimate_kl:
             samples = [r[0] for r in generate(model, tok, prompt_ids, 1, replace(spec, greedy=False, temperature=1.0, top_p=1.0))]
@@ -158,13 +172,13 @@ def evaluate_policy(
         with policy.use(None) as sft:
             sft_logp = response_logprobs(sft, prompt_ids, [s.ids for s in samples], tok.pad_token_id)
         kl = float(np.mean([s.logp for s in samples]) - sft_logp.mean().item())
-    scores = judge(prompts, [r.text for r in responses])
+    scores = judge(prompts, responses)
     ref_scores = judge(prompts, [ex.reference for ex in examples])
     return EvalResult(
         **asdict(win_rates(scores, ref_scores, seed=seed)),
         mean_score=float(np.mean(scores)), mean_reference_score=float(np.mean(ref_scores)), kl_to_sft=kl,
         examples=[
-            {"prompt": p, "response": r.text, "reference": ex.reference, "score": s, "reference_score": rs}
+            {"prompt": p, "response": r, "reference": ex.reference, "score": s, "reference_score": rs}
             for p, r, ex, s, rs in zip(prompts, responses, examples, scores, ref_scores)
         ],
     )

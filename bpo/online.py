@@ -22,12 +22,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from bpo.buffer import phase_batches
-from bpo.build import build_annotator, build_reference, build_task, load_base
+from bpo.build import build_annotator, build_reference, build_task, cache_dir, load_base
 from bpo.checkpoint import Checkpoint, load_latest, read_settings, save_checkpoint
 from bpo.config import RunConfig
 from bpo.device import resolve_device, rng_states, set_rng_states
 from bpo.distributed import SINGLE, Ranks, join
-from bpo.evaluate import EvalResult, evaluate_policy
+from bpo.evaluate import evaluate_policy
 from bpo.judges import load_judge
 from bpo.losses import get_loss
 from bpo.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
@@ -259,12 +259,10 @@ def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = 
     examples = task.eval[: cfg.eval.prompts]
     spec = cfg.eval.sampling(cfg.sampling)
 
-    def one(slot) -> EvalResult:
-        return evaluate_policy(policy, examples, judge, spec, slot, task.chat_template, cfg.eval.kl, cfg.seed, progress)
-
-    after = one(MERGED).to_json()
-    if cfg.eval.before:
-        before = one(None).to_json()
+    after = evaluate_policy(policy, examples, judge, spec, MERGED, task.chat_template, cfg.eval.kl, cfg.seed, progress).to_json()
+    if cfg.eval.before:  # the initial policy: no KL to itself; its responses cached (bpo.evalcache)
+        cache = cache_dir() / "initial-responses" if cfg.eval.cache_before else None
+        before = evaluate_policy(policy, examples, judge, spec, None, task.chat_template, False, cfg.seed, progress, cache).to_json()
         before.pop("kl_to_sft")
         after["before"] = before
     return after

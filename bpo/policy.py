@@ -1,7 +1,8 @@
 """The policy: a base causal LM with an ensemble of n LoRA adapters and their merge.
 
 As in the BPO reference implementation, every adapter of the ensemble has its own optimiser and is
-trained on the same pairs; sampling, evaluation and export use the merged adapter (see bpo.merge).
+trained on the same pairs (`lora.training`: also on disjoint shares of each batch, or jointly through
+their mean: bpo.train_step); sampling, evaluation and export use the merged adapter (see bpo.merge).
 
 One base model is shared by every adapter slot, so snapshots are adapter weights only:
     a0 .. a{n-1}   the trained ensemble members
@@ -26,7 +27,9 @@ import torch
 from torch import Tensor
 
 from bpo.configlib import option
-from bpo.merge import MERGES, MergeMode, merged_rank
+from bpo.merge import MERGES, MergeMode, exact_merge_factors, merged_rank
+
+TRAININGS = ("independent", "disjoint", "joint")  # LoraSpec.training (bpo.train_step runs them)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class LoraSpec:
     target_modules: tuple[str, ...] = option(("q_proj", "k_proj", "v_proj", "o_proj"), help="names of the linear layers that get adapters")
     ensemble: int = option(5, help="number n of LoRA adapters trained side by side (the paper uses 5)")
     merge: MergeMode = option("exact", help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)")
+    training: str = option(
+        "independent", choices=TRAININGS,
+        help="independent: every member trains on the whole batch with its own AdamW (the paper's; n passes per step); "
+             "disjoint: member i trains only on pairs i, i+n, i+2n.. of each batch (B a multiple of n; about one adapter's cost); "
+             "joint: one pass whose update is the mean of the members (the merged policy), gradients to every member through it "
+             "(needs merge=exact and dropout=0)")
 
     def validate(self):
         if self.rank <= 0 or self.ensemble <= 0 or not 0 < self.alpha < float("inf"):
@@ -45,6 +54,10 @@ class LoraSpec:
             raise ValueError("target_modules must name at least one linear layer (e.g. q_proj)")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
+        if self.training == "joint" and self.merge != "exact":
+            raise ValueError(f"training=joint trains the mean of the members, which only merge=exact samples from; got merge={self.merge}")
+        if self.training == "joint" and self.dropout:
+            raise ValueError(f"training=joint runs the merged adapter's forward, which has no dropout; set dropout=0 (got {self.dropout})")
 
 # A snapshot of the ensemble: for each member, {"<module>.A": (r, in), "<module>.B": (out, r)}.
 AdapterStates = list[dict[str, Tensor]]
@@ -97,6 +110,8 @@ class EnsemblePolicy:
         self._by_path = dict(self._layers)
         names = {id(p): n for n, p in self.model.named_parameters()}
         self._base_weight_names = {path: names[id(m.get_base_layer().weight)] for path, m in self._layers}  # for use_deltas
+        self._merged_factor_names = {path: (names[id(m.lora_A[self.merged].weight)], names[id(m.lora_B[self.merged].weight)])
+                                     for path, m in self._layers}  # for train_joint
         self.refresh_merged()
 
     # ---- parameters and states -------------------------------------------------------------------
@@ -188,6 +203,31 @@ class EnsemblePolicy:
         self.model.train()
         return self.model
 
+    def train_joint(self) -> torch.nn.Module:
+        """The merged policy as a function of the live members, in train mode: the `merged` slot's forward with its
+        factors replaced by the exact merge of the members' current factors (torch.func.functional_call), so
+
+            y = W x + (1/n) sum_i s_i B_i A_i x,   dL/dB_i = (s_i/n) G A_i^T,   dL/dA_i = (s_i/n) B_i^T G
+
+        with G = dL/d(delta W) of the layer: one pass whose gradient reaches every member (lora.training=joint).
+        All n adapters are computed together as one adapter of rank n r (the concatenated factors). It is the
+        very computation sampling runs after `refresh_merged` (the same merge of the same values), so the merged
+        policy is exactly the function trained. Needs merge=exact (LoraSpec.validate)."""
+        self.model.set_adapter(self.merged, inference_mode=True)  # the slot's own copies stay frozen
+        self.model.set_requires_grad(self.members, True)
+        self.model.train()
+        return _JointForward(self)
+
+    def _joint_factors(self) -> dict[str, Tensor]:
+        """{parameter name of the merged slot's A and B: the exact merge of the live members}, differentiable."""
+        factors = {}
+        for path, m in self._layers:
+            A, B = exact_merge_factors([m.lora_A[n].weight for n in self.members], [m.lora_B[n].weight for n in self.members],
+                                       [m.scaling[n] for n in self.members])
+            name_A, name_B = self._merged_factor_names[path]
+            factors[name_A], factors[name_B] = A, B
+        return factors
+
     @contextlib.contextmanager
     def use(self, slot: str | None) -> Iterator[torch.nn.Module]:
         """Run the model as `merged` (or a member), or the initial policy (slot None), in eval mode."""
@@ -257,6 +297,17 @@ class _WithWeights(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return torch.func.functional_call(self.model, self.weights, args, kwargs)
+
+
+class _JointForward(torch.nn.Module):
+    """The policy's model run with its merged slot's factors computed from the members at each call (train_joint)."""
+
+    def __init__(self, policy: EnsemblePolicy):
+        super().__init__()
+        self.model, self._factors = policy.model, policy._joint_factors
+
+    def forward(self, *args, **kwargs):
+        return torch.func.functional_call(self.model, self._factors(), args, kwargs)
 
 
 def _adapter_dir(folder: Path, name: str) -> Path:

@@ -1,13 +1,22 @@
 """One optimiser step of the ensemble on one batch of pairs: no I/O, no generation.
 
-Every member is trained on the same batch with its own optimiser (as in the BPO reference code);
-the loss's reference log-probs are given, already computed (stored data or a reference forward).
+Every member has its own AdamW and schedule. By default (`lora.training=independent`) every member is
+trained on the same batch, as in the BPO reference code: n forward and backward passes per step. The
+variants: `disjoint`, member i on the i-th of n equal shares of the batch (one adapter's cost), and
+`joint`, one pass of the mean of the members whose gradient reaches each member (see `_passes`). The
+loss's reference log-probs are given, already computed (stored data or a reference forward).
+
+One AdamW per member in every variant: AdamW is elementwise, so for `joint` it equals one AdamW over all
+members except for clipping, which stays per member (`optim.max_grad_norm`); the checkpoint's optimiser
+layout is the same for every variant.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -103,6 +112,58 @@ class EnsembleOptimizer:
             sch.load_state_dict(s)
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One forward and backward of a step: the model to run, the pairs it sees, the members it updates."""
+
+    model: Callable[[], torch.nn.Module]  # makes the pass's adapters active (policy.train_member / train_joint)
+    pairs: Tensor | None  # indices into the batch's B pairs; None: all of them
+    members: tuple[int, ...]
+    weight: float  # the pass's weight in the step's metrics (pairs seen by a disjoint share, else 1)
+    label: str  # names the pass in a NonFiniteError
+
+
+def _passes(policy: EnsemblePolicy, batch_size: int) -> list[_Pass]:
+    """The step's passes for `lora.training` (LoraSpec.training):
+        independent  n passes, member i on the whole batch (the paper's)
+        disjoint     n passes, member i on pairs i, i + n, i + 2n, ... (B / n pairs each: one adapter's pass over B)
+        joint        1 pass of the mean of the members (policy.train_joint), every member updated from its gradient
+    The disjoint shares are strided so that a batch split over processes (each a multiple of n pairs) gives
+    every member the same pairs as on one process."""
+    n, kind = len(policy.members), policy.spec.training
+    if kind == "joint":
+        return [_Pass(policy.train_joint, None, tuple(range(n)), 1.0, "joint ensemble")]
+    if kind == "disjoint" and batch_size % n:
+        raise ValueError(f"lora.training=disjoint splits each batch into lora.ensemble={n} equal shares, but a batch here holds "
+                         f"{batch_size} pairs (schedule.batch_size, divided by the number of processes): make it a multiple of {n}")
+    if kind == "disjoint":
+        return [_Pass(partial(policy.train_member, i), torch.arange(i, batch_size, n), (i,), batch_size // n, f"ensemble member {i}")
+                for i in range(n)]
+    return [_Pass(partial(policy.train_member, i), None, (i,), 1.0, f"ensemble member {i}") for i in range(n)]
+
+
+def select_pairs(batch: PairBatch, pairs: Tensor) -> PairBatch:
+    """The sub-batch of the given pairs (their chosen and rejected rows), cut to its longest row."""
+    rows = torch.cat([pairs, pairs + batch.size]).to(batch.input_ids.device)
+    mask = batch.attention_mask[rows]
+    length = int(mask.sum(-1).max())
+    cut = lambda t: t[rows, :length]  # noqa: E731  (rows are right-padded)
+    stored = None if batch.stored_ref_logp is None else batch.stored_ref_logp[rows]
+    return PairBatch(cut(batch.input_ids), mask[:, :length], cut(batch.response_mask), stored, [batch.pair_ids[j] for j in pairs.tolist()] if batch.pair_ids else [])
+
+
+def _step_member(policy: EnsemblePolicy, optim: EnsembleOptimizer, i: int, ranks: Ranks, label: str) -> float:
+    """Average member i's gradient over the processes, clip it, check it, step its AdamW and schedule: its norm before clipping."""
+    params = policy.member_parameters(i)
+    ranks.mean_grads(params)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, optim.spec.max_grad_norm)
+    if not torch.isfinite(grad_norm):
+        raise NonFiniteError(f"non-finite gradient norm {grad_norm.item()} ({label})")
+    optim.optimizers[i].step()
+    optim.schedulers[i].step()
+    return grad_norm.item()
+
+
 def train_step(
     policy: EnsemblePolicy,
     optim: EnsembleOptimizer,
@@ -114,41 +175,41 @@ def train_step(
     weights: Tensor | None = None,
     ranks: Ranks = SINGLE,
 ) -> StepMetrics:
-    """Train every member one step on `batch`; `weights` (B,) scales each pair's loss (IOPO).
+    """Train the ensemble one step on `batch` as `lora.training` says (see _passes); `weights` (B,) scales each
+    pair's loss (IOPO). Loss, margin and accuracy are over the whole batch, each pair counted once (independent:
+    the mean over the members of their whole-batch values; disjoint: each pair under the member that trained on
+    it; joint: under the mean); grad_norm is the mean over members of each member's norm before clipping.
 
     Several processes (bpo.distributed): `batch` is this process's equal share of the step's pairs; the
     gradients, the loss checked for NaN and the metrics are means over the processes, so each member
     steps as on the whole batch, identically everywhere."""
     ref_w, ref_l = split_pairs(reduce_total(ref_logp_sum.detach(), batch.response_lengths, reduction))
-    totals = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "grad_norm": 0.0}
+    totals = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "weight": 0.0}
+    grad_norms = []
     lr = optim.schedulers[0].get_last_lr()[0]
-    for i, (opt, sched) in enumerate(zip(optim.optimizers, optim.schedulers)):
-        model = policy.train_member(i)
-        logp = model_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask, reduction)
+    for p in _passes(policy, batch.size):
+        model = p.model()
+        part, rw, rl, w = (batch, ref_w, ref_l, weights) if p.pairs is None else (
+            select_pairs(batch, p.pairs), ref_w[p.pairs], ref_l[p.pairs], None if weights is None else weights[p.pairs])
+        logp = model_sequence_logprobs(model, part.input_ids, part.attention_mask, part.response_mask, reduction)
         pi_w, pi_l = split_pairs(logp)
-        per_pair = loss.fn(pi_w, pi_l, ref_w, ref_l, beta)
-        mean_loss = (per_pair * weights).mean() if weights is not None else per_pair.mean()
+        per_pair = loss.fn(pi_w, pi_l, rw, rl, beta)
+        mean_loss = (per_pair * w).mean() if w is not None else per_pair.mean()
         loss_value = ranks.mean([mean_loss.item()])[0]  # every process checks the same number
         if not math.isfinite(loss_value):
-            raise NonFiniteError(f"non-finite loss {loss_value} (ensemble member {i})")
-        opt.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"non-finite loss {loss_value} ({p.label})")
+        for i in p.members:
+            optim.optimizers[i].zero_grad(set_to_none=True)
         mean_loss.backward()
-        ranks.mean_grads(policy.member_parameters(i))
-        grad_norm = torch.nn.utils.clip_grad_norm_(policy.member_parameters(i), optim.spec.max_grad_norm)
-        if not torch.isfinite(grad_norm):
-            raise NonFiniteError(f"non-finite gradient norm {grad_norm.item()} (ensemble member {i})")
-        opt.step()
-        sched.step()
+        grad_norms += [_step_member(policy, optim, i, ranks, p.label if len(p.members) == 1 else f"{p.label}, member {i}") for i in p.members]
         with torch.no_grad():
-            h = log_ratio_margin(pi_w, pi_l, ref_w, ref_l)
-            totals["loss"] += loss_value
+            h = log_ratio_margin(pi_w, pi_l, rw, rl)
             margin, accuracy = ranks.mean([(beta * h).mean().item(), (h > 0).float().mean().item()])
-            totals["margin"] += margin
-            totals["accuracy"] += accuracy
-            totals["grad_norm"] += grad_norm.item()
+            for key, value in (("loss", loss_value), ("margin", margin), ("accuracy", accuracy), ("weight", 1.0)):
+                totals[key] += p.weight * value
     policy.refresh_merged()
-    n = len(optim.optimizers)
+    total = totals["weight"]
     return StepMetrics(
-        loss=totals["loss"] / n, reward_margin=totals["margin"] / n, reward_accuracy=totals["accuracy"] / n,
-        grad_norm=totals["grad_norm"] / n, lr=lr,
+        loss=totals["loss"] / total, reward_margin=totals["margin"] / total, reward_accuracy=totals["accuracy"] / total,
+        grad_norm=sum(grad_norms) / len(grad_norms), lr=lr,
     )

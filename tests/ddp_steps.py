@@ -1,5 +1,6 @@
 """A few training steps of a LoRA ensemble on one fixed batch, by one process or as one of several
-(run under torchrun by tests/test_distributed.py: `python ddp_steps.py MODEL_DIR OUT_DIR STEPS`)."""
+(run under torchrun by tests/test_distributed.py: `python ddp_steps.py MODEL_DIR OUT_DIR STEPS [TRAINING]`,
+TRAINING a `lora.training` value, independent by default)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def fixed_pairs():
                  ref_chosen_logp=-10.0 - i, ref_rejected_logp=-12.0 + 0.5 * i) for i in range(PAIRS)]
 
 
-def run_steps(model_dir: Path, steps: int, ranks=None) -> tuple[list[float], list[dict]]:
+def run_steps(model_dir: Path, steps: int, ranks=None, training: str = "independent") -> tuple[list[float], list[dict]]:
     """The losses of `steps` DPO steps on the fixed batch (this process's share of it) and the members after."""
     from bpo.distributed import SINGLE
     from bpo.losses import get_loss
@@ -33,7 +34,7 @@ def run_steps(model_dir: Path, steps: int, ranks=None) -> tuple[list[float], lis
     from bpo.types import make_batch
 
     ranks = ranks or SINGLE
-    policy = EnsemblePolicy(load_causal_lm(model_dir), load_tokenizer(model_dir), LoraSpec(rank=4, ensemble=2), seed=0)
+    policy = EnsemblePolicy(load_causal_lm(model_dir), load_tokenizer(model_dir), LoraSpec(rank=4, ensemble=2, training=training), seed=0)
     optim = EnsembleOptimizer(policy, OptimSpec(lr=1e-2, max_grad_norm=0.5), steps)
     batch = make_batch(ranks.share(fixed_pairs()), pad_id=0)
     losses = [train_step(policy, optim, batch, batch.stored_ref_logp, get_loss("dpo"), 0.5, "sum", ranks=ranks).loss for _ in range(steps)]
@@ -47,7 +48,8 @@ if __name__ == "__main__":
 
     torch.set_num_threads(1)
     model_dir, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    training = sys.argv[4] if len(sys.argv) > 4 else "independent"
     ranks = join(cpu=True)
-    losses, members = run_steps(model_dir, steps, ranks)
+    losses, members = run_steps(model_dir, steps, ranks, training)
     save_file({f"{i}|{k}": v.contiguous() for i, m in enumerate(members) for k, v in m.items()}, str(out / f"members-{ranks.rank}.safetensors"))
     (out / f"losses-{ranks.rank}.json").write_text(json.dumps({"world": ranks.world, "losses": losses}))

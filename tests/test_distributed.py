@@ -31,13 +31,16 @@ def test_shares_split_a_phase_and_a_batch():
     assert SINGLE.mean([1.5, 2.0]) == [1.5, 2.0] and SINGLE.gather([4]) == [4] and SINGLE.broadcast(7) == 7
 
 
-def test_two_processes_train_as_one_on_the_whole_batch(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("training", ["independent", "disjoint", "joint"])
+def test_two_processes_train_as_one_on_the_whole_batch(tiny_model_dir, tmp_path, training):
     """Each rank trains on 4 of the 8 pairs; gradients averaged, the mean of the two shares' mean losses is
-    the batch's mean loss, so rank 0 == rank 1 exactly and both equal one process (float rounding apart)."""
+    the batch's mean loss, so rank 0 == rank 1 exactly and both equal one process (float rounding apart).
+    For every lora.training: disjoint's strided shares (member i: pairs i, i + 2, ...) are the same pairs
+    whether the batch is on one process or split over two."""
     steps = 3
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(HERE / "ddp_steps.py"), str(tiny_model_dir), str(tmp_path), str(steps)]
+               str(HERE / "ddp_steps.py"), str(tiny_model_dir), str(tmp_path), str(steps), training]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [load_file(str(tmp_path / f"members-{r}.safetensors")) for r in range(2)]
@@ -46,7 +49,7 @@ def test_two_processes_train_as_one_on_the_whole_batch(tiny_model_dir, tmp_path)
     assert ranks[0].keys() == ranks[1].keys() and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
     assert logs[0]["losses"] == logs[1]["losses"]
 
-    losses, members = run_steps(tiny_model_dir, steps)  # one process, all 8 pairs
+    losses, members = run_steps(tiny_model_dir, steps, training=training)  # one process, all 8 pairs
     assert PAIRS == 8 and losses[0] == pytest.approx(logs[0]["losses"][0], abs=1e-6)  # the same start: the same loss
     assert logs[0]["losses"] == pytest.approx(losses, abs=1e-5)
     one = {f"{i}|{k}": v for i, m in enumerate(members) for k, v in m.items()}

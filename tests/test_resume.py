@@ -87,12 +87,15 @@ def test_sigkill_then_resume_equals_uninterrupted(task_dir, baseline, point, n):
 
 
 # Moving references restore their snapshot from the checkpoint (sync every 3 steps: the snapshot of
-# step 3 cannot be recomputed at step 4); ipo and kto_pair average log-probs per token.
+# step 3 cannot be recomputed at step 4); ipo and kto_pair average log-probs per token; the ensemble
+# trained on disjoint shares or jointly (lora.training) keeps one AdamW per member, restored alike.
 VARIANTS = {
     "ema": ["reference.kind=ema", "reference.ema_tau=0.3"],
     "sync": ["reference.kind=sync", "reference.sync_every=3"],
     "ipo": ["loss=ipo"],
     "kto_pair": ["loss=kto_pair", "loss_reduction=mean"],
+    "disjoint": ["lora.training=disjoint"],
+    "joint": ["lora.training=joint", "lora.dropout=0"],
 }
 
 

@@ -50,9 +50,16 @@ class TrainingDiverged(RuntimeError):
 
 
 def run_online(cfg: RunConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
-    """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json."""
+    """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json.
+    The run folder is locked to this process while it trains (RunDir.lock): a second one is refused."""
     ranks = join(cpu=resolve_device(cfg.policy.device).type == "cpu")  # one process, or several (bpo.distributed)
-    s = open_session(cfg, RunDir(run_dir) if ranks.main else FollowerRunDir(run_dir), resume, progress and ranks.main, ranks)
+    with RunDir(run_dir) if ranks.main else FollowerRunDir(run_dir) as run:  # held by this process until it returns
+        return train_and_evaluate(open_session(cfg, run, resume, progress and ranks.main, ranks), progress)
+
+
+def train_and_evaluate(s: Session, progress: bool) -> dict:
+    """The loop of the module docstring on an opened session, from its checkpoint on; then the final evaluation."""
+    cfg = s.cfg
     s.evaluate_if_due(s.start)  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
     s.log_phase_time_if_ended(s.start)  # and the time of the phase that ended there
     bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
@@ -159,6 +166,7 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     """
     run.check_resumable() if resume else run.check_new()
     if resume:
+        run.lock()  # (a new run takes it when it creates the folder)
         run.check_settings(cfg, read_settings(run.checkpoints))  # config.yaml edited since the start?
     task = build_task(cfg, run.sft_base)
     records = read_preferences(cfg.data.pairs) if cfg.data.pairs and not run.pairs_file(0).exists() else None

@@ -91,7 +91,42 @@ class RunDir:
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
     CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints",
-               "evals.jsonl", "phase_times.jsonl", "tensorboard")
+               "evals.jsonl", "phase_times.jsonl", "tensorboard", ".lock")
+    _lock = None  # the open RUN/.lock while this process trains the run
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
+
+    def lock(self) -> None:
+        """Hold RUN/.lock (flock) until unlock() or the end of the process: a second `bpo train` or
+        `--resume` of the same folder is refused instead of writing the same files at the same time. The
+        system drops the lock when the process ends, crashed or killed, so it is never left stale."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        handle = open(self.root / ".lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise RunDirError(f"{self.root}: in use by another bpo process{f' (pid {holder})' if holder else ''}; "
+                              f"wait for it to end (or stop it), then resume with bpo train --resume {self.root}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
 
     def check_new(self) -> None:
         """Refuse at once (before any model is built) a folder that already holds a run, a file where the
@@ -111,6 +146,8 @@ class RunDir:
     def create(self, cfg: RunConfig) -> None:
         self.check_new()
         self.pairs_dir.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        self.check_new()  # another process may have created the run between the first check and the lock
         dump_yaml(cfg, self.config)
         settings = resume_settings(cfg)
         self.settings.write_text(dumps({"hash": settings_hash(settings), "settings": settings}, indent=1) + "\n")
@@ -214,6 +251,9 @@ class FollowerRunDir(RunDir):
 
     def create(self, cfg: RunConfig) -> None:
         pass
+
+    def lock(self) -> None:
+        pass  # rank 0 holds the run's lock
 
     def save_sft_base(self, model, tokenizer) -> None:
         pass

@@ -223,3 +223,28 @@ def test_eval_of_a_run_with_damaged_adapters_names_them_and_how_to_rewrite(basel
     assert "Traceback" not in err
     assert main(["train", "--resume", str(out), "--quiet"]) == 0  # rewrites the adapters (training was done)
     assert main(["eval", str(out), "--quiet"]) == 0
+
+
+def test_a_run_in_use_by_another_process_is_refused_then_resumes_once_it_ends(killed, baseline, tmp_path, capsys):
+    """While another process holds the run folder's lock (as a `bpo train` does while it trains), a second
+    `--resume` is refused with exit 2, names the holder's pid and changes nothing. Once the holder is killed
+    (SIGKILL: the system drops its lock, nothing stale is left), the resume works and equals the
+    uninterrupted run."""
+    import subprocess
+    import sys
+
+    out = copy_of(killed, tmp_path)
+    hold = "import sys, time\nfrom bpo.rundir import RunDir\nrun = RunDir(sys.argv[1])\nrun.lock()\nprint('locked', flush=True)\ntime.sleep(600)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        snapshot = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+        assert main(["train", "--resume", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: in use by another bpo process (pid {holder.pid})" in err and "Traceback" not in err
+        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == snapshot
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert_same_run(out, baseline)

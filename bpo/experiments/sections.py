@@ -333,58 +333,76 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
 def write_report(plan: Plan, results: Sequence[RunResult], out: Path, started: float, command: str) -> Path:
     out = Path(out)
     modes = ["sampled"] + (["greedy"] if all(r.greedy for r in results) else [])
-    on = lambda name: name in plan.sections  # noqa: E731
     body, summary = [], []
     for task in plan.tasks:
-        name = Path(task).stem
-        body += [f"## Task `{name}`", ""]
+        lines, found = task_section(results, plan, task, modes, out)
+        body, summary = body + lines, summary + found
+    tail, verdicts = aggregate_section(results, plan, modes, out)
+    report = out / "report.md"
+    report.write_text("\n".join(header(plan, results, started, command, verdicts + summary) + body + tail))
+    return report
+
+
+def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
+    """One task's tables and figures (report lines) and its summary lines."""
+    name, on = Path(task).stem, lambda section: section in plan.sections
+    body, summary = [f"## Task `{name}`", ""], []
+    for mode in modes:
+        body += [f"### Table 1 — {name}, {mode}", "", *table1(results, plan, task, mode), ""]
+        body += [f"Paired differences of strict win rate ({mode}; per prompt and seed, 95% paired bootstrap):", ""]
+        body += [*paired_rows(results, plan, task, mode), ""]
+        if on("figure4"):
+            fig = figure4(results, plan, task, mode, out / f"figure4-{name}-{mode}.png")
+            body += [f"![Figure 4 analogue, {name}, {mode}: win rate vs F]({fig.name})", ""]
+            headline = headline_line(results, plan, task, mode)
+            body += [headline, ""] if headline else []
+            summary += [f"- {name}, {mode}: {headline}"] if headline else []
+    if on("table2"):
+        lines, pooled = table2(results, plan, task, out)
+        figures.win_tie_lose({k: (p.win[0], p.tie[0], p.lose[0]) for k, p in pooled.items()}, out / f"table2-{name}.png", f"{name}: BPO head to head")
+        body += [f"### Table 2 — {name}: BPO head to head (sampled at temperature {H2H_TEMPERATURE:g}, seeds {list(plan.other_seeds)})", "",
+                 *lines, "", f"![Table 2]({'table2-' + name}.png)", ""]
+        for pairing, p in pooled.items():
+            verdict = "BPO wins more" if p.win[1] > p.lose[2] else ("BPO loses more" if p.lose[1] > p.win[2] else "no winner shown")
+            summary.append(f"- {name}, Table 2, {pairing}: win {p.win[0]:.3f} / lose {p.lose[0]:.3f} ({verdict}).")
+    if on("figure5"):
+        body += [f"### Figure 5 — {name}: on-policy DPO with a better (gold) fixed reference vs BPO", "",
+                 "The gold reference is Table 1's BPO (DPO) run of the first seed, merged (`bpo export`); the on-policy DPO run "
+                 "starts from the SFT policy as always, only its reference is the gold policy.", ""]
         for mode in modes:
-            body += [f"### Table 1 — {name}, {mode}", "", *table1(results, plan, task, mode), ""]
-            body += [f"Paired differences of strict win rate ({mode}; per prompt and seed, 95% paired bootstrap):", ""]
-            body += [*paired_rows(results, plan, task, mode), ""]
-            if on("figure4"):
-                fig = figure4(results, plan, task, mode, out / f"figure4-{name}-{mode}.png")
-                body += [f"![Figure 4 analogue, {name}, {mode}: win rate vs F]({fig.name})", ""]
-                headline = headline_line(results, plan, task, mode)
-                body += [headline, ""] if headline else []
-                summary += [f"- {name}, {mode}: {headline}"] if headline else []
-        if on("table2"):
-            lines, pooled = table2(results, plan, task, out)
-            figures.win_tie_lose({k: (p.win[0], p.tie[0], p.lose[0]) for k, p in pooled.items()}, out / f"table2-{name}.png", f"{name}: BPO head to head")
-            body += [f"### Table 2 — {name}: BPO head to head (sampled at temperature {H2H_TEMPERATURE:g}, seeds {list(plan.other_seeds)})", "",
-                     *lines, "", f"![Table 2]({'table2-' + name}.png)", ""]
-            for pairing, p in pooled.items():
-                verdict = "BPO wins more" if p.win[1] > p.lose[2] else ("BPO loses more" if p.lose[1] > p.win[2] else "no winner shown")
-                summary.append(f"- {name}, Table 2, {pairing}: win {p.win[0]:.3f} / lose {p.lose[0]:.3f} ({verdict}).")
-        if on("figure5"):
-            body += [f"### Figure 5 — {name}: on-policy DPO with a better (gold) fixed reference vs BPO", "",
-                     "The gold reference is Table 1's BPO (DPO) run of the first seed, merged (`bpo export`); the on-policy DPO run "
-                     "starts from the SFT policy as always, only its reference is the gold policy.", ""]
-            for mode in modes:
-                body += [f"{mode}:", "", *figure5(results, plan, task, mode, out / f"figure5-{name}-{mode}.png"), "",
-                         f"![Figure 5, {mode}](figure5-{name}-{mode}.png)", ""]
-        body += [f"### Training curves — {name} (evaluations during training on {CURVE_PROMPTS} prompts, means over seeds {list(plan.other_seeds)})", ""]
-        fig = curves_figure(method_groups(results, plan, task), out / f"curves-methods-{name}.png", f"{name}: DPO, β = {plan.betas[0]:g}")
-        body += [f"![training curves of the methods]({fig.name})", ""]
-        if on("figure6"):
-            groups = adapter_groups(results, plan, task)
-            fig = curves_figure(groups, out / f"figure6-7-{name}.png", f"{name}: BPO with 1, 2, 5 adapters; EMA reference")
-            body += [f"### Figures 6 and 7 — {name}: LoRA ensemble size and an EMA reference (BPO, DPO, β = {plan.betas[0]:g})", "",
-                     *curve_table(groups, "sampled"), "", f"![Figures 6 and 7]({fig.name})", ""]
-        if on("iopo"):
-            body += [f"### IOPO — {name}", "", *iopo_section(results, plan, task, out)]
-    tail = []
+            body += [f"{mode}:", "", *figure5(results, plan, task, mode, out / f"figure5-{name}-{mode}.png"), "",
+                     f"![Figure 5, {mode}](figure5-{name}-{mode}.png)", ""]
+    body += [f"### Training curves — {name} (evaluations during training on {CURVE_PROMPTS} prompts, means over seeds {list(plan.other_seeds)})", ""]
+    fig = curves_figure(method_groups(results, plan, task), out / f"curves-methods-{name}.png", f"{name}: DPO, β = {plan.betas[0]:g}")
+    body += [f"![training curves of the methods]({fig.name})", ""]
+    if on("figure6"):
+        groups = adapter_groups(results, plan, task)
+        fig = curves_figure(groups, out / f"figure6-7-{name}.png", f"{name}: BPO with 1, 2, 5 adapters; EMA reference")
+        body += [f"### Figures 6 and 7 — {name}: LoRA ensemble size and an EMA reference (BPO, DPO, β = {plan.betas[0]:g})", "",
+                 *curve_table(groups, "sampled"), "", f"![Figures 6 and 7]({fig.name})", ""]
+    if on("iopo"):
+        body += [f"### IOPO — {name}", "", *iopo_section(results, plan, task, out)]
+    return body, summary
+
+
+def aggregate_section(results, plan: Plan, modes: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
+    """Figure 3's intervals per mode (report lines) and the ordering sentence of each mode (summary lines, greedy first)."""
+    lines, verdicts = [], []
     for mode in modes:
         agg = aggregate(results, plan, mode)
         fig = figures.interval_rows({METHOD_NAMES[m]: agg[m] for m in METHODS}, out / f"figure3-{mode}.png",
                                     f"strict win rate over tasks x losses x betas x seeds ({mode})", "strict win rate")
-        tail += [f"## Aggregate over tasks × losses × β × seeds ({mode}; 95% stratified bootstrap)", "",
-                 "| method | " + " | ".join(AGGREGATES) + " |", "|---" * (len(AGGREGATES) + 1) + "|"]
-        tail += [f"| {METHOD_NAMES[m]} | " + " | ".join(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in agg[m].values()) + " |" for m in METHODS]
-        tail += ["", f"![aggregate intervals]({fig.name})", ""]
-        summary.insert(0, "- " + ordering_sentence(agg, mode))
+        lines += [f"## Aggregate over tasks × losses × β × seeds ({mode}; 95% stratified bootstrap)", "",
+                  "| method | " + " | ".join(AGGREGATES) + " |", "|---" * (len(AGGREGATES) + 1) + "|"]
+        lines += [f"| {METHOD_NAMES[m]} | " + " | ".join(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in agg[m].values()) + " |" for m in METHODS]
+        lines += ["", f"![aggregate intervals]({fig.name})", ""]
+        verdicts.insert(0, "- " + ordering_sentence(agg, mode))
+    return lines, verdicts
+
+
+def header(plan: Plan, results, started: float, command: str, summary: list[str]) -> list[str]:
     minutes = (time.time() - started) / 60
-    head = [
+    return [
         "# bpo reproduce: the BPO paper's experiments (and IOPO's) on our tasks", "",
         f"Command: `{command}`; {len(results)} runs, {sum(r.reused for r in results)} of them finished by an earlier call; "
         f"this call took {minutes:.1f} min on this machine.",
@@ -398,6 +416,3 @@ def write_report(plan: Plan, results: Sequence[RunResult], out: Path, started: f
         "numbers are not comparable with the paper's; the ordering of the methods is.", "",
         "## Summary", "", *summary, "",
     ]
-    report = out / "report.md"
-    report.write_text("\n".join(head + body + tail))
-    return report

@@ -19,6 +19,7 @@ by W + delta for one forward pass (torch.func.functional_call) without writing t
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -99,7 +100,9 @@ class EnsemblePolicy:
             self.model = base_model
             self.model.add_adapter(self.members[0], peft_config(spec))
         else:
-            self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
+            with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing (a FutureWarning on every run)
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
         for i, name in enumerate(self.members[1:], start=1):
             torch.manual_seed(seed + i)
             self.model.add_adapter(name, peft_config(spec))

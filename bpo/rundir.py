@@ -69,6 +69,22 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def without_newer_defaults(now: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """`now` less the settings a run's record lacks that hold their defaults: a run started by an older bpo
+    has no record of a setting added since, and a new setting's default keeps the old behaviour (e.g.
+    lora.training=independent), so such a run stays resumable; a non-default value is still compared."""
+    if not recorded:
+        return now
+    defaults = default_settings()
+    return {k: v for k, v in now.items() if k in recorded or k not in defaults or v != defaults[k]}
+
+
+def default_settings() -> dict[str, Any]:
+    from bpo.configlib import load_config
+
+    return resume_settings(load_config(RunConfig, None, []))
+
+
 def changed_settings(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """'key (old -> new)' for every setting that differs."""
     return [f"{k} ({recorded.get(k)!r} -> {now.get(k)!r})" for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
@@ -185,7 +201,7 @@ class RunDir:
         optimiser (compared with settings.json and with the latest checkpoint's record, `recorded`)."""
         now = resume_settings(cfg)
         for source, saved in ((self.settings, self._recorded_settings()), ("the latest checkpoint", recorded)):
-            if saved is None or saved.get("hash") == settings_hash(now):
+            if saved is None or saved.get("hash") == settings_hash(without_newer_defaults(now, saved.get("settings", {}))):
                 continue
             changed = changed_settings(saved.get("settings", {}), now)
             raise RunDirError(

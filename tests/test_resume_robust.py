@@ -248,3 +248,46 @@ def test_a_run_in_use_by_another_process_is_refused_then_resumes_once_it_ends(ki
         holder.wait()
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert_same_run(out, baseline)
+
+
+def as_recorded_by_an_older_bpo(run, key: str) -> None:
+    """Rewrite a run's settings record (settings.json and every checkpoint's state.json, with its SHA-256 in
+    the COMPLETE marker) and config.yaml as a bpo without the setting `key` (e.g. lora.training) wrote them."""
+    import hashlib
+
+    from bpo.rundir import settings_hash
+
+    def drop(record):
+        settings = {k: v for k, v in record["settings"].items() if k != key}
+        return {"hash": settings_hash(settings), "settings": settings}
+
+    recorded = json.loads((run / "settings.json").read_text())
+    (run / "settings.json").write_text(json.dumps(drop(recorded)))
+    for folder in (run / "checkpoints").iterdir():
+        state = json.loads((folder / "state.json").read_text())
+        state["settings"] = drop(state["settings"])
+        (folder / "state.json").write_text(json.dumps(state))
+        marker = json.loads((folder / "COMPLETE").read_text())
+        marker["sha256"]["state.json"] = hashlib.sha256((folder / "state.json").read_bytes()).hexdigest()
+        (folder / "COMPLETE").write_text(json.dumps(marker))
+    section, name = key.split(".")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    del cfg[section][name]
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_a_run_started_before_a_setting_existed_resumes_with_its_default_and_not_with_another_value(killed, baseline, tmp_path, capsys):
+    """A run recorded without lora.training (added later, default independent: the behaviour it had) resumes
+    and equals the uninterrupted run; asking it to resume with lora.training=joint is refused, naming it."""
+    out = copy_of(killed, tmp_path)
+    as_recorded_by_an_older_bpo(out, "lora.training")
+    assert "training" not in yaml.safe_load((out / "config.yaml").read_text())["lora"]
+    written = (out / "config.yaml").read_text()
+    cfg = yaml.safe_load(written)
+    cfg["lora"].update(training="joint", dropout=0.0)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    assert "lora.training (None -> 'joint')" in capsys.readouterr().err
+    (out / "config.yaml").write_text(written)
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert_same_run(out, baseline)

@@ -72,12 +72,20 @@ def model_sequence_logprobs(
     response_mask: Tensor,
     reduction: Reduction = "sum",
 ) -> Tensor:
-    """Run a causal LM teacher-forced (bfloat16 autocast on CUDA) and return the response log-probs, (B,)."""
+    """Run a causal LM teacher-forced (bfloat16 autocast on CUDA) and return the response log-probs, (B,).
+
+    Only the positions from the batch's first response token on need logits (the prompt's own tokens
+    never count), so the model projects onto the vocabulary there only (`logits_to_keep`): with a
+    vocabulary of 49k and prompts longer than responses, most of the output layer's work and memory."""
+    counted = response_mask[:, 1:].any(0).nonzero()
+    start = int(counted[0]) + 1 if len(counted) else input_ids.shape[1] - 1  # first counted position (>= 1)
     with autocast(model_device(model)):
         out = model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids_for(attention_mask),
             use_cache=False,
+            logits_to_keep=input_ids.shape[1] - start + 1,  # the logits at positions start - 1 .. L - 1
         )
-    return sequence_logprobs(out.logits, input_ids, response_mask, reduction)
+    per_token = logprobs_of(out.logits[:, :-1], input_ids[:, start:])
+    return reduce_logprobs(per_token, response_mask[:, start:], reduction)

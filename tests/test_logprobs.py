@@ -58,3 +58,22 @@ def test_left_and_right_padding_agree_through_the_model(tiny_model_dir):
             unpadded.append(model_sequence_logprobs(model, ids, att, resp).item())
     assert torch.allclose(results["left"], results["right"], atol=1e-5)
     assert torch.allclose(results["right"], torch.tensor(unpadded), atol=1e-5)
+
+
+def test_the_model_projects_only_from_the_first_response_position_and_matches_full_logits(tiny_model_dir):
+    """Prompt + response lengths 7, 8 and 9, so L = 9. Padded on the left, the batch's first response token is
+    row 1's at position 3 (one pad, 2 prompt tokens): logits are needed at positions 2..8, the last 7 of 9.
+    Padded on the right, it is row 1's at position 2: positions 1..8, 8 of 9. Either way the result equals
+    the definition on the full logits."""
+    model = load_causal_lm(tiny_model_dir).eval()
+    prompts = [[2, 5, 6, 7], [2, 9], [2, 11, 12, 13, 14, 15, 16]]
+    responses = [[20, 21, 3], [30, 31, 32, 33, 34, 3], [40, 3]]
+    kept = []
+    model.register_forward_hook(lambda module, args, out: kept.append(out.logits.shape[1]))
+    for side, positions in (("left", 7), ("right", 8)):
+        ids, att, resp = collate(prompts, responses, pad_id=0, side=side)
+        with torch.no_grad():
+            lean = model_sequence_logprobs(model, ids, att, resp)
+            full = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(-1) - 1).clamp(min=0)).logits
+        assert ids.shape[1] == 9 and kept[-2] == positions and kept[-1] == 9
+        assert torch.allclose(lean.double(), direct(full, ids, resp).double(), atol=1e-4)

@@ -55,10 +55,10 @@ def cmd_train(args) -> int:
         cfg = load_config(RunConfig, args.config, args.overrides)
         out = cfg.out or default_out(cfg)
     run = RunDir(out)
-    made_here = not args.resume and not run.config.exists()  # a run folder this command may make, and so unmake
+    made_here = not args.resume and not run.config.exists()  # a new run: a failure's hint says how to continue it
     existed = run.root.exists()
     try:
-        result = run_online(cfg, out, progress=not args.quiet, resume=bool(args.resume))
+        result = run_online(cfg, run, progress=not args.quiet, resume=bool(args.resume))
     except StopRequested as stop:
         print(f"bpo: {stop}", file=sys.stderr)
         return stop.exit_code
@@ -76,8 +76,9 @@ def cmd_train(args) -> int:
 def after_failure(run, made_here: bool, existed: bool, interrupted: bool) -> str:
     """A new run that failed before writing any pairs or checkpoint is removed (the same command works
     once the input is fixed); a run that failed later is kept, and the hint says how to continue. (An
-    error of a --resume leaves the folder as it was; its message is the hint.)"""
-    if made_here and run.config.exists() and run.discard_unstarted(existed):
+    error of a --resume leaves the folder as it was; its message is the hint.) Only the process that
+    created the run may remove it: a command refused because another one holds the folder leaves it."""
+    if run.created_here and run.config.exists() and run.discard_unstarted(existed):
         return f"nothing was kept in {run.root} (the run had not started)"
     if run.config.exists() and run.has_work() and (made_here or interrupted):
         return f"the run so far is kept; continue it with: bpo train --resume {run.root}"

@@ -6,15 +6,18 @@ are cached in $BPO_CACHE/initial-responses/KEY.json. Only the responses are cach
 them again on every use, so a changed judge never reuses stale scores.
 
 KEY hashes everything the responses depend on: the base model's weights (hashed in memory, LoRA factors
-left out, so an SFT stage or another model folder gives another key), the prompts' token ids, the
-sampling settings, the seed, the device type and dtype, and the versions of torch and transformers.
+left out, so an SFT stage or another model folder gives another key), its config and generation config,
+the tokenizer, the prompts' token ids, the sampling settings, the seed, the device type and dtype, and
+the versions of torch and transformers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,11 +39,22 @@ def base_weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def responses_key(weights: str, prompt_ids: Sequence[Sequence[int]], spec, seed: int, device: str) -> str:
+def model_digest(model: torch.nn.Module, tokenizer) -> str:
+    """SHA-256 of what shapes the answers besides the weights: the model's config (rotary settings, norms:
+    values no state_dict holds), its generation config (e.g. a repetition penalty `generate` applies) and
+    the tokenizer that decodes them (vocabulary, end and padding tokens)."""
+    config = getattr(model, "config", None)
+    generation = getattr(model, "generation_config", None)
+    parts = [config.to_json_string() if config is not None else "", generation.to_json_string() if generation is not None else "",
+             json.dumps(sorted(tokenizer.get_vocab().items())), str(tokenizer.eos_token_id), str(tokenizer.pad_token_id)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def responses_key(weights: str, prompt_ids: Sequence[Sequence[int]], spec, seed: int, device: str, model: str = "") -> str:
     import transformers
 
-    parts = {"format": FORMAT, "weights": weights, "prompts": [list(p) for p in prompt_ids], "sampling": asdict(spec), "seed": seed,
-             "device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+    parts = {"format": FORMAT, "weights": weights, "model": model, "prompts": [list(p) for p in prompt_ids], "sampling": asdict(spec),
+             "seed": seed, "device": device, "torch": torch.__version__, "transformers": transformers.__version__}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -56,8 +70,13 @@ def cached_responses(folder: Path | None, key: str, generate: Callable[[], list[
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is generated again and replaced
     responses = generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"responses": responses}))
-    os.replace(tmp, path)  # complete or absent: parallel sweep processes may write the same entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"responses": responses}))
+        os.replace(tmp, path)  # complete or absent: parallel sweep processes may write the same entry
+    except OSError as err:  # a read-only or full cache must not cost the run its evaluation
+        warnings.warn(f"cannot store the initial policy's answers in {folder} ({err.strerror or err}); they will be generated again next time")
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return responses

@@ -26,7 +26,7 @@ import torch
 
 from bpo.configlib import option
 from bpo.device import forked_rng
-from bpo.evalcache import base_weights_digest, cached_responses, responses_key
+from bpo.evalcache import base_weights_digest, cached_responses, model_digest, responses_key
 from bpo.judges import Judge
 from bpo.policy import MERGED, EnsemblePolicy
 from bpo.sampler import SamplingSpec, generate
@@ -161,7 +161,8 @@ def evaluate_policy(
             return [r[0].text for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
 
         if slot is None and cache is not None and not estimate_kl:
-            key = responses_key(base_weights_digest(model), prompt_ids, spec, seed, f"{policy.device.type}:{next(model.parameters()).dtype}")
+            key = responses_key(base_weights_digest(model), prompt_ids, spec, seed, f"{policy.device.type}:{next(model.parameters()).dtype}",
+                                model_digest(model, tok))
             responses = cached_responses(cache, key, answer)
         else:
             responses = answer()

@@ -79,13 +79,15 @@ def model_sequence_logprobs(
     vocabulary of 49k and prompts longer than responses, most of the output layer's work and memory."""
     counted = response_mask[:, 1:].any(0).nonzero()
     start = int(counted[0]) + 1 if len(counted) else input_ids.shape[1] - 1  # first counted position (>= 1)
+    keep = input_ids.shape[1] - start + 1  # the logits at positions start - 1 .. L - 1
     with autocast(model_device(model)):
         out = model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids_for(attention_mask),
             use_cache=False,
-            logits_to_keep=input_ids.shape[1] - start + 1,  # the logits at positions start - 1 .. L - 1
+            logits_to_keep=keep,
         )
-    per_token = logprobs_of(out.logits[:, :-1], input_ids[:, start:])
+    # (sliced again: a model whose forward takes the keyword in **kwargs and ignores it returns every position)
+    per_token = logprobs_of(out.logits[:, -keep:][:, :-1], input_ids[:, start:])
     return reduce_logprobs(per_token, response_mask[:, start:], reduction)

@@ -17,10 +17,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -109,6 +111,7 @@ class RunDir:
     CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints",
                "evals.jsonl", "phase_times.jsonl", "tensorboard", ".lock")
     _lock = None  # the open RUN/.lock while this process trains the run
+    created_here = False  # this process wrote the run's config.yaml (create): only then may it unmake the run
 
     def __enter__(self) -> "RunDir":
         return self
@@ -127,7 +130,11 @@ class RunDir:
         handle = open(self.root / ".lock", "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # a file system without locks (some NFS, FUSE)
+                handle.close()
+                warnings.warn(f"{self.root}: cannot lock the run folder ({err.strerror}); make sure no other bpo process trains it")
+                return
             handle.seek(0)
             holder = handle.read().strip()
             handle.close()
@@ -164,6 +171,7 @@ class RunDir:
         self.pairs_dir.mkdir(parents=True, exist_ok=True)
         self.lock()
         self.check_new()  # another process may have created the run between the first check and the lock
+        self.created_here = True
         dump_yaml(cfg, self.config)
         settings = resume_settings(cfg)
         self.settings.write_text(dumps({"hash": settings_hash(settings), "settings": settings}, indent=1) + "\n")
@@ -201,9 +209,10 @@ class RunDir:
         optimiser (compared with settings.json and with the latest checkpoint's record, `recorded`)."""
         now = resume_settings(cfg)
         for source, saved in ((self.settings, self._recorded_settings()), ("the latest checkpoint", recorded)):
-            if saved is None or saved.get("hash") == settings_hash(without_newer_defaults(now, saved.get("settings", {}))):
+            comparable = without_newer_defaults(now, saved.get("settings", {})) if saved else now
+            if saved is None or saved.get("hash") == settings_hash(comparable):
                 continue
-            changed = changed_settings(saved.get("settings", {}), now)
+            changed = changed_settings(saved.get("settings", {}), comparable)
             raise RunDirError(
                 f"{self.config}: edited since the run started ({source} records other values) in settings a resume "
                 f"cannot change: {', '.join(changed) or 'unknown keys'}; restore them, or start a new run"

@@ -83,12 +83,15 @@ def scalars(row: dict, prefix: str = "") -> dict[str, float]:
 
 
 def phase_time(phase: int, phase_rows: list[dict], metric_rows: list[dict]) -> dict:
-    """A phase's wall time split into sampling and annotation (its phases.jsonl row) and training (the sum
-    of its steps' `seconds` in metrics.jsonl, which holds the steps of every session of a resumed run)."""
+    """A phase's wall time split into sampling and annotation (its phases.jsonl row), collection (that row's
+    whole time: sampling, annotation, a fixed reference's scoring, writing the pairs; for human raters only
+    this one counts) and training (the sum of its steps' `seconds` in metrics.jsonl, which holds the steps
+    of every session of a resumed run)."""
     collected = next((r for r in phase_rows if r.get("phase") == phase), {})
     training = sum(r.get("seconds", 0.0) for r in metric_rows if r.get("phase") == phase)
     return {"phase": phase, "sampling_seconds": collected.get("sampling_seconds", 0.0),
-            "annotation_seconds": collected.get("annotation_seconds", 0.0), "training_seconds": round(training, 3)}
+            "annotation_seconds": collected.get("annotation_seconds", 0.0), "collection_seconds": collected.get("seconds", 0.0),
+            "training_seconds": round(training, 3)}
 
 
 class TensorBoardSink:

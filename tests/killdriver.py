@@ -14,6 +14,11 @@ import os
 import signal
 import sys
 
+# Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started, and a process
+# started in the background of a non-interactive shell inherits it ignored: restore Python's handler so the
+# startup-sigint point behaves the same however the tests were launched.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import torch
 
 import bpo.checkpoint

@@ -68,7 +68,7 @@ def test_a_changed_judge_scores_the_cached_responses_again(tiny_model_dir, tmp_p
     assert [e["score"] for e in by_words["examples"]] == liked_words(None, responses)
 
 
-@pytest.mark.parametrize("change", ["seed", "sampling", "prompts", "weights"])
+@pytest.mark.parametrize("change", ["seed", "sampling", "prompts", "weights", "generation config"])
 def test_what_the_responses_depend_on_changes_the_key(tiny_model_dir, tmp_path, calls, change):
     policy = make_policy(tiny_model_dir, ensemble=1)
     initial(policy, tmp_path)
@@ -78,6 +78,9 @@ def test_what_the_responses_depend_on_changes_the_key(tiny_model_dir, tmp_path, 
         initial(policy, tmp_path, spec=replace(SPEC, greedy=True))
     elif change == "prompts":
         evaluate_policy(policy, EXAMPLES[:5], count_words, SPEC, None, estimate_kl=False, progress=False, cache=tmp_path)
+    elif change == "generation config":  # generate applies it (here: a repetition penalty), no weight changes
+        policy.model.generation_config.repetition_penalty = 1.5
+        initial(policy, tmp_path)
     else:
         with torch.no_grad():  # a fine-tuned base (an SFT stage): one weight of the base model moves
             next(p for n, p in policy.model.named_parameters() if "lora_" not in n).view(-1)[0] += 1e-3
@@ -94,6 +97,15 @@ def test_the_trained_policy_and_kl_estimates_are_never_cached(tiny_model_dir, tm
         evaluate_policy(policy, EXAMPLES, count_words, SPEC, MERGED, estimate_kl=False, progress=False, cache=tmp_path)
     evaluate_policy(policy, EXAMPLES, count_words, SPEC, None, estimate_kl=True, progress=False, cache=tmp_path)
     assert len(calls) == 2 + 2 and not list(tmp_path.glob("*.json"))  # the KL run samples twice
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_evaluation_goes_on(tiny_model_dir, tmp_path, calls):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the cache folder should be: mkdir fails
+    policy = make_policy(tiny_model_dir, ensemble=1)
+    with pytest.warns(UserWarning, match="cannot store the initial policy's answers"):
+        result = initial(policy, blocked / "cache")
+    assert result == initial(policy, None)
 
 
 def test_a_damaged_entry_is_generated_again(tiny_model_dir, tmp_path, calls):

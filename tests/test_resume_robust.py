@@ -291,3 +291,35 @@ def test_a_run_started_before_a_setting_existed_resumes_with_its_default_and_not
     (out / "config.yaml").write_text(written)
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert_same_run(out, baseline)
+
+
+def test_a_new_run_that_loses_the_race_for_its_folder_leaves_the_winner_s_run(task_dir, tmp_path, monkeypatch, capsys):
+    """Two `bpo train out=X` started together both find no run in X. While the second loads its model, the
+    first creates the run and holds it, still sampling (no pairs, no checkpoint yet). The second is then
+    refused when it creates the run, and its clean-up must not remove the first one's folder: only the
+    process that created a run may unmake it."""
+    import subprocess
+    import sys
+
+    import bpo.online
+
+    out = tmp_path / "run"
+    args = offline_args(task_dir, out)[1:-1]  # the key=value settings of `bpo train`
+    create = ("import sys, time\nfrom bpo.config import RunConfig\nfrom bpo.configlib import load_config\nfrom bpo.rundir import RunDir\n"
+              "run = RunDir(sys.argv[1])\nrun.create(load_config(RunConfig, None, sys.argv[2:]))\nprint('created', flush=True)\ntime.sleep(600)")
+    first, real_load = [], bpo.online.load_base
+
+    def first_one_creates_meanwhile(*a, **k):
+        first.append(subprocess.Popen([sys.executable, "-c", create, str(out), *args], stdout=subprocess.PIPE, text=True))
+        assert first[0].stdout.readline().strip() == "created"
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(bpo.online, "load_base", first_one_creates_meanwhile)
+    try:
+        assert main(offline_args(task_dir, out)) == 2
+        assert f"{out} already holds a run" in capsys.readouterr().err
+        assert (out / "config.yaml").is_file() and (out / "settings.json").is_file() and (out / "pairs").is_dir()
+    finally:
+        for process in first:
+            process.kill()
+            process.wait()

@@ -33,12 +33,14 @@ def test_scalars_keep_finite_numbers_and_nest_with_slashes():
 
 
 def test_phase_time_sums_the_phase_steps_of_every_session():
-    """Phase 1's row gives sampling 1.5 s and annotation 0.25 s; its steps took 0.5 + 0.25 (the first
+    """Phase 1's row gives sampling 1.5 s, annotation 0.25 s and 2 s for the whole collection; its steps took 0.5 + 0.25 (the first
     session) + 0.125 (after a resume) = 0.875 s of training; phase 0's rows are not counted."""
-    phases = [{"phase": 0, "sampling_seconds": 9.0, "annotation_seconds": 9.0}, {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25}]
+    phases = [{"phase": 0, "sampling_seconds": 9.0, "annotation_seconds": 9.0, "seconds": 20.0},
+              {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "seconds": 2.0}]
     metrics = [{"step": 0, "phase": 0, "seconds": 7.0}, {"step": 1, "phase": 1, "seconds": 0.5}, {"step": 2, "phase": 1, "seconds": 0.25},
                {"step": 3, "phase": 1, "seconds": 0.125}]
-    assert phase_time(1, phases, metrics) == {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "training_seconds": 0.875}
+    assert phase_time(1, phases, metrics) == {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "collection_seconds": 2.0,
+                                              "training_seconds": 0.875}
 
 
 class Recorder:

@@ -100,8 +100,9 @@ class TensorBoardSink:
     def __init__(self, folder: Path, resumed_at: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
-        # purge_step: TensorBoard hides what an earlier process logged from this step on (it is logged again)
-        self.writer = SummaryWriter(str(folder), purge_step=resumed_at or None)
+        # purge_step: TensorBoard hides what an earlier process logged from this step on (it is logged again);
+        # 0 too: a run killed before its first checkpoint resumes from step 0 and logs every step again
+        self.writer = SummaryWriter(str(folder), purge_step=resumed_at)
 
     def write(self, stream: str, row: dict, step: int) -> None:
         prefix = "/".join([stream] + [str(row[k]) for k in LABEL_KEYS if k in row])

@@ -10,7 +10,7 @@ from tinytask import run_args, write_task
 
 from bpo.cli import main
 from bpo.configlib import ConfigError, load_config
-from bpo.runlog import RunLog, phase_time, scalars
+from bpo.runlog import RunLog, TensorBoardSink, phase_time, scalars
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -129,6 +129,23 @@ def assert_phase_times(out, acc, steps):
     assert [(e.step, e.value) for e in acc.Scalars("phase_times/training_seconds")] == [(3, pytest.approx(times[0]["training_seconds"])),
                                                                                        (6, pytest.approx(times[1]["training_seconds"]))]
     assert [e.step for e in acc.Scalars("phase_times/annotation_seconds")] == [3, 6]
+
+
+def test_a_resume_from_step_0_shows_each_step_once(tmp_path):
+    """A run killed before its first checkpoint logged steps 0 and 1; resumed from step 0 it logs them again
+    (other values): TensorBoard keeps only the second process's points."""
+    import time
+
+    first = TensorBoardSink(tmp_path)
+    for step, loss in ((0, 0.9), (1, 0.8)):
+        first.write("metrics", {"step": step, "loss": loss}, step)
+    first.close()
+    time.sleep(1.1)  # event files are named by the second they were opened in
+    again = TensorBoardSink(tmp_path, resumed_at=0)
+    for step, loss in ((0, 0.7), (1, 0.6)):
+        again.write("metrics", {"step": step, "loss": loss}, step)
+    again.close()
+    assert [(e.step, pytest.approx(e.value)) for e in events(tmp_path).Scalars("metrics/loss")] == [(0, 0.7), (1, 0.6)]
 
 
 def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeypatch):

@@ -25,6 +25,7 @@ from bpo.buffer import phase_batches
 from bpo.build import build_annotator, build_reference, build_task, cache_dir, load_base
 from bpo.checkpoint import Checkpoint, load_latest, read_settings, save_checkpoint
 from bpo.config import RunConfig
+from bpo.configlib import ConfigError
 from bpo.device import resolve_device, rng_states, set_rng_states
 from bpo.distributed import SINGLE, Ranks, join
 from bpo.evaluate import evaluate_policy
@@ -167,6 +168,7 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     refused command leaves nothing behind.
     """
     run.check_resumable() if resume else run.check_new()
+    check_batch_shares(cfg, ranks)
     if resume:
         run.lock()  # (a new run takes it when it creates the folder)
         run.check_settings(cfg, read_settings(run.checkpoints))  # config.yaml edited since the start?
@@ -194,6 +196,17 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     start = restore(run, policy, optim, reference)
     run.forget_after(start)
     return Session(cfg, run, task, policy, annotator, reference, optim, schedule, start, ranks)
+
+
+def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:
+    """Several processes: each takes an equal share of every batch (and with lora.training=disjoint each
+    share splits evenly over the members); refused before anything is built, not at the first step."""
+    batch, members = cfg.resolved_schedule().batch_size, cfg.lora.ensemble
+    if batch % ranks.world:
+        raise ConfigError(f"schedule.batch_size={batch} does not split evenly over {ranks.world} processes: make it a multiple of {ranks.world}")
+    if cfg.lora.training == "disjoint" and (batch // ranks.world) % members:
+        raise ConfigError(f"lora.training=disjoint on {ranks.world} processes: each process's {batch // ranks.world} pairs per step must split "
+                          f"evenly over lora.ensemble={members} members; make schedule.batch_size a multiple of {ranks.world * members}")
 
 
 def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:

@@ -31,6 +31,25 @@ def test_shares_split_a_phase_and_a_batch():
     assert SINGLE.mean([1.5, 2.0]) == [1.5, 2.0] and SINGLE.gather([4]) == [4] and SINGLE.broadcast(7) == 7
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["schedule.batch_size=5"], "schedule.batch_size=5 does not split evenly over 2 processes"),
+    (["schedule.batch_size=4", "lora.ensemble=4", "lora.training=disjoint"],
+     "each process's 2 pairs per step must split evenly over lora.ensemble=4 members; make schedule.batch_size a multiple of 8"),
+])
+def test_batches_that_do_not_split_over_the_processes_are_refused(overrides, message):
+    """Over 2 processes: B = 5 has no equal shares; B = 4 with 4 disjoint members passes the one-process
+    check (4 = 4 x 1) but gives each process 2 pairs for 4 members. Both refused by the check open_session
+    runs before any model is loaded; B = 8 with 4 disjoint members passes (2 x 4 x 1)."""
+    from bpo.config import RunConfig
+    from bpo.configlib import ConfigError, load_config
+    from bpo.online import check_batch_shares
+
+    two = Ranks(0, 2)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_batch_shares(load_config(RunConfig, None, ["schedule.steps=4", *overrides]), two)
+    check_batch_shares(load_config(RunConfig, None, ["schedule.steps=4", "schedule.batch_size=8", "lora.ensemble=4", "lora.training=disjoint"]), two)
+
+
 @pytest.mark.parametrize("training", ["independent", "disjoint", "joint"])
 def test_two_processes_train_as_one_on_the_whole_batch(tiny_model_dir, tmp_path, training):
     """Each rank trains on 4 of the 8 pairs; gradients averaged, the mean of the two shares' mean losses is

@@ -61,8 +61,10 @@ def generate(
                 **kwargs,
             )
         new_tokens = result.sequences[:, ids.shape[1] :]  # (rows, T)
-        logits = torch.stack(result.logits, dim=1)  # (rows, T, V) raw, before any warper
-        token_logp = logprobs_of(logits, new_tokens)
+        # the raw logits (before any warper), one (rows, V) tensor per step: read step by step, so no stacked
+        # (rows, T, V) copy and no temporary of that size exist (a phase sampled in one call is large)
+        token_logp = torch.stack([logprobs_of(step, new_tokens[:, t]) for t, step in enumerate(result.logits)], dim=1)
+        del result
         # A row is alive up to and including its first EOS; later positions are padding.
         after_eos = (new_tokens == eos).long().cumsum(-1) - (new_tokens == eos).long()
         alive = after_eos == 0

@@ -10,7 +10,9 @@ steps), evaluation (the final one: trained and initial policy on the held-out pr
 
     pairs/s     N / the loop's time (sampling + annotation + reference + training + writing; no start-up,
                 no final evaluation: what a trainer's train() call covers)
-    peak RSS    the child process's peak resident memory (each variant runs in its own process, in turn)
+    peak RSS    the child process's peak resident memory up to the end of the training loop, as TRL's
+                train() (each variant runs in its own process, in turn; with the final evaluation:
+                peak_rss_with_eval_mib)
     train FLOP/s  FLOPs of one training step (torch's FlopCounterMode, forward and backward as run) / the
                 run's mean step time, as a fraction of a float32 matmul's FLOP/s measured in the same process
 
@@ -100,7 +102,13 @@ def instrument(timers: Timers, last_step: dict) -> None:
 
     bpo.online.train_step = timers.wrap("training", remembered)
     bpo.online.open_session = timers.wrap("setup", bpo.online.open_session)
-    bpo.online.evaluate_run = timers.wrap("evaluation", bpo.online.evaluate_run)
+    evaluate_run = timers.wrap("evaluation", bpo.online.evaluate_run)
+
+    def evaluate_after_noting_the_loop_s_peak(*args, **kwargs):
+        last_step["loop_peak_rss_mib"] = peak_rss_mib()  # set-up and training loop: what TRL's train() covers
+        return evaluate_run(*args, **kwargs)
+
+    bpo.online.evaluate_run = evaluate_after_noting_the_loop_s_peak
 
 
 def step_flops(last_step: dict) -> int:
@@ -126,20 +134,20 @@ def run_variant(name: str, overrides: list[str], threads: int) -> dict:
     timers, last_step = Timers(), {}
     instrument(timers, last_step)
     cfg = load_config(RunConfig, overrides=overrides)
-    matmul = matmul_flops()
     started = time.perf_counter()
     run_online(cfg, cfg.out, progress=False)
     total = time.perf_counter() - started
     schedule = cfg.resolved_schedule()
+    loop_peak = last_step["loop_peak_rss_mib"]
     flops = step_flops(last_step)
-    matmul = max(matmul, matmul_flops())  # the machine's best of two measurements, before and after the run
+    matmul = max(matmul_flops(), matmul_flops())  # the machine's best of two measurements, after the run (not in its peak)
     loop = total - timers.seconds["setup"] - timers.seconds["evaluation"]
     step_seconds = timers.seconds["training"] / schedule.steps
     return {
         "variant": name, "pairs": schedule.pairs, "steps": schedule.steps, "phases": schedule.phases,
         "ensemble": cfg.lora.ensemble, "total_s": total, "loop_s": loop, "pairs_per_s": schedule.pairs / loop,
         **{f"{k}_s": timers.seconds[k] for k in SECTIONS}, "other_s": loop - sum(timers.seconds[k] for k in SECTIONS[1:5]),
-        "peak_rss_mib": peak_rss_mib(), "step_flops": flops, "train_flops_per_s": flops / step_seconds,
+        "peak_rss_mib": loop_peak, "peak_rss_with_eval_mib": peak_rss_mib(), "step_flops": flops, "train_flops_per_s": flops / step_seconds,
         "matmul_flops_per_s": matmul, "train_fraction_of_matmul": flops / step_seconds / matmul,
     }
 

@@ -119,6 +119,20 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(r["step"], pytest.approx(r["win_rate"])) for r in evals]
 
 
+def test_a_resume_at_a_phase_s_end_logs_that_phase_s_time_once(task_dir, tmp_path):
+    """Checkpoints only at the phase ends (steps 3 and 6); with step 6's removed the run resumes at step 3,
+    exactly where phase 0 ended: its time row is dropped with the logs past the checkpoint and logged again,
+    once, in phase_times.jsonl and in TensorBoard."""
+    out = tmp_path / "run"
+    assert main(run_args(task_dir, out, "log.to=[jsonl,tensorboard]", "checkpoint.every=0")) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000003", "step-000006"]
+    (out / "checkpoints" / "step-000006" / "COMPLETE").unlink()
+    with pytest.warns(UserWarning, match="partial checkpoint"):
+        assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    resumed = [r for r in rows(out / "metrics.jsonl") if "loss" in r]
+    assert_phase_times(out, events(out / "tensorboard"), resumed)
+
+
 def assert_phase_times(out, acc, steps):
     """One phase_times row per phase at its end (steps 3 and 6), training = the sum of its 3 steps' seconds,
     sampling and annotation = its phases.jsonl row; TensorBoard holds the same points once."""

@@ -27,7 +27,7 @@ from online import VARIANTS, in_child, run_overrides, run_variant  # noqa: E402
 from standard import NEW_TOKENS, PROMPTS_PER_STEP, build, peak_rss_mib  # noqa: E402
 
 
-def run_trl(setup, steps: int, threads: int, out: str) -> dict:
+def run_trl(setup, steps: int, threads: int, out: str, gradient_checkpointing: bool = False) -> dict:
     """TRL's online DPO in this (child) process: pairs per second of trainer.train(), peak memory."""
     import os
     import warnings
@@ -55,6 +55,9 @@ def run_trl(setup, steps: int, threads: int, out: str) -> dict:
         learning_rate=1e-3, beta=[0.1], loss_type="sigmoid", max_new_tokens=NEW_TOKENS, temperature=1.0,
         bf16=False, fp16=False, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1, seed=0,
         dataloader_num_workers=0, disable_tqdm=True,
+        # TRL's default is True (recompute activations in the backward pass: less memory, more time); bpo does
+        # not checkpoint, so the same settings means off unless --trl-gradient-checkpointing asks for TRL's default
+        gradient_checkpointing=gradient_checkpointing,
     )
     trainer = OnlineDPOTrainer(
         model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": setup.prompts[: steps * PROMPTS_PER_STEP]}),
@@ -74,10 +77,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["online_dpo", "bpo", "bpo-F2"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"))
+    parser.add_argument("--trl-gradient-checkpointing", action="store_true",
+                        help="run TRL with its default gradient checkpointing (less memory, slower); bpo does not checkpoint")
     args = parser.parse_args()
     setup = build(args.model, Path(args.folder))
     with tempfile.TemporaryDirectory() as runs:
-        results = [in_child(run_trl, setup, args.steps, args.threads, str(Path(runs) / "trl"))]
+        results = [in_child(run_trl, setup, args.steps, args.threads, str(Path(runs) / "trl"), args.trl_gradient_checkpointing)]
         print(f"trl: {results[0]['pairs_per_s']:.2f} pairs/s", flush=True)
         for name in args.variants:
             results.append(in_child(run_variant, name, run_overrides(setup, args.steps, Path(runs) / name, VARIANTS[name]), args.threads))

@@ -29,6 +29,7 @@ class PolicyConfig:
     allow_pickle: bool = option(False, help="allow loading pickle (*.bin) weights, with torch's weights_only loader")
     trust_remote_code: bool = option(False, help="run the model folder's own Python code (off: only transformers' code runs)")
     device: str = option("auto", help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 autocast on CUDA")
+    gradient_checkpointing: bool = option(False, help="recompute each layer's activations in the backward pass of preference training instead of keeping them: less memory, a slower step (TRL's online DPO does this by default); the results are the same")
 
     def validate(self):
         resolve_device(self.device)  # a malformed name, or a CUDA device this machine lacks, is refused on load

@@ -187,6 +187,8 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     if fine_tuned_now:
         run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
     policy = EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
+    if cfg.policy.gradient_checkpointing:
+        policy.checkpoint_activations()
     schedule = cfg.resolved_schedule()
     if cfg.method == "iopo":  # two players take turns: the adversary joins on the same base (bpo.iopo)
         from bpo.iopo import open_iopo

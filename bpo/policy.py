@@ -142,6 +142,16 @@ class EnsemblePolicy:
         scalings = [m.scaling[name] for name in self.members]
         return MERGES[self.spec.merge]([s[f"{path}.A"] for s in states], [s[f"{path}.B"] for s in states], scalings)
 
+    def checkpoint_activations(self) -> None:
+        """policy.gradient_checkpointing: each layer's activations are recomputed in the backward pass instead
+        of kept. Non-reentrant: LoRA's inputs need no gradient, and dropout's random numbers are replayed."""
+        base = self.model.get_base_model()
+        enable = getattr(base, "activation_checkpointing_enable", None)  # transformers 5's name
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
     def refresh_merged(self) -> None:
         """Write the merge of the current members into the `merged` slot (after each optimiser step)."""
         states = self.member_states()

@@ -45,6 +45,7 @@ from bpo.types import Pair
 # Every other setting shapes the pairs, the adapters or the optimiser, so a resume after an edit of
 # it is refused.
 MAY_CHANGE_ON_RESUME = ("out", "eval", "checkpoint", "log", "policy.path", "policy.allow_pickle", "policy.trust_remote_code", "policy.device",
+                        "policy.gradient_checkpointing",
                         "reference.path", "sampling.batch_size", "annotator.wait")
 
 

@@ -203,3 +203,35 @@ def test_ipo_step_uses_per_token_means(tiny_model_dir):
     assert metrics.reward_margin == pytest.approx(-0.5, abs=1e-4)
     assert metrics.reward_accuracy == 0.0
     check_first_adamw_step(metrics, grads, before, after, 0.0)
+
+
+def test_gradient_checkpointing_recomputes_every_layer_and_steps_the_same(tiny_model_dir):
+    """policy.gradient_checkpointing as open_session enables it: in a training pass the attention (with its
+    LoRA factors) of each of the tiny model's 2 decoder layers runs twice (the forward, then again inside
+    the backward pass), against once without;
+    the step's loss and updated adapters (2 members, dropout 0.1, so the replayed random numbers matter too)
+    equal the step without checkpointing to float rounding."""
+    from bpo.config import LoraSpec
+    from bpo.models import load_causal_lm, load_tokenizer
+    from bpo.policy import EnsemblePolicy
+
+    results = {}
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2, dropout=0.1), seed=0)
+        if checkpointing:
+            policy.checkpoint_activations()
+        layers = policy.model.get_base_model().model.layers
+        calls = []
+        for layer in layers:  # (transformers checkpoints a layer's forward: what runs inside it runs again)
+            layer.self_attn.register_forward_hook(lambda *_: calls.append(1))
+        optim = EnsembleOptimizer(policy, OptimSpec(lr=1e-2), 4)
+        batch = make_batch(PAIRS, pad_id=0)
+        ref = torch.zeros(2 * len(PAIRS))
+        torch.manual_seed(1)
+        metrics = train_step(policy, optim, batch, ref, get_loss("dpo"), BETA, "sum")
+        results[checkpointing] = (len(calls), metrics.loss, [p.detach().clone() for i in range(2) for p in policy.member_parameters(i)])
+    (plain_calls, plain_loss, plain), (ckpt_calls, ckpt_loss, ckpt) = results[False], results[True]
+    assert plain_calls == 2 * len(layers) and ckpt_calls == 2 * 2 * len(layers)  # 2 members, each one pass
+    assert ckpt_loss == pytest.approx(plain_loss, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, ckpt))

@@ -54,9 +54,8 @@ def run_online(cfg: RunConfig, run_dir: str | Path | RunDir, progress: bool = Tr
     """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json.
     The run folder is locked to this process while it trains (RunDir.lock): a second one is refused."""
     ranks = join(cpu=resolve_device(cfg.policy.device).type == "cpu")  # one process, or several (bpo.distributed)
-    root = run_dir.root if isinstance(run_dir, RunDir) else run_dir
-    main_run = run_dir if isinstance(run_dir, RunDir) else RunDir(root)  # the caller's, to see whether this process created it
-    with main_run if ranks.main else FollowerRunDir(root) as run:  # locked by this process until it returns
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)  # the caller's: it can see whether this process created it
+    with run if ranks.main else FollowerRunDir(run.root) as run:  # locked by this process until it returns
         return train_and_evaluate(open_session(cfg, run, resume, progress and ranks.main, ranks), progress)
 
 

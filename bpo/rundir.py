@@ -240,10 +240,9 @@ class RunDir:
     def forget_after(self, step: int) -> None:
         """Drop log lines a crashed run wrote past its last checkpoint (they will be written again), and
         a line cut short by a kill (with a warning)."""
-        _keep_rows(self.metrics, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
+        for stepped in (self.metrics, self.evals, self.phase_times):  # rows logged at a number of steps done
+            _keep_rows(stepped, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
         _keep_rows(self.phases, lambda row: isinstance(row.get("phase"), int) and self.pairs_file(row["phase"]).exists())
-        _keep_rows(self.evals, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
-        _keep_rows(self.phase_times, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
 
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"

@@ -6,7 +6,7 @@ are cached in $BPO_CACHE/initial-responses/KEY.json. Only the responses are cach
 them again on every use, so a changed judge never reuses stale scores.
 
 KEY hashes everything the responses depend on: the base model's weights (hashed in memory, LoRA factors
-left out, so an SFT stage or another model folder gives another key), its config and generation config,
+left out, so an SFT stage or another model folder gives another key), its config,
 the tokenizer, the prompts' token ids, the sampling settings, the seed, the device type and dtype, and
 the versions of torch and transformers.
 """
@@ -24,7 +24,9 @@ from typing import Callable, Sequence
 
 import torch
 
-FORMAT = 1  # bump when what the cached responses depend on changes in a way the key does not see
+# Bump when what the cached responses depend on changes in a way the key does not see.
+# 2: bpo's own decoding loop (bpo.sampler) replaced transformers' generate (other draws for the same seed).
+FORMAT = 2
 
 
 def base_weights_digest(model: torch.nn.Module) -> str:
@@ -41,12 +43,10 @@ def base_weights_digest(model: torch.nn.Module) -> str:
 
 def model_digest(model: torch.nn.Module, tokenizer) -> str:
     """SHA-256 of what shapes the answers besides the weights: the model's config (rotary settings, norms:
-    values no state_dict holds), its generation config (e.g. a repetition penalty `generate` applies) and
-    the tokenizer that decodes them (vocabulary, end and padding tokens)."""
+    values no state_dict holds) and the tokenizer that decodes them (vocabulary, end and padding tokens).
+    The generation config is left out: bpo's sampler never applies it (bpo.sampler)."""
     config = getattr(model, "config", None)
-    generation = getattr(model, "generation_config", None)
-    parts = [config.to_json_string() if config is not None else "", generation.to_json_string() if generation is not None else "",
-             json.dumps(sorted(tokenizer.get_vocab().items())), str(tokenizer.eos_token_id), str(tokenizer.pad_token_id)]
+    parts = [config.to_json_string() if config is not None else "", json.dumps(sorted(tokenizer.get_vocab().items())), str(tokenizer.eos_token_id), str(tokenizer.pad_token_id)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

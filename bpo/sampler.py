@@ -1,7 +1,14 @@
 """Sampling responses from a policy, recording each response's log-prob under that policy.
 
-The log-prob is read from the raw logits generation computes anyway (before temperature or top-p),
-so it is log pi_beta(y|x) of the snapshot itself: BPO's reference log-prob, for free.
+The log-prob is read from the raw logits each decoding step computes anyway (before temperature or
+top-p), so it is log pi_beta(y|x) of the snapshot itself: BPO's reference log-prob, for free.
+
+The decoding loop is our own rather than transformers' `generate`: profiled on the standard benchmark
+model (issue 12), `generate` spent most of a phase's sampling growing its key/value cache by
+concatenation (a copy of the whole cache per layer and token) and drawing a random number per
+vocabulary entry (`torch.multinomial`). Here the cache is preallocated for prompt + response
+(transformers' StaticCache), each row draws one uniform number per token (inverse CDF), and only
+the per-row log-prob sum is kept, never a step's logits.
 """
 
 from __future__ import annotations
@@ -11,11 +18,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from bpo.configlib import option
 from bpo.device import autocast, model_device
-from bpo.logprobs import logprobs_of
+from bpo.logprobs import logprobs_of, position_ids_for
 from bpo.tokens import collate
 from bpo.types import Response
 
@@ -35,52 +43,108 @@ class SamplingSpec:
             raise ValueError("need 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
 
 
+def sample_tokens(logits: Tensor, temperature: float, top_p: float, uniform: Tensor) -> Tensor:
+    """One token per row of `logits` (rows, V), drawn by inverse CDF with one uniform number per row.
+
+    The distribution is softmax(logits / temperature) cut to its nucleus: the most probable tokens,
+    in decreasing order, up to and including the first at which their mass reaches top_p, renormalised.
+    `uniform` (rows,) in [0, 1) selects the token whose cumulative interval contains it (a pure function
+    of its inputs, so it can be checked by hand).
+    """
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        probs, order = probs.sort(dim=-1, descending=True)
+        mass_before = probs.cumsum(-1) - probs
+        probs = probs.masked_fill(mass_before >= top_p, 0.0)  # the first token always stays (its mass_before is 0)
+    cdf = probs.cumsum(-1)
+    picked = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(-1), right=True).clamp(max=probs.shape[-1] - 1)
+    # float rounding can leave the draw at the very end of the CDF, on a token of probability 0: take the mode
+    picked = torch.where(probs.gather(-1, picked) > 0, picked, probs.argmax(-1, keepdim=True)).squeeze(-1)
+    return order.gather(-1, picked.unsqueeze(-1)).squeeze(-1) if top_p < 1.0 else picked
+
+
+def _cache_arguments(model):
+    """How this transformers version's forward takes the cache: `cache` from 5.24 on, `past_key_values`
+    before, where the write positions (`cache_position`) are also given rather than read from the cache."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the model
+    parameters = inspect.signature(type(inner).forward).parameters
+
+    def arguments(cache, start: int, length: int, device) -> dict:
+        given = {"cache" if "cache" in parameters else "past_key_values": cache}
+        if "cache_position" in parameters:
+            given["cache_position"] = torch.arange(start, start + length, device=device)
+        return given
+
+    return arguments
+
+
 @torch.no_grad()
+def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eos: int, pad: int) -> tuple[Tensor, Tensor]:
+    """Sample n continuations of up to max_new_tokens after each (left-padded) prompt row.
+
+    Returns the new tokens (rows * n, <= T), row i * n + j being prompt i's j-th sample, padded with `pad`
+    after its first EOS, and each row's summed log-prob up to and including that EOS. The prompts run
+    through the model once, their cache then repeated n times (not n copies of each prompt).
+    """
+    from transformers import DynamicCache, StaticCache
+
+    with_cache = _cache_arguments(model)
+    prefix = DynamicCache()
+    positions = position_ids_for(attention)
+    out = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True, logits_to_keep=1,
+                **with_cache(prefix, 0, ids.shape[1], ids.device))
+    # one preallocated cache for all rows and every step: no per-token copy of the whole cache
+    cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + spec.max_new_tokens)
+    for layer, held in enumerate(prefix.layers):
+        cache.update(held.keys.repeat_interleave(n, 0), held.values.repeat_interleave(n, 0), layer)
+    del prefix
+    logits = out.logits[:, -1].repeat_interleave(n, 0)
+    attention, positions = attention.repeat_interleave(n, 0), positions.repeat_interleave(n, 0)
+    rows, device = logits.shape[0], logits.device
+    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    total = torch.zeros(rows, dtype=torch.float32, device=device)
+    tokens = []
+    for step in range(spec.max_new_tokens):
+        if spec.greedy:
+            token = logits.argmax(-1)
+        else:
+            token = sample_tokens(logits, spec.temperature, spec.top_p, torch.rand(rows, device=device))
+        token = token.masked_fill(finished, pad)
+        total += logprobs_of(logits, token).masked_fill(finished, 0.0)
+        tokens.append(token)
+        finished |= token == eos
+        if bool(finished.all()) or step == spec.max_new_tokens - 1:
+            break
+        attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+        positions = positions[:, -1:] + 1
+        logits = model(input_ids=token.unsqueeze(-1), attention_mask=attention, position_ids=positions, use_cache=True,
+                       **with_cache(cache, attention.shape[1] - 1, 1, device)).logits[:, -1]
+    return torch.stack(tokens, dim=1), total
+
+
 def generate(
     model, tokenizer, prompt_ids: Sequence[Sequence[int]], n: int, spec: SamplingSpec, desc: str | None = None
 ) -> list[list[Response]]:
     """n responses per prompt (n = 1 when greedy), each with its summed log-prob under `model`."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = model_device(model)
+    per_prompt = 1 if spec.greedy else n
     out: list[list[Response]] = []
     bar = tqdm(total=len(prompt_ids), desc=desc, disable=desc is None, leave=False)
     for start in range(0, len(prompt_ids), spec.batch_size):
         chunk = prompt_ids[start : start + spec.batch_size]
         ids, attention, _ = collate(chunk, [[] for _ in chunk], pad, side="left")
-        kwargs = dict(do_sample=False) if spec.greedy else dict(do_sample=True, temperature=spec.temperature, top_p=spec.top_p, top_k=0)
         with autocast(device):
-            result = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=attention.to(device),
-                max_new_tokens=spec.max_new_tokens,
-                num_return_sequences=1 if spec.greedy else n,
-                eos_token_id=eos,
-                pad_token_id=pad,
-                output_logits=True,
-                return_dict_in_generate=True,
-                **kwargs,
-            )
-        new_tokens = result.sequences[:, ids.shape[1] :]  # (rows, T)
-        # the raw logits (before any warper), one (rows, V) tensor per step: read step by step, so no stacked
-        # (rows, T, V) copy and no temporary of that size exist (a phase sampled in one call is large)
-        token_logp = torch.stack([logprobs_of(step, new_tokens[:, t]) for t, step in enumerate(result.logits)], dim=1)
-        del result
-        # A row is alive up to and including its first EOS; later positions are padding.
-        after_eos = (new_tokens == eos).long().cumsum(-1) - (new_tokens == eos).long()
-        alive = after_eos == 0
-        per_prompt = 1 if spec.greedy else n
-        for row in range(new_tokens.shape[0]):
-            length = int(alive[row].sum())
-            resp_ids = new_tokens[row, :length].tolist()
+            new_tokens, logp = decode(model, ids.to(device), attention.to(device), per_prompt, spec, eos, pad)
+        for row, row_tokens in enumerate(new_tokens.tolist()):
+            resp_ids = row_tokens[: row_tokens.index(eos) + 1] if eos in row_tokens else row_tokens
             text_ids = resp_ids[:-1] if resp_ids and resp_ids[-1] == eos else resp_ids
-            response = Response(
-                text=tokenizer.decode(text_ids, skip_special_tokens=True).strip(),
-                ids=resp_ids,
-                logp=float(token_logp[row, :length].sum()),
-            )
             if row % per_prompt == 0:
                 out.append([])
-            out[-1].append(response)
+            out[-1].append(Response(text=tokenizer.decode(text_ids, skip_special_tokens=True).strip(), ids=resp_ids,
+                                    logp=float(logp[row])))
         bar.update(len(chunk))
     bar.close()
     return out

@@ -68,7 +68,7 @@ def test_a_changed_judge_scores_the_cached_responses_again(tiny_model_dir, tmp_p
     assert [e["score"] for e in by_words["examples"]] == liked_words(None, responses)
 
 
-@pytest.mark.parametrize("change", ["seed", "sampling", "prompts", "weights", "generation config"])
+@pytest.mark.parametrize("change", ["seed", "sampling", "prompts", "weights", "model config"])
 def test_what_the_responses_depend_on_changes_the_key(tiny_model_dir, tmp_path, calls, change):
     policy = make_policy(tiny_model_dir, ensemble=1)
     initial(policy, tmp_path)
@@ -78,8 +78,8 @@ def test_what_the_responses_depend_on_changes_the_key(tiny_model_dir, tmp_path, 
         initial(policy, tmp_path, spec=replace(SPEC, greedy=True))
     elif change == "prompts":
         evaluate_policy(policy, EXAMPLES[:5], count_words, SPEC, None, estimate_kl=False, progress=False, cache=tmp_path)
-    elif change == "generation config":  # generate applies it (here: a repetition penalty), no weight changes
-        policy.model.generation_config.repetition_penalty = 1.5
+    elif change == "model config":  # a value no state_dict holds (another folder's norm epsilon), no weight changes
+        policy.model.config.rms_norm_eps *= 10
         initial(policy, tmp_path)
     else:
         with torch.no_grad():  # a fine-tuned base (an SFT stage): one weight of the base model moves

@@ -29,6 +29,44 @@ def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
         assert tok.eos_token_id not in r.ids[:-1]
 
 
+def test_sample_tokens_by_inverse_cdf():
+    """Tokens 0, 1, 2 with probabilities 0.2, 0.5, 0.3 (deliberately not in order).
+    Temperature 1, top_p 1: cumulative 0.2, 0.7, 1.0, so u = 0.1 -> 0, 0.5 -> 1, 0.75 -> 2.
+    top_p 0.6: in decreasing order 0.5 (mass before 0), 0.3 (before 0.5 < 0.6, kept), 0.2 (before 0.8,
+    dropped); renormalised token 1 gets 0.625, token 2 0.375: u = 0.6 -> 1, 0.7 -> 2, never 0.
+    Temperature 0.5 squares the probabilities: 0.04, 0.25, 0.09 over 0.38 = 0.1053, 0.6579, 0.2368,
+    cumulative 0.1053, 0.7632: u = 0.1 -> 0, 0.11 -> 1, 0.76 -> 1, 0.77 -> 2."""
+    from bpo.sampler import sample_tokens
+
+    logits = torch.tensor([0.2, 0.5, 0.3]).log()
+    def draw(temperature, top_p, us):
+        return sample_tokens(logits.expand(len(us), 3), temperature, top_p, torch.tensor(us)).tolist()
+    assert draw(1.0, 1.0, [0.1, 0.5, 0.75]) == [0, 1, 2]
+    assert draw(1.0, 0.6, [0.0, 0.6, 0.7, 0.99]) == [1, 1, 2, 2]
+    assert draw(0.5, 1.0, [0.1, 0.11, 0.76, 0.77]) == [0, 1, 1, 2]
+    assert draw(1.0, 1.0, [1.0 - 2**-24]) == [2]
+    # a draw past the CDF's end (rounding) lands on a last token of probability 0: the mode is taken instead
+    zero_last = torch.tensor([[0.0, 0.0, -float("inf")]])  # 0.5, 0.5, 0
+    assert sample_tokens(zero_last, 1.0, 1.0, torch.tensor([1.0])).tolist() == [0]
+
+
+def test_samples_of_one_prompt_are_independent_and_ignore_the_generation_config(tiny_model_dir):
+    """The prompt runs once and its cache is repeated: the n samples must still be n separate draws.
+    The model's generation_config (here a repetition penalty) is not applied: bpo samples from the policy
+    itself, so the recorded log-prob is that of the distribution the tokens were drawn from."""
+    policy = make_policy(tiny_model_dir, ensemble=1)
+    tok = policy.tokenizer
+    spec = SamplingSpec(max_new_tokens=8, temperature=1.0)
+    with policy.use(MERGED) as model:
+        torch.manual_seed(1)
+        plain = generate(model, tok, [tok("w1 w2")["input_ids"]], 8, spec)[0]
+        model.generation_config.repetition_penalty = 5.0
+        torch.manual_seed(1)
+        penalised = generate(model, tok, [tok("w1 w2")["input_ids"]], 8, spec)[0]
+    assert len({tuple(r.ids) for r in plain}) > 1
+    assert [r.ids for r in penalised] == [r.ids for r in plain]
+
+
 def test_greedy_is_deterministic(tiny_model_dir):
     policy = make_policy(tiny_model_dir, ensemble=1)
     tok = policy.tokenizer

@@ -12,6 +12,7 @@ The token at position t is predicted by the logits at position t-1, so position 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -91,3 +92,83 @@ def model_sequence_logprobs(
     # (sliced again: a model whose forward takes the keyword in **kwargs and ignores it returns every position)
     per_token = logprobs_of(out.logits[:, -keep:][:, :-1], input_ids[:, start:])
     return reduce_logprobs(per_token, response_mask[:, start:], reduction)
+
+
+@dataclass(frozen=True)
+class SharedPromptLayout:
+    """2B pair rows regrouped so that each prompt runs once: B prompts (left-padded) and 2B responses
+    (right-padded), response row r continuing prompt r mod B (rows 0..B-1 chosen, B..2B-1 rejected)."""
+
+    prompts: Tensor  # (B, P) prompt ids, left-padded (padding id 0: masked)
+    prompt_mask: Tensor  # (B, P)
+    prompt_lengths: Tensor  # (B,)
+    responses: Tensor  # (2B, R) response ids, right-padded
+    response_mask: Tensor  # (2B, R) 1 on response tokens
+
+
+def shared_prompt_layout(input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor) -> SharedPromptLayout | None:
+    """The layout of a PairBatch's rows ([prompt | response | padding], rows i and B + i with the same
+    prompt), or None when the rows do not have that form (then they run as they are)."""
+    rows, length = input_ids.shape
+    half = rows // 2
+    if rows % 2 or not rows:
+        return None
+    at = torch.arange(length, device=input_ids.device)
+    lengths, response_lengths = attention_mask.sum(-1), response_mask.sum(-1)
+    prompt_lengths = lengths - response_lengths
+    right_padded = torch.equal(attention_mask.bool(), at < lengths[:, None])
+    response_last = torch.equal(response_mask.bool(), (at >= prompt_lengths[:, None]) & (at < lengths[:, None]))
+    if not (right_padded and response_last) or int(prompt_lengths.min()) < 1 or int(response_lengths.max()) < 1:
+        return None
+    first, second = prompt_lengths[:half], prompt_lengths[half:]
+    same_prompt = (input_ids[:half] == input_ids[half:]) | (at >= first[:, None])
+    if not (torch.equal(first, second) and bool(same_prompt.all())):
+        return None
+    width, answer = int(first.max()), int(response_lengths.max())
+    source = torch.arange(width, device=at.device) - (width - first)[:, None]  # (B, P): where in the row; < 0 on padding
+    prompt_mask = source >= 0
+    prompts = torch.gather(input_ids[:half], 1, source.clamp(min=0)).masked_fill(~prompt_mask, 0)
+    source = (prompt_lengths[:, None] + torch.arange(answer, device=at.device)).clamp(max=length - 1)  # (2B, R)
+    taken = torch.arange(answer, device=at.device) < response_lengths[:, None]
+    responses = torch.gather(input_ids, 1, source).masked_fill(~taken, 0)
+    return SharedPromptLayout(prompts, prompt_mask.long(), first, responses, taken.long())
+
+
+def pair_sequence_logprobs(
+    model: torch.nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    response_mask: Tensor,
+    reduction: Reduction = "sum",
+    share_prompt: bool = True,
+) -> Tensor:
+    """model_sequence_logprobs of a PairBatch's 2B rows, each pair's prompt run once for both its responses.
+
+    The prompts run into a key/value cache (B rows), which is copied to the 2B response rows; the
+    responses then run against it. Causal attention makes a prompt position's computation independent of
+    what follows, so this equals the full pass up to float rounding (tested, gradients included), with
+    the prompt's share of the work done once instead of twice. Rows not laid out as pairs, a model that
+    does not fill the cache (gradient checkpointing) or share_prompt=False: the full pass."""
+    from transformers import DynamicCache
+
+    from bpo.kvcache import cache_arguments, cache_length, copy_rows
+
+    layout = shared_prompt_layout(input_ids, attention_mask, response_mask) if share_prompt else None
+    if layout is None:
+        return model_sequence_logprobs(model, input_ids, attention_mask, response_mask, reduction)
+    with_cache, device = cache_arguments(model), input_ids.device
+    prompt_cache, width = DynamicCache(), layout.prompts.shape[1]
+    with autocast(model_device(model)):
+        first = model(input_ids=layout.prompts, attention_mask=layout.prompt_mask, position_ids=position_ids_for(layout.prompt_mask),
+                      use_cache=True, logits_to_keep=1, **with_cache(prompt_cache, 0, width, device)).logits[:, -1]
+        if cache_length(prompt_cache) != width:
+            raise RuntimeError("the model did not fill its key/value cache for the prompts; run this pass with share_prompt=False")
+        rows = torch.arange(layout.prompts.shape[0], device=device).repeat(2)  # response row r continues prompt r mod B
+        answer = layout.responses.shape[1]
+        rest = model(input_ids=layout.responses, attention_mask=torch.cat([layout.prompt_mask[rows], layout.response_mask], 1),
+                     position_ids=layout.prompt_lengths[rows, None] + torch.arange(answer, device=device), use_cache=True,
+                     logits_to_keep=answer, **with_cache(copy_rows(prompt_cache, rows, DynamicCache()), width, answer, device)).logits
+    # response token t is predicted by the prompt's last position (t = 0) or by response position t - 1
+    per_token = torch.cat([logprobs_of(first[rows], layout.responses[:, 0]).unsqueeze(1),
+                           logprobs_of(rest[:, -answer:][:, :-1], layout.responses[:, 1:])], dim=1)
+    return reduce_logprobs(per_token, layout.response_mask, reduction)

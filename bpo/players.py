@@ -24,7 +24,7 @@ from functools import partial
 import torch
 
 from bpo.configlib import option
-from bpo.logprobs import model_sequence_logprobs
+from bpo.logprobs import pair_sequence_logprobs
 from bpo.losses import ADVERSARY_LOSSES, LossSpec, iopo
 from bpo.policy import MERGED, AdapterStates, EnsemblePolicy
 from bpo.reference import ReferenceStrategy
@@ -148,4 +148,4 @@ class PlayerReference(ReferenceStrategy):
     @torch.no_grad()
     def batch_logprobs(self, policy, batch):
         with self.players.other(policy).use(MERGED) as model:
-            return model_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float()
+            return pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float()

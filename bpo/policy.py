@@ -93,6 +93,7 @@ class EnsemblePolicy:
         self.spec = spec
         self.tokenizer = tokenizer
         self.members = [prefix + member_name(i) for i in range(spec.ensemble)]
+        self.checkpointing = False  # checkpoint_activations() turns it on
         self.merged = prefix + MERGED  # this ensemble's merge slot
         # Each member starts from its own seed: A random (B = 0, so the initial policy is the base).
         torch.manual_seed(seed)
@@ -145,12 +146,21 @@ class EnsemblePolicy:
     def checkpoint_activations(self) -> None:
         """policy.gradient_checkpointing: each layer's activations are recomputed in the backward pass instead
         of kept. Non-reentrant: LoRA's inputs need no gradient, and dropout's random numbers are replayed."""
+        self.checkpointing = True
         base = self.model.get_base_model()
         enable = getattr(base, "activation_checkpointing_enable", None)  # transformers 5's name
         if enable is not None:
             enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    @property
+    def shares_prompts(self) -> bool:
+        """Whether a training pass runs each pair's prompt once for both responses (bpo.logprobs.pair_sequence_logprobs).
+        Not under gradient checkpointing (a checkpointed model keeps no key/value cache), nor with LoRA dropout:
+        there the chosen and rejected rows would share the prompt's dropout draws, where the full pass gives
+        each row its own; without dropout the two passes are the same computation."""
+        return not self.checkpointing and self.spec.dropout == 0
 
     def refresh_merged(self) -> None:
         """Write the merge of the current members into the `merged` slot (after each optimiser step)."""

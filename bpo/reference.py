@@ -39,10 +39,10 @@ import torch
 from torch import Tensor
 
 from bpo.configlib import option
-from bpo.logprobs import model_sequence_logprobs
+from bpo.logprobs import pair_sequence_logprobs
 from bpo.policy import EnsemblePolicy, WeightDeltas
-from bpo.scoring import response_logprobs
-from bpo.types import Pair, PairBatch, pair_rows
+from bpo.scoring import pair_logprobs
+from bpo.types import Pair, PairBatch
 
 REFERENCE_KINDS = ("sft", "behavior", "fixed", "ema", "sync")
 
@@ -89,9 +89,8 @@ class ReferenceStrategy:
             self._score_into(model, policy.tokenizer.pad_token_id, pairs)
 
     def _score_into(self, model, pad_id: int, pairs: Sequence[Pair]) -> None:
-        logps = response_logprobs(model, *pair_rows(pairs), pad_id, self.score_batch_size).tolist()
-        for i, p in enumerate(pairs):
-            p.ref_chosen_logp, p.ref_rejected_logp = logps[i], logps[len(pairs) + i]
+        for p, (chosen, rejected) in zip(pairs, pair_logprobs(model, pairs, pad_id, self.score_batch_size)):
+            p.ref_chosen_logp, p.ref_rejected_logp = chosen, rejected
 
     def batch_logprobs(self, policy: EnsemblePolicy, batch: PairBatch) -> Tensor:
         """(2B,) summed reference log-probs for a batch."""
@@ -167,7 +166,7 @@ class MovingReference(ReferenceStrategy):
         if self.deltas is None:
             raise RuntimeError("a moving reference scored a batch before its first phase started")
         with policy.use_deltas(self.deltas) as model:
-            return model_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float()
+            return pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float()
 
 
 class EMAReference(MovingReference):

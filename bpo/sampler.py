@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from bpo.configlib import option
 from bpo.device import autocast, model_device
+from bpo.kvcache import cache_arguments, copy_rows
 from bpo.logprobs import logprobs_of, position_ids_for
 from bpo.tokens import collate
 from bpo.types import Response
@@ -63,23 +64,6 @@ def sample_tokens(logits: Tensor, temperature: float, top_p: float, uniform: Ten
     return order.gather(-1, picked.unsqueeze(-1)).squeeze(-1) if top_p < 1.0 else picked
 
 
-def _cache_arguments(model):
-    """How this transformers version's forward takes the cache: `cache` from 5.24 on, `past_key_values`
-    before, where the write positions (`cache_position`) are also given rather than read from the cache."""
-    import inspect
-
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the model
-    parameters = inspect.signature(type(inner).forward).parameters
-
-    def arguments(cache, start: int, length: int, device) -> dict:
-        given = {"cache" if "cache" in parameters else "past_key_values": cache}
-        if "cache_position" in parameters:
-            given["cache_position"] = torch.arange(start, start + length, device=device)
-        return given
-
-    return arguments
-
-
 @torch.no_grad()
 def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eos: int, pad: int) -> tuple[Tensor, Tensor]:
     """Sample n continuations of up to max_new_tokens after each (left-padded) prompt row.
@@ -90,15 +74,14 @@ def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eo
     """
     from transformers import DynamicCache, StaticCache
 
-    with_cache = _cache_arguments(model)
+    with_cache = cache_arguments(model)
     prefix = DynamicCache()
     positions = position_ids_for(attention)
     out = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True, logits_to_keep=1,
                 **with_cache(prefix, 0, ids.shape[1], ids.device))
     # one preallocated cache for all rows and every step: no per-token copy of the whole cache
     cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + spec.max_new_tokens)
-    for layer, held in enumerate(prefix.layers):
-        cache.update(held.keys.repeat_interleave(n, 0), held.values.repeat_interleave(n, 0), layer)
+    copy_rows(prefix, torch.arange(ids.shape[0], device=ids.device).repeat_interleave(n), cache)
     del prefix
     logits = out.logits[:, -1].repeat_interleave(n, 0)
     attention, positions = attention.repeat_interleave(n, 0), positions.repeat_interleave(n, 0)

@@ -7,8 +7,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from bpo.logprobs import model_sequence_logprobs
+from bpo.logprobs import model_sequence_logprobs, pair_sequence_logprobs
 from bpo.tokens import collate
+from bpo.types import Pair, make_batch, split_pairs
 
 
 @torch.no_grad()
@@ -24,3 +25,15 @@ def response_logprobs(
         device = next(model.parameters()).device
         out.append(model_sequence_logprobs(model, ids.to(device), attention.to(device), response.to(device)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def pair_logprobs(model, pairs: Sequence[Pair], pad_id: int, batch_size: int = 16) -> list[tuple[float, float]]:
+    """(log p(chosen | prompt), log p(rejected | prompt)) of each pair, float32, `batch_size` rows (half as
+    many pairs) per pass, each pair's prompt run once (bpo.logprobs.pair_sequence_logprobs)."""
+    device, per_pass, out = next(model.parameters()).device, max(1, batch_size // 2), []
+    for start in range(0, len(pairs), per_pass):
+        batch = make_batch(pairs[start : start + per_pass], pad_id).to(device)
+        chosen, rejected = split_pairs(pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float().cpu())
+        out += zip(chosen.tolist(), rejected.tolist())
+    return out

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from bpo.configlib import option
 from bpo.distributed import SINGLE, Ranks
-from bpo.logprobs import Reduction, model_sequence_logprobs, reduce_total
+from bpo.logprobs import Reduction, pair_sequence_logprobs, reduce_total
 from bpo.losses import LossSpec, log_ratio_margin
 from bpo.policy import EnsemblePolicy
 from bpo.types import PairBatch, split_pairs
@@ -191,7 +191,8 @@ def train_step(
         model = p.model()
         part, rw, rl, w = (batch, ref_w, ref_l, weights) if p.pairs is None else (
             select_pairs(batch, p.pairs), ref_w[p.pairs], ref_l[p.pairs], None if weights is None else weights[p.pairs])
-        logp = model_sequence_logprobs(model, part.input_ids, part.attention_mask, part.response_mask, reduction)
+        logp = pair_sequence_logprobs(model, part.input_ids, part.attention_mask, part.response_mask, reduction,
+                                      share_prompt=policy.shares_prompts)
         pi_w, pi_l = split_pairs(logp)
         per_pair = loss.fn(pi_w, pi_l, rw, rl, beta)
         mean_loss = (per_pair * w).mean() if w is not None else per_pair.mean()

@@ -21,7 +21,7 @@ from ddp_steps import fixed_pairs
 
 from bpo.config import RunConfig
 from bpo.configlib import ConfigError, load_config
-from bpo.logprobs import model_sequence_logprobs
+from bpo.logprobs import pair_sequence_logprobs
 from bpo.losses import get_loss
 from bpo.models import load_causal_lm, load_tokenizer
 from bpo.policy import MERGED, EnsemblePolicy, LoraSpec
@@ -57,8 +57,10 @@ def step(policy: EnsemblePolicy, pairs, ref=None, steps: int = 1):
 
 
 def logps(model, pairs) -> torch.Tensor:
+    """The pairs' log-probs as train_step computes them (each prompt once: AdamW's first step is about
+    sign(gradient), so the expected step must come from the same float operations to agree to 1e-6)."""
     batch = make_batch(pairs, pad_id=0)
-    return model_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask)
+    return pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask)
 
 
 def assert_same_factors(a: dict, b: dict, atol: float = 1e-6) -> None:

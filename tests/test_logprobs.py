@@ -77,3 +77,50 @@ def test_the_model_projects_only_from_the_first_response_position_and_matches_fu
             full = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(-1) - 1).clamp(min=0)).logits
         assert ids.shape[1] == 9 and kept[-2] == positions and kept[-1] == 9
         assert torch.allclose(lean.double(), direct(full, ids, resp).double(), atol=1e-4)
+
+
+def test_a_pairs_prompt_runs_once_for_both_responses_with_the_full_passs_values_and_gradients(tiny_model_dir):
+    """Three pairs, prompts of 4, 8 and 2 tokens, responses of 3 to 6 tokens. The shared-prompt pass runs
+    the model twice: the 3 prompts (left-padded to 8) and the 6 responses (right-padded to 6) against their
+    prompt's cache, 3 x 8 + 6 x 6 = 60 token positions instead of the full pass's 6 x (8 + 6) = 84. Its
+    log-probs equal the definition on the full logits, and the LoRA gradient of a weighted sum of them
+    equals the full pass's. Rows that are not pairs (rejected row with another prompt) run the full pass."""
+    from conftest import make_policy
+
+    from bpo.logprobs import pair_sequence_logprobs, shared_prompt_layout
+    from bpo.types import Pair, make_batch
+
+    policy = make_policy(tiny_model_dir, ensemble=1, perturb=0.3)
+    prompts = [[2, 5, 6, 7], [2, 9, 10, 11, 12, 13, 14, 15], [2, 16]]
+    chosen, rejected = [[20, 21, 3], [30, 31, 32, 33, 34, 3], [40, 41, 3]], [[22, 3, 3], [35, 3, 3, 3], [42, 43, 44, 45, 46, 3]]
+    batch = make_batch([Pair(str(i), 0, "", "", "", p, c, r) for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected))], pad_id=0)
+    model, params = policy.train_member(0), policy.member_parameters(0)
+    shapes = []
+    hook = model.get_base_model().register_forward_hook(lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+
+    def run(fn):
+        for p in params:
+            p.grad = None
+        logp = fn(model, batch.input_ids, batch.attention_mask, batch.response_mask)
+        (logp * torch.arange(1.0, 7.0)).sum().backward()
+        return logp.detach(), [p.grad.clone() for p in params]
+
+    shared, shared_grads = run(pair_sequence_logprobs)
+    assert shapes == [(3, 8), (6, 6)]
+    full, full_grads = run(model_sequence_logprobs)
+    assert shapes[-1] == (6, 14)
+    with torch.no_grad():
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # right-padded: positions as is
+    assert torch.allclose(shared.double(), direct(logits, batch.input_ids, batch.response_mask).double(), atol=1e-4)
+    assert torch.allclose(shared, full, atol=1e-4)
+    for a, b in zip(shared_grads, full_grads):
+        assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
+    # not pairs: row 3 + 0 (pair 0's rejected row) starts with another prompt token
+    other = batch.input_ids.clone()
+    other[3, 1] = 8
+    assert shared_prompt_layout(other, batch.attention_mask, batch.response_mask) is None
+    with torch.no_grad():
+        fallback = pair_sequence_logprobs(model, other, batch.attention_mask, batch.response_mask)
+    assert shapes[3:] == [(6, 14), (6, 14)]  # the direct logits above, then the fallback: one full pass
+    assert torch.allclose(fallback, model_sequence_logprobs(model, other, batch.attention_mask, batch.response_mask))
+    hook.remove()

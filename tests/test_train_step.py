@@ -207,8 +207,9 @@ def test_ipo_step_uses_per_token_means(tiny_model_dir):
 
 def test_gradient_checkpointing_recomputes_every_layer_and_steps_the_same(tiny_model_dir):
     """policy.gradient_checkpointing as open_session enables it: in a training pass the attention (with its
-    LoRA factors) of each of the tiny model's 2 decoder layers runs twice (the forward, then again inside
-    the backward pass), against once without;
+    LoRA factors) of each of the tiny model's 2 decoder layers runs twice over the pairs' full rows (the
+    forward, then again inside the backward pass), against once without (with dropout, rows are never
+    split into a shared prompt and the responses: see EnsemblePolicy.shares_prompts);
     the step's loss and updated adapters (2 members, dropout 0.1, so the replayed random numbers matter too)
     equal the step without checkpointing to float rounding."""
     from bpo.config import LoraSpec
@@ -224,14 +225,16 @@ def test_gradient_checkpointing_recomputes_every_layer_and_steps_the_same(tiny_m
         layers = policy.model.get_base_model().model.layers
         calls = []
         for layer in layers:  # (transformers checkpoints a layer's forward: what runs inside it runs again)
-            layer.self_attn.register_forward_hook(lambda *_: calls.append(1))
+            layer.self_attn.register_forward_hook(
+                lambda module, args, kwargs, out: calls.append((args[0] if args else kwargs["hidden_states"]).shape[1]), with_kwargs=True)
         optim = EnsembleOptimizer(policy, OptimSpec(lr=1e-2), 4)
         batch = make_batch(PAIRS, pad_id=0)
         ref = torch.zeros(2 * len(PAIRS))
         torch.manual_seed(1)
         metrics = train_step(policy, optim, batch, ref, get_loss("dpo"), BETA, "sum")
-        results[checkpointing] = (len(calls), metrics.loss, [p.detach().clone() for i in range(2) for p in policy.member_parameters(i)])
+        results[checkpointing] = (calls, metrics.loss, [p.detach().clone() for i in range(2) for p in policy.member_parameters(i)])
     (plain_calls, plain_loss, plain), (ckpt_calls, ckpt_loss, ckpt) = results[False], results[True]
-    assert plain_calls == 2 * len(layers) and ckpt_calls == 2 * 2 * len(layers)  # 2 members, each one pass
+    row = batch.input_ids.shape[1]
+    assert len(layers) == 2 and plain_calls == [row] * 2 * 2 and ckpt_calls == [row] * 4 * 2  # 2 members, each one pass
     assert ckpt_loss == pytest.approx(plain_loss, rel=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, ckpt))

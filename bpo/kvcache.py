@@ -1,0 +1,48 @@
+"""A prompt's key/value cache reused by several continuations, across transformers versions.
+
+Two places run a prompt once and continue it several times: the sampler (n responses per prompt) and
+the pair log-probs (a pair's chosen and rejected responses share its prompt, bpo.logprobs). Both run
+the prompts into a DynamicCache, then copy its rows, as many times as there are continuations, into
+the cache the continuations use. Indexing keeps the autograd graph, so a training pass's gradient
+reaches the prompt's keys and values (and the LoRA factors that made them) from every continuation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+
+def cache_arguments(model) -> Callable[..., dict]:
+    """f(cache, start, length, device) -> the keyword arguments that hand `cache` to this model's forward
+    for `length` new positions from `start`: transformers 5.24 names it `cache` (before: `past_key_values`,
+    with the write positions given as `cache_position` rather than read from the cache)."""
+    from transformers import PreTrainedModel
+
+    inner = model
+    while not isinstance(inner, PreTrainedModel):  # under peft's PeftModel and bpo.policy's forward wrappers
+        inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner.model
+    parameters = inspect.signature(type(inner).forward).parameters
+
+    def arguments(cache, start: int, length: int, device: torch.device) -> dict:
+        given = {"cache" if "cache" in parameters else "past_key_values": cache}
+        if "cache_position" in parameters:
+            given["cache_position"] = torch.arange(start, start + length, device=device)
+        return given
+
+    return arguments
+
+
+def copy_rows(prefix, rows: Tensor, into):
+    """Fill the empty cache `into` with prefix's rows `rows` (row j of `into` is prefix row rows[j]), layer by layer."""
+    for layer, held in enumerate(prefix.layers):
+        into.update(held.keys[rows], held.values[rows], layer)
+    return into
+
+
+def cache_length(cache) -> int:
+    """Positions held (0 when the model did not fill the cache: e.g. under gradient checkpointing)."""
+    return int(cache.get_seq_length())

@@ -6,9 +6,11 @@ top-p), so it is log pi_beta(y|x) of the snapshot itself: BPO's reference log-pr
 The decoding loop is our own rather than transformers' `generate`: profiled on the standard benchmark
 model (issue 12), `generate` spent most of a phase's sampling growing its key/value cache by
 concatenation (a copy of the whole cache per layer and token) and drawing a random number per
-vocabulary entry (`torch.multinomial`). Here the cache is preallocated for prompt + response
-(transformers' StaticCache), each row draws one uniform number per token (inverse CDF), and only
-the per-row log-prob sum is kept, never a step's logits.
+vocabulary entry (`torch.multinomial`). Here each prompt runs once and its cache is copied to its n
+rows, the cache is preallocated for prompt + response (transformers' StaticCache), each row draws one
+uniform number per token (inverse CDF), and only the per-row log-prob sum is kept, never a step's
+logits. The model's generation_config (a repetition penalty, say) is not applied: the tokens are drawn
+from exactly the distribution whose log-prob is recorded.
 """
 
 from __future__ import annotations

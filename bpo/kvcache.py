@@ -37,9 +37,11 @@ def cache_arguments(model) -> Callable[..., dict]:
 
 
 def copy_rows(prefix, rows: Tensor, into):
-    """Fill the empty cache `into` with prefix's rows `rows` (row j of `into` is prefix row rows[j]), layer by layer."""
+    """Fill the empty cache `into` with prefix's rows `rows` (row j of `into` is prefix row rows[j]), layer by layer.
+    The write positions go along as `cache_position` (transformers 4.56's sliding-window layers read them)."""
     for layer, held in enumerate(prefix.layers):
-        into.update(held.keys[rows], held.values[rows], layer)
+        positions = torch.arange(held.keys.shape[-2], device=held.keys.device)
+        into.update(held.keys[rows], held.values[rows], layer, {"cache_position": positions})
     return into
 
 

@@ -147,8 +147,9 @@ def pair_sequence_logprobs(
     The prompts run into a key/value cache (B rows), which is copied to the 2B response rows; the
     responses then run against it. Causal attention makes a prompt position's computation independent of
     what follows, so this equals the full pass up to float rounding (tested, gradients included), with
-    the prompt's share of the work done once instead of twice. Rows not laid out as pairs, a model that
-    does not fill the cache (gradient checkpointing) or share_prompt=False: the full pass."""
+    the prompt's share of the work done once instead of twice. Rows not laid out as pairs, or
+    share_prompt=False: the full pass. A model that does not fill the cache (gradient checkpointing in
+    training mode) raises: such callers pass share_prompt=False (EnsemblePolicy.shares_prompts)."""
     from transformers import DynamicCache
 
     from bpo.kvcache import cache_arguments, cache_length, copy_rows

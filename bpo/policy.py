@@ -157,10 +157,18 @@ class EnsemblePolicy:
     @property
     def shares_prompts(self) -> bool:
         """Whether a training pass runs each pair's prompt once for both responses (bpo.logprobs.pair_sequence_logprobs).
-        Not under gradient checkpointing (a checkpointed model keeps no key/value cache), nor with LoRA dropout:
-        there the chosen and rejected rows would share the prompt's dropout draws, where the full pass gives
-        each row its own; without dropout the two passes are the same computation."""
-        return not self.checkpointing and self.spec.dropout == 0
+        Not under gradient checkpointing (a checkpointed model keeps no key/value cache), nor with any dropout
+        in training mode (LoRA's, or the base model's own, as GPT-2's configs set): there the chosen and rejected
+        rows would share the prompt's dropout draws, where the full pass gives each row its own; without
+        dropout the two passes are the same computation."""
+        return not self.checkpointing and not self._drops_out
+
+    @property
+    def _drops_out(self) -> bool:
+        """Whether a training pass drops anything out: a Dropout module with p > 0, or an attention dropout rate."""
+        config = self.model.get_base_model().config
+        return (any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in self.model.modules())
+                or any(getattr(config, name, 0) or 0 for name in ("attention_dropout", "attn_pdrop")))
 
     def refresh_merged(self) -> None:
         """Write the merge of the current members into the `merged` slot (after each optimiser step)."""

@@ -10,7 +10,8 @@ vocabulary entry (`torch.multinomial`). Here each prompt runs once and its cache
 rows, the cache is preallocated for prompt + response (transformers' StaticCache), each row draws one
 uniform number per token (inverse CDF), and only the per-row log-prob sum is kept, never a step's
 logits. The model's generation_config (a repetition penalty, say) is not applied: the tokens are drawn
-from exactly the distribution whose log-prob is recorded.
+from the policy's own distribution shaped only by bpo's temperature and top-p (none at 1 and 1), and the
+recorded log-prob is the policy's own, whatever those are.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eo
     positions = position_ids_for(attention)
     out = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True, logits_to_keep=1,
                 **with_cache(prefix, 0, ids.shape[1], ids.device))
-    # one preallocated cache for all rows and every step: no per-token copy of the whole cache
-    cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + spec.max_new_tokens)
+    # On the CPU, one preallocated cache for all rows and every step: no per-token copy of the whole cache
+    # (the cost profiled). On CUDA the copies are cheap and a preallocated cache under bfloat16 autocast
+    # depends on the transformers version's dtype handling (4.56 fails: float32 keys, bfloat16 values).
+    cache = (StaticCache(config=model.config, max_cache_len=ids.shape[1] + spec.max_new_tokens)
+             if ids.device.type == "cpu" else DynamicCache())
     copy_rows(prefix, torch.arange(ids.shape[0], device=ids.device).repeat_interleave(n), cache)
     del prefix
     logits = out.logits[:, -1].repeat_interleave(n, 0)

@@ -124,3 +124,26 @@ def test_a_pairs_prompt_runs_once_for_both_responses_with_the_full_passs_values_
     assert shapes[3:] == [(6, 14), (6, 14)]  # the direct logits above, then the fallback: one full pass
     assert torch.allclose(fallback, model_sequence_logprobs(model, other, batch.attention_mask, batch.response_mask))
     hook.remove()
+
+
+def test_pairs_share_their_prompt_only_where_the_full_pass_computes_the_same(tmp_path, tiny_model_dir):
+    """A dropout anywhere in a training pass (LoRA's, or the base model's own: GPT-2's configs set 0.1)
+    would give a shared prompt one set of draws where the full pass gives each row its own; gradient
+    checkpointing keeps no cache. Only the tiny Llama without dropout shares."""
+    from conftest import make_policy, tiny_tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from bpo.config import LoraSpec
+    from bpo.models import load_causal_lm, load_tokenizer
+    from bpo.policy import EnsemblePolicy
+
+    assert make_policy(tiny_model_dir, ensemble=1).shares_prompts
+    tok = tiny_tokenizer()
+    for pdrop, shares in ((0.1, False), (0.0, True)):
+        gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, resid_pdrop=pdrop, embd_pdrop=pdrop, attn_pdrop=pdrop))
+        assert EnsemblePolicy(gpt2, tok, LoraSpec(rank=2, ensemble=1, target_modules=("c_attn",))).shares_prompts is shares
+    with_lora_dropout = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=2, ensemble=1, dropout=0.1))
+    assert not with_lora_dropout.shares_prompts
+    checkpointed = make_policy(tiny_model_dir, ensemble=1)
+    checkpointed.checkpoint_activations()
+    assert not checkpointed.shares_prompts

@@ -53,7 +53,7 @@ def test_sample_tokens_by_inverse_cdf():
 def test_samples_of_one_prompt_are_independent_and_ignore_the_generation_config(tiny_model_dir):
     """The prompt runs once and its cache is repeated: the n samples must still be n separate draws.
     The model's generation_config (here a repetition penalty) is not applied: bpo samples from the policy
-    itself, so the recorded log-prob is that of the distribution the tokens were drawn from."""
+    itself, shaped only by its own temperature and top-p."""
     policy = make_policy(tiny_model_dir, ensemble=1)
     tok = policy.tokenizer
     spec = SamplingSpec(max_new_tokens=8, temperature=1.0)

@@ -9,11 +9,17 @@ reaches the prompt's keys and values (and the LoRA factors that made them) from 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
 import torch
 from torch import Tensor
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_parameters(model_class: type) -> frozenset[str]:
+    return frozenset(inspect.signature(model_class.forward).parameters)
 
 
 def cache_arguments(model) -> Callable[..., dict]:
@@ -25,7 +31,7 @@ def cache_arguments(model) -> Callable[..., dict]:
     inner = model
     while not isinstance(inner, PreTrainedModel):  # under peft's PeftModel and bpo.policy's forward wrappers
         inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner.model
-    parameters = inspect.signature(type(inner).forward).parameters
+    parameters = _forward_parameters(type(inner))
 
     def arguments(cache, start: int, length: int, device: torch.device) -> dict:
         given = {"cache" if "cache" in parameters else "past_key_values": cache}
@@ -36,6 +42,22 @@ def cache_arguments(model) -> Callable[..., dict]:
     return arguments
 
 
+def run_prompts(model, ids: Tensor, attention: Tensor):
+    """Run left-padded prompts (B, P) once: (the logits at each prompt's last position (B, V), a DynamicCache
+    of their keys and values). A model that leaves the cache empty (gradient checkpointing in training
+    mode) is refused rather than continued without its prompts."""
+    from transformers import DynamicCache
+
+    from bpo.logprobs import position_ids_for
+
+    cache = DynamicCache()
+    out = model(input_ids=ids, attention_mask=attention, position_ids=position_ids_for(attention), use_cache=True, logits_to_keep=1,
+                **cache_arguments(model)(cache, 0, ids.shape[1], ids.device))
+    if cache.get_seq_length() != ids.shape[1]:
+        raise RuntimeError("the model did not fill its key/value cache for the prompts (gradient checkpointing?): run the rows whole")
+    return out.logits[:, -1], cache
+
+
 def copy_rows(prefix, rows: Tensor, into):
     """Fill the empty cache `into` with prefix's rows `rows` (row j of `into` is prefix row rows[j]), layer by layer.
     The write positions go along as `cache_position` (transformers 4.56's sliding-window layers read them)."""
@@ -43,8 +65,3 @@ def copy_rows(prefix, rows: Tensor, into):
         positions = torch.arange(held.keys.shape[-2], device=held.keys.device)
         into.update(held.keys[rows], held.values[rows], layer, {"cache_position": positions})
     return into
-
-
-def cache_length(cache) -> int:
-    """Positions held (0 when the model did not fill the cache: e.g. under gradient checkpointing)."""
-    return int(cache.get_seq_length())

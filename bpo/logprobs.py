@@ -152,23 +152,19 @@ def pair_sequence_logprobs(
     training mode) raises: such callers pass share_prompt=False (EnsemblePolicy.shares_prompts)."""
     from transformers import DynamicCache
 
-    from bpo.kvcache import cache_arguments, cache_length, copy_rows
+    from bpo.kvcache import cache_arguments, copy_rows, run_prompts
 
     layout = shared_prompt_layout(input_ids, attention_mask, response_mask) if share_prompt else None
     if layout is None:
         return model_sequence_logprobs(model, input_ids, attention_mask, response_mask, reduction)
-    with_cache, device = cache_arguments(model), input_ids.device
-    prompt_cache, width = DynamicCache(), layout.prompts.shape[1]
+    device, width = input_ids.device, layout.prompts.shape[1]
     with autocast(model_device(model)):
-        first = model(input_ids=layout.prompts, attention_mask=layout.prompt_mask, position_ids=position_ids_for(layout.prompt_mask),
-                      use_cache=True, logits_to_keep=1, **with_cache(prompt_cache, 0, width, device)).logits[:, -1]
-        if cache_length(prompt_cache) != width:
-            raise RuntimeError("the model did not fill its key/value cache for the prompts; run this pass with share_prompt=False")
+        first, prompt_cache = run_prompts(model, layout.prompts, layout.prompt_mask)
         rows = torch.arange(layout.prompts.shape[0], device=device).repeat(2)  # response row r continues prompt r mod B
         answer = layout.responses.shape[1]
         rest = model(input_ids=layout.responses, attention_mask=torch.cat([layout.prompt_mask[rows], layout.response_mask], 1),
                      position_ids=layout.prompt_lengths[rows, None] + torch.arange(answer, device=device), use_cache=True,
-                     logits_to_keep=answer, **with_cache(copy_rows(prompt_cache, rows, DynamicCache()), width, answer, device)).logits
+                     logits_to_keep=answer, **cache_arguments(model)(copy_rows(prompt_cache, rows, DynamicCache()), width, answer, device)).logits
     # response token t is predicted by the prompt's last position (t = 0) or by response position t - 1
     per_token = torch.cat([logprobs_of(first[rows], layout.responses[:, 0]).unsqueeze(1),
                            logprobs_of(rest[:, -answer:][:, :-1], layout.responses[:, 1:])], dim=1)

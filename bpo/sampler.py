@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from bpo.configlib import option
 from bpo.device import autocast, model_device
-from bpo.kvcache import cache_arguments, copy_rows
+from bpo.kvcache import cache_arguments, copy_rows, run_prompts
 from bpo.logprobs import logprobs_of, position_ids_for
 from bpo.tokens import collate
 from bpo.types import Response
@@ -78,10 +78,7 @@ def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eo
     from transformers import DynamicCache, StaticCache
 
     with_cache = cache_arguments(model)
-    prefix = DynamicCache()
-    positions = position_ids_for(attention)
-    out = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True, logits_to_keep=1,
-                **with_cache(prefix, 0, ids.shape[1], ids.device))
+    last, prefix = run_prompts(model, ids, attention)
     # On the CPU, one preallocated cache for all rows and every step: no per-token copy of the whole cache
     # (the cost profiled). On CUDA the copies are cheap and a preallocated cache under bfloat16 autocast
     # depends on the transformers version's dtype handling (4.56 fails: float32 keys, bfloat16 values).
@@ -89,8 +86,8 @@ def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eo
              if ids.device.type == "cpu" else DynamicCache())
     copy_rows(prefix, torch.arange(ids.shape[0], device=ids.device).repeat_interleave(n), cache)
     del prefix
-    logits = out.logits[:, -1].repeat_interleave(n, 0)
-    attention, positions = attention.repeat_interleave(n, 0), positions.repeat_interleave(n, 0)
+    logits = last.repeat_interleave(n, 0)
+    attention, positions = attention.repeat_interleave(n, 0), position_ids_for(attention).repeat_interleave(n, 0)
     rows, device = logits.shape[0], logits.device
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     total = torch.zeros(rows, dtype=torch.float32, device=device)

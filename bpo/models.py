@@ -25,7 +25,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass(frozen=True)
 class PolicyConfig:
     path: str | None = option(None, help="local Hugging Face model folder of the initial policy; null: the task's built-in policy")
-    dtype: str = option("float32", help="weights dtype (float32 on CPU; bfloat16 on GPU)", choices=tuple(DTYPES))
+    dtype: str = option("float32", help="weights dtype; float32 by default everywhere (on CUDA the forward passes run under bfloat16 autocast whatever this is)", choices=tuple(DTYPES))
     allow_pickle: bool = option(False, help="allow loading pickle (*.bin) weights, with torch's weights_only loader")
     trust_remote_code: bool = option(False, help="run the model folder's own Python code (off: only transformers' code runs)")
     device: str = option("auto", help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 autocast on CUDA")

@@ -10,7 +10,7 @@ from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
 from bpo.config import RunConfig
 from bpo.configlib import ConfigError
 from bpo.judges import load_judge
-from bpo.models import load_causal_lm, load_tokenizer
+from bpo.models import load_causal_lm, load_tokenizer, naming
 from bpo.policy import EnsemblePolicy
 from bpo.reference import (
     BehaviorReference,
@@ -73,8 +73,9 @@ def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress
     if sft_done(cfg, sft_base):
         return load_causal_lm(sft_base, cfg.policy.dtype).to(device), load_tokenizer(sft_base), False
     folder = initial_model_folder(cfg, progress)
-    model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(device)
-    tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
+    with naming("policy.path" if cfg.policy.path else None):
+        model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(device)
+        tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
     if not cfg.sft.steps:
         return model, tokenizer, False
     from bpo.sft import supervised_finetune

@@ -71,6 +71,18 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
+@contextlib.contextmanager
+def naming(setting: str | None):
+    """A ModelFolderError raised inside names the setting that chose the folder (`policy.path: FOLDER: ...`),
+    as every other bad value is named; None (a built-in or saved folder): as raised."""
+    try:
+        yield
+    except ModelFolderError as err:
+        if setting is None:
+            raise
+        raise ModelFolderError(f"{setting}: {err}") from None
+
+
 def check_model_folder(path: str | Path, allow_pickle: bool = False) -> Path:
     folder = Path(path)
     if not folder.exists():

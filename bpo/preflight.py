@@ -35,6 +35,7 @@ from bpo.models import (
     load_errors,
     load_failure,
     load_tokenizer,
+    naming,
     quiet_transformers,
 )
 from bpo.prefdata import PreferenceRecord
@@ -58,7 +59,12 @@ def base_folder(cfg: RunConfig, sft_base: Path, progress: bool) -> Path:
 
 def base_tokenizer(cfg: RunConfig, task: Task, sft_base: Path, progress: bool) -> Base:
     """The base's tokenizer and context, with the model folder checked before any weight is read."""
-    folder = check_model_folder(base_folder(cfg, sft_base, progress), cfg.policy.allow_pickle)
+    chosen = base_folder(cfg, sft_base, progress)
+    with naming("policy.path" if cfg.policy.path and chosen != sft_base else None):
+        return _checked_base(cfg, task, check_model_folder(chosen, cfg.policy.allow_pickle))
+
+
+def _checked_base(cfg: RunConfig, task: Task, folder: Path) -> Base:
     tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
     if task.chat_template and not getattr(tokenizer, "chat_template", None):
         raise ModelFolderError(

@@ -45,7 +45,7 @@ def run_trl(setup, steps: int, threads: int, out: str, gradient_checkpointing: b
     except ImportError:  # TRL 0.x kept it at the top level
         from trl import OnlineDPOConfig, OnlineDPOTrainer
 
-    from bpo.policy import LoraSpec, peft_config
+    from bpo.model.policy import LoraSpec, peft_config
 
     tokenizer = AutoTokenizer.from_pretrained(setup.policy)
     model = AutoModelForCausalLM.from_pretrained(setup.policy, dtype=torch.float32)

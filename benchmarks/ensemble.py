@@ -52,7 +52,7 @@ def load_average() -> str:
 def fixed_batch(tokenizer, pairs: int, prompt: int, response: int):
     import torch
 
-    from bpo.types import Pair, make_batch
+    from bpo.data.records import Pair, make_batch
 
     g = torch.Generator().manual_seed(0)
     ids = lambda n: torch.randint(3, len(tokenizer), (n,), generator=g).tolist()  # noqa: E731
@@ -67,10 +67,10 @@ def speed(args) -> None:
     torch.set_num_threads(args.threads)
     from standard import LORA_RANK, NEW_TOKENS, PROMPT_TOKENS, build
 
-    from bpo.losses import get_loss
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.policy import EnsemblePolicy, LoraSpec
-    from bpo.train_step import EnsembleOptimizer, OptimSpec, train_step
+    from bpo.core.losses import get_loss
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.policy import EnsemblePolicy, LoraSpec
+    from bpo.training.train_step import EnsembleOptimizer, OptimSpec, train_step
 
     setup = build("standard", Path(args.folder))
     tokenizer = load_tokenizer(setup.policy)

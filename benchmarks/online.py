@@ -2,7 +2,7 @@
 
     python benchmarks/online.py [--model standard|smollm2] [--steps 8] [--variants bpo bpo-F2 ...] [--threads 2]
 
-For each variant, one `bpo train` run (bpo.online.run_online, in process) of T = --steps steps of 8 pairs,
+For each variant, one `bpo train` run (bpo.loop.online.run_online, in process) of T = --steps steps of 8 pairs,
 timed section by section: sampling (the behavior policy's two responses per prompt), annotation (the
 reward-model judge), reference scoring (stored or per-batch reference log-probs), training (the optimiser
 steps), evaluation (the final one: trained and initial policy on the held-out prompts), and the rest
@@ -76,50 +76,50 @@ class Timers:
 
 
 def instrument(timers: Timers, last_step: dict) -> None:
-    """Time the loop's pieces where bpo.online and bpo.pairs call them (the library itself is unchanged)."""
-    import bpo.online
-    import bpo.pairs
-    import bpo.reference
+    """Time the loop's pieces where bpo.loop.online and bpo.judging.pairs call them (the library itself is unchanged)."""
+    import bpo.loop.online
+    import bpo.judging.pairs
+    import bpo.training.reference
 
-    bpo.pairs.generate = timers.wrap("sampling", bpo.pairs.generate)
-    build_annotator = bpo.online.build_annotator
+    bpo.judging.pairs.generate = timers.wrap("sampling", bpo.judging.pairs.generate)
+    build_annotator = bpo.loop.online.build_annotator
 
     def timed_annotator(*args, **kwargs):
         annotator = build_annotator(*args, **kwargs)
         annotator.label = timers.wrap("annotation", annotator.label)
         return annotator
 
-    bpo.online.build_annotator = timed_annotator
-    for cls in vars(bpo.reference).values():
-        if isinstance(cls, type) and issubclass(cls, bpo.reference.ReferenceStrategy):
+    bpo.loop.online.build_annotator = timed_annotator
+    for cls in vars(bpo.training.reference).values():
+        if isinstance(cls, type) and issubclass(cls, bpo.training.reference.ReferenceStrategy):
             for name in ("label_pairs", "batch_logprobs"):
                 if name in vars(cls):
                     setattr(cls, name, timers.wrap("reference", vars(cls)[name]))
-    train_step = bpo.online.train_step
+    train_step = bpo.loop.online.train_step
 
     def remembered(*args, **kwargs):
         last_step.update(args=args, kwargs=kwargs)
         return train_step(*args, **kwargs)
 
-    bpo.online.train_step = timers.wrap("training", remembered)
-    bpo.online.open_session = timers.wrap("setup", bpo.online.open_session)
-    evaluate_run = timers.wrap("evaluation", bpo.online.evaluate_run)
+    bpo.loop.online.train_step = timers.wrap("training", remembered)
+    bpo.loop.online.open_session = timers.wrap("setup", bpo.loop.online.open_session)
+    evaluate_run = timers.wrap("evaluation", bpo.loop.online.evaluate_run)
 
     def evaluate_after_noting_the_loop_s_peak(*args, **kwargs):
         last_step["loop_peak_rss_mib"] = peak_rss_mib()  # set-up and training loop: what TRL's train() covers
         return evaluate_run(*args, **kwargs)
 
-    bpo.online.evaluate_run = evaluate_after_noting_the_loop_s_peak
+    bpo.loop.online.evaluate_run = evaluate_after_noting_the_loop_s_peak
 
 
 def step_flops(last_step: dict) -> int:
     """FLOPs of one more training step on the run's last batch, as torch counts them (forward + backward)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    import bpo.train_step
+    import bpo.training.train_step
 
     with FlopCounterMode(display=False) as counter:
-        bpo.train_step.train_step(*last_step["args"], **last_step["kwargs"])
+        bpo.training.train_step.train_step(*last_step["args"], **last_step["kwargs"])
     return counter.get_total_flops()
 
 
@@ -128,9 +128,9 @@ def run_variant(name: str, overrides: list[str], threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from bpo.config import RunConfig
-    from bpo.configlib import load_config
-    from bpo.online import run_online
+    from bpo.loop.config import RunConfig
+    from bpo.common.configlib import load_config
+    from bpo.loop.online import run_online
 
     timers, last_step = Timers(), {}
     instrument(timers, last_step)

@@ -14,19 +14,19 @@ import time
 
 import torch
 
-from bpo.build import cache_dir
-from bpo.config import LoraSpec, OptimSpec
-from bpo.losses import get_loss
-from bpo.models import load_causal_lm, load_tokenizer
-from bpo.policy import EnsemblePolicy
-from bpo.reference import SyncReference
-from bpo.train_step import EnsembleOptimizer, train_step
-from bpo.types import Pair, make_batch
+from bpo.loop.build import cache_dir
+from bpo.loop.config import LoraSpec, OptimSpec
+from bpo.core.losses import get_loss
+from bpo.model.loading import load_causal_lm, load_tokenizer
+from bpo.model.policy import EnsemblePolicy
+from bpo.training.reference import SyncReference
+from bpo.training.train_step import EnsembleOptimizer, train_step
+from bpo.data.records import Pair, make_batch
 
 
 def folder(name: str):
     if name == "smollm2":
-        from bpo.pretrained import smollm2_folder
+        from bpo.model.pretrained import smollm2_folder
 
         return smollm2_folder(cache_dir(), progress=False)
     from bpo.tasks.reviews import sft_policy

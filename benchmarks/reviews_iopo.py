@@ -6,7 +6,7 @@ For every seed: trains IOPO under both adversary readings (configs/reviews-iopo.
 baseline (same T = 64 steps, B = 16, beta, lr and annotator), then reports
   * each policy's win rate against the human references (eval.json; ties 1/2),
   * IOPO (symmetric) head to head against every other policy and the SFT start: win / tie / lose at
-    temperature 0.8 on the 128 held-out prompts (bpo.compare),
+    temperature 0.8 on the 128 held-out prompts (bpo.evaluation.compare),
   * each policy's mean reward margin and pairwise accuracy on a held-out preference file: pairs
     sampled from the SFT policy on the held-out prompts, labelled by the task's judge (higher score wins).
 Prints Markdown tables (means over seeds). Run by hand (about 2 minutes a run on 2 free cores).
@@ -54,9 +54,9 @@ def held_out_pairs(path: Path, n: int = 128) -> Path:
 
 
 def main_() -> None:
-    from bpo.compare import Contender, compare, heldout_report
-    from bpo.judges import load_judge
-    from bpo.policy import MERGED
+    from bpo.evaluation.compare import Contender, compare, heldout_report
+    from bpo.judging.judges import load_judge
+    from bpo.model.policy import MERGED
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -3,10 +3,10 @@
     python benchmarks/sampler.py [--model standard|smollm2] [--threads 2]
 
 sampling  64 prompts x 2 responses of 64 new tokens (the standard configuration's), at 8, 32 and 64 prompts
-          per call: bpo.sampler.generate against `model.generate` called as bpo called it before its own
+          per call: bpo.model.sampler.generate against `model.generate` called as bpo called it before its own
           loop (do_sample, top_k 0, the raw logits kept to read the behavior log-probs); best of 3
 training  one forward and backward of 8 pairs through the policy's LoRA (DPO's log-probs, summed): each
-          pair's prompt run once (bpo.logprobs.pair_sequence_logprobs) against the full rows; median of 5
+          pair's prompt run once (bpo.model.logprobs.pair_sequence_logprobs) against the full rows; median of 5
 Ratios are printed per row, both timings measured in this one process. Run by hand, never as a test.
 """
 
@@ -36,7 +36,7 @@ def best_of(fn, repeats: int = 3) -> float:
 
 
 def transformers_generate(model, tokenizer, prompt_ids, n: int, batch_size: int) -> None:
-    from bpo.tokens import collate
+    from bpo.data.tokens import collate
 
     for start in range(0, len(prompt_ids), batch_size):
         ids, attention, _ = collate(prompt_ids[start : start + batch_size], [[]] * len(prompt_ids[start : start + batch_size]), tokenizer.pad_token_id, side="left")
@@ -51,12 +51,12 @@ def main() -> None:
     parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from bpo.config import LoraSpec, SamplingSpec
-    from bpo.logprobs import pair_sequence_logprobs
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.policy import MERGED, EnsemblePolicy
-    from bpo.sampler import generate
-    from bpo.types import Pair, make_batch
+    from bpo.loop.config import LoraSpec, SamplingSpec
+    from bpo.model.logprobs import pair_sequence_logprobs
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.policy import MERGED, EnsemblePolicy
+    from bpo.model.sampler import generate
+    from bpo.data.records import Pair, make_batch
 
     setup = build(args.model, Path(args.folder))
     tokenizer = load_tokenizer(setup.policy)

@@ -7,7 +7,7 @@
     run       2 responses of 64 new tokens per prompt, 8 prompts per training step, DPO, LoRA r8 on
               the attention projections, float32, 2 threads
 
-`--model smollm2` swaps in SmolLM2-135M-Instruct (bpo.pretrained) and a reward model of its
+`--model smollm2` swaps in SmolLM2-135M-Instruct (bpo.model.pretrained) and a reward model of its
 architecture (its weights, a fresh scalar head, seed 1); prompts are the same texts cut to 64 of its tokens.
 A random policy almost never samples EOS (1 in 4096 per token), so every response is 64 tokens long:
 the work per pair is the same in every tool and every run.
@@ -121,8 +121,8 @@ def build_smollm2(folder: Path) -> Setup:
     """SmolLM2-135M-Instruct, a reward model of its architecture, the standard prompts cut to 64 of its tokens."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bpo.build import cache_dir
-    from bpo.pretrained import smollm2_folder
+    from bpo.loop.build import cache_dir
+    from bpo.model.pretrained import smollm2_folder
 
     policy = smollm2_folder(cache_dir(), progress=False)
     reward = folder / "smollm2-reward"

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bpo.configlib import ConfigError, describe, load_config
+from bpo.common.configlib import ConfigError, describe, load_config
 
 if TYPE_CHECKING:
-    from bpo.config import RunConfig
+    from bpo.loop.config import RunConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -31,7 +31,7 @@ def default_out(cfg: RunConfig) -> str:
 
 
 def keys_help() -> str:
-    from bpo.config import RunConfig
+    from bpo.loop.config import RunConfig
 
     lines = ["configuration keys (set in CONFIG.yaml or as key=value):"]
     for key, type_name, default, text in describe(RunConfig):
@@ -40,10 +40,10 @@ def keys_help() -> str:
 
 
 def cmd_train(args) -> int:
-    from bpo.config import RunConfig
-    from bpo.online import TrainingDiverged, run_online
-    from bpo.rundir import RunDir
-    from bpo.stop import Interrupted, StopRequested
+    from bpo.loop.config import RunConfig
+    from bpo.loop.online import TrainingDiverged, run_online
+    from bpo.run.rundir import RunDir
+    from bpo.common.stop import Interrupted, StopRequested
 
     if args.resume:
         if args.config or args.overrides:
@@ -87,7 +87,7 @@ def after_failure(run, made_here: bool, existed: bool, interrupted: bool) -> str
 
 def summary(result: dict, out: str) -> str:
     """Win rate (ties 1/2), strict win rate (ties 0, the BPO paper's) and tie rate, after and before."""
-    from bpo.report import rates_text
+    from bpo.run.report import rates_text
 
     text = f"win rate vs references (ties 1/2): {rates_text(result)} (n={result['n']})"
     if "before" in result:
@@ -97,9 +97,9 @@ def summary(result: dict, out: str) -> str:
 
 def load_run(run_dir: str, overrides=(), progress: bool = True):
     """A finished run's config, task and policy with its trained adapters loaded."""
-    from bpo.build import build_policy, build_task
-    from bpo.config import RunConfig
-    from bpo.rundir import RunDir
+    from bpo.loop.build import build_policy, build_task
+    from bpo.loop.config import RunConfig
+    from bpo.run.rundir import RunDir
 
     run = RunDir(run_dir)
     if not run.config.is_file():
@@ -111,9 +111,9 @@ def load_run(run_dir: str, overrides=(), progress: bool = True):
     policy = build_policy(cfg, task, run.sft_base, progress)
     from safetensors import SafetensorError
 
-    from bpo.models import context_length
-    from bpo.preflight import Base, fit_task
-    from bpo.rundir import RunDirError
+    from bpo.model.loading import context_length
+    from bpo.loop.preflight import Base, fit_task
+    from bpo.run.rundir import RunDirError
 
     task = fit_task(cfg, task, Base(run.root, policy.tokenizer, context_length(policy.model)))  # as the run saw it
 
@@ -125,7 +125,7 @@ def load_run(run_dir: str, overrides=(), progress: bool = True):
 
 
 def cmd_eval(args) -> int:
-    from bpo.online import evaluate_run
+    from bpo.loop.online import evaluate_run
 
     run, cfg, task, policy = load_run(args.run_dir, args.overrides, progress=not args.quiet)
     result = evaluate_run(cfg, policy, task, progress=not args.quiet)
@@ -140,9 +140,9 @@ def cmd_compare(args) -> int:
     import os
     from dataclasses import replace
 
-    from bpo.compare import Contender, compare, heldout_report, summary_text
-    from bpo.judges import load_judge
-    from bpo.policy import MERGED
+    from bpo.evaluation.compare import Contender, compare, heldout_report, summary_text
+    from bpo.judging.judges import load_judge
+    from bpo.model.policy import MERGED
 
     if args.tie_margin < 0 or args.temperature <= 0:
         raise ConfigError("--tie-margin must be >= 0 and --temperature > 0")
@@ -190,9 +190,9 @@ def cmd_annotate(args) -> int:
 
 def cmd_status(args) -> int:
     """Where a run stands: training steps done, phases with pairs, and (human annotation) labels and agreement."""
-    from bpo.config import RunConfig
-    from bpo.jsonl import read_log
-    from bpo.rundir import RunDir
+    from bpo.loop.config import RunConfig
+    from bpo.common.jsonl import read_log
+    from bpo.run.rundir import RunDir
 
     run = RunDir(args.run_dir)
     run.check_resumable()
@@ -212,7 +212,7 @@ def cmd_status(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
-    from bpo.config import RunConfig
+    from bpo.loop.config import RunConfig
     from bpo.experiments.reproduce import BUILTIN, full_plan, quick_plan, reproduce
 
     make_plan = quick_plan if args.quick else full_plan
@@ -232,8 +232,8 @@ def cmd_demo(args) -> int:
     """The README's main job: bpo/configs/demo.yaml, then report.md and report.png in the run folder."""
     import time
 
-    from bpo.config import RunConfig
-    from bpo.report import write_report
+    from bpo.loop.config import RunConfig
+    from bpo.run.report import write_report
 
     out = load_config(RunConfig, DEMO_CONFIG, args.overrides).out or time.strftime("runs/demo-%Y%m%d-%H%M%S")
     train_args = argparse.Namespace(config=str(DEMO_CONFIG), overrides=[*args.overrides, f"out={out}"], resume=None, quiet=args.quiet)
@@ -330,15 +330,15 @@ def split_config_arg(args) -> None:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    from bpo.build import VocabularyMismatch
-    from bpo.jsonl import DataFileError
-    from bpo.judges import JudgeError
-    from bpo.models import ModelFolderError
-    from bpo.pairs import BudgetError
+    from bpo.loop.build import VocabularyMismatch
+    from bpo.common.jsonl import DataFileError
+    from bpo.judging.judges import JudgeError
+    from bpo.model.loading import ModelFolderError
+    from bpo.judging.pairs import BudgetError
     from bpo.annotate.store import StoreError
-    from bpo.pretrained import PretrainedModelError
-    from bpo.rundir import RunDirError
-    from bpo.schedule import ScheduleError
+    from bpo.model.pretrained import PretrainedModelError
+    from bpo.run.rundir import RunDirError
+    from bpo.core.schedule import ScheduleError
 
     return (ConfigError, DataFileError, ModelFolderError, RunDirError, ScheduleError, JudgeError, VocabularyMismatch,
             BudgetError, PretrainedModelError, StoreError)
@@ -365,7 +365,7 @@ def _quiet_libraries(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Every bad input ends here with exit code 2 and one or two lines naming the file, line and field
     (or key, or folder); an interrupt with 128 + the signal; never with a traceback."""
-    from bpo.stop import Interrupted, interruptible
+    from bpo.common.stop import Interrupted, interruptible
 
     args = parser().parse_args(argv)
     split_config_arg(args)

@@ -43,9 +43,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def make_policy(folder: Path, ensemble: int = 3, rank: int = 4, merge: str = "exact", perturb: float = 0.2, seed: int = 0):
     """An EnsemblePolicy on the tiny model whose members are perturbed away from zero (so they differ)."""
-    from bpo.config import LoraSpec
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.policy import EnsemblePolicy
+    from bpo.loop.config import LoraSpec
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.policy import EnsemblePolicy
 
     policy = EnsemblePolicy(load_causal_lm(folder), load_tokenizer(folder), LoraSpec(rank=rank, alpha=2.0 * rank, ensemble=ensemble, merge=merge), seed=seed)
     g = torch.Generator().manual_seed(seed + 100)

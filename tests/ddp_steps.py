@@ -15,7 +15,7 @@ PAIRS = 8
 
 def fixed_pairs():
     """8 pairs of token ids of the tiny vocabulary, of different lengths, with stored reference log-probs."""
-    from bpo.types import Pair
+    from bpo.data.records import Pair
 
     g = torch.Generator().manual_seed(3)
     ids = lambda n: torch.randint(4, 60, (n,), generator=g).tolist()  # noqa: E731
@@ -26,12 +26,12 @@ def fixed_pairs():
 
 def run_steps(model_dir: Path, steps: int, ranks=None, training: str = "independent") -> tuple[list[float], list[dict]]:
     """The losses of `steps` DPO steps on the fixed batch (this process's share of it) and the members after."""
-    from bpo.distributed import SINGLE
-    from bpo.losses import get_loss
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.policy import EnsemblePolicy, LoraSpec
-    from bpo.train_step import EnsembleOptimizer, OptimSpec, train_step
-    from bpo.types import make_batch
+    from bpo.model.distributed import SINGLE
+    from bpo.core.losses import get_loss
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.policy import EnsemblePolicy, LoraSpec
+    from bpo.training.train_step import EnsembleOptimizer, OptimSpec, train_step
+    from bpo.data.records import make_batch
 
     ranks = ranks or SINGLE
     policy = EnsemblePolicy(load_causal_lm(model_dir), load_tokenizer(model_dir), LoraSpec(rank=4, ensemble=2, training=training), seed=0)
@@ -44,7 +44,7 @@ def run_steps(model_dir: Path, steps: int, ranks=None, training: str = "independ
 if __name__ == "__main__":
     from safetensors.torch import save_file
 
-    from bpo.distributed import join
+    from bpo.model.distributed import join
 
     torch.set_num_threads(1)
     model_dir, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

@@ -21,12 +21,12 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import torch
 
-import bpo.checkpoint
-import bpo.online
-import bpo.pairs
-import bpo.rundir
+import bpo.run.checkpoint
+import bpo.loop.online
+import bpo.judging.pairs
+import bpo.run.rundir
 from bpo.cli import main
-from bpo.losses import LossSpec
+from bpo.core.losses import LossSpec
 
 point, n, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 count = 0
@@ -66,17 +66,17 @@ def before(owner, name, action):
 
 
 if point == "sampling":
-    before(bpo.pairs, "generate", kill)
+    before(bpo.judging.pairs, "generate", kill)
 elif point == "labels-stored":
-    after(bpo.rundir.RunDir, "write_pairs", kill)
+    after(bpo.run.rundir.RunDir, "write_pairs", kill)
 elif point == "training":
-    after(bpo.online, "train_step", kill)
+    after(bpo.loop.online, "train_step", kill)
 elif point == "checkpoint-write":
-    before(bpo.checkpoint, "_fsync", kill)
+    before(bpo.run.checkpoint, "_fsync", kill)
 elif point == "sigterm":
-    after(bpo.online, "train_step", lambda: kill(signal.SIGTERM))
+    after(bpo.loop.online, "train_step", lambda: kill(signal.SIGTERM))
 elif point == "nan":
-    real_get_loss = bpo.online.get_loss
+    real_get_loss = bpo.loop.online.get_loss
 
     def poisoned(name):
         spec = real_get_loss(name)
@@ -87,11 +87,11 @@ elif point == "nan":
 
         return LossSpec(fn, spec.reduction)
 
-    bpo.online.get_loss = poisoned
+    bpo.loop.online.get_loss = poisoned
 elif point in ("startup-sigint", "startup-sigterm"):
-    before(bpo.online, "load_base", lambda: kill(signal.SIGINT if point == "startup-sigint" else signal.SIGTERM))
+    before(bpo.loop.online, "load_base", lambda: kill(signal.SIGINT if point == "startup-sigint" else signal.SIGTERM))
 elif point == "eval-sigterm":
-    before(bpo.online, "evaluate_run", lambda: kill(signal.SIGTERM))
+    before(bpo.loop.online, "evaluate_run", lambda: kill(signal.SIGTERM))
 else:
     raise SystemExit(f"unknown point {point}")
 

@@ -10,8 +10,8 @@ from humanrun import paused_run
 
 from bpo.annotate.store import LabelConflict, LabelStore
 from bpo.cli import main
-from bpo.pairs import PromptStream
-from bpo.prefdata import read_preferences
+from bpo.judging.pairs import PromptStream
+from bpo.data.prefdata import read_preferences
 from bpo.tasks.files import load_task_file
 
 F, S = "first", "second"

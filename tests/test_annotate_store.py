@@ -4,7 +4,7 @@ import json
 
 from bpo.annotate.external import write_exports
 from bpo.annotate.store import LabelStore
-from bpo.types import Response
+from bpo.data.records import Response
 
 CONVERSATION = [
     {"role": "system", "content": "Answer briefly."},
@@ -29,7 +29,7 @@ def test_conversation_and_text_prompts_come_back_as_stored(tmp_path):
 
 
 def test_other_tools_get_the_conversation_as_text(tmp_path):
-    """bpo.chat.prompt_text: one paragraph per turn, led by its role."""
+    """bpo.data.chat.prompt_text: one paragraph per turn, led by its role."""
     write_exports(stored_round(tmp_path), tmp_path, 0)
     rows = [json.loads(line) for line in (tmp_path / "external" / "phase-000-round-0.jsonl").read_text().splitlines()]
     assert rows[0]["prompt"] == "plain prompt"

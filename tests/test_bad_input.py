@@ -28,10 +28,10 @@ import torch
 from tinytask import write_task
 
 from bpo.cli import main
-from bpo.config import RunConfig
-from bpo.configlib import ConfigError, load_config
-from bpo.jsonl import DataFileError
-from bpo.prefdata import read_preferences
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import ConfigError, load_config
+from bpo.common.jsonl import DataFileError
+from bpo.data.prefdata import read_preferences
 
 BAD = Path(__file__).parent / "data" / "bad"
 EXPECTED = json.loads((BAD / "EXPECTED.json").read_text())
@@ -121,7 +121,7 @@ def _setup_out_holds_run(out: Path, tmp: Path, world) -> None:
 
 
 def _setup_fake_run(out: Path, tmp: Path, world, **edit) -> None:
-    from bpo.rundir import RunDir
+    from bpo.run.rundir import RunDir
 
     cfg = load_config(RunConfig, None, [f"task={world['task']}", f"policy.path={world['model']}", "schedule.steps=6", "schedule.batch_size=4"])
     RunDir(out).create(cfg)

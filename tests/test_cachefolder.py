@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bpo.cachefolder import COMPLETE_MARKER, cached_folder
+from bpo.common.cachefolder import COMPLETE_MARKER, cached_folder
 
 
 class Builder:

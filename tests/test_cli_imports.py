@@ -34,7 +34,7 @@ def test_help_loads_no_heavy_package(command):
 
 def test_the_check_can_fail():
     """The same probe sees torch when a command's module does import it."""
-    assert "torch" in loaded_after("import bpo.cli; import bpo.online")
+    assert "torch" in loaded_after("import bpo.cli; import bpo.loop.online")
 
 
 def test_train_help_still_lists_every_configuration_key(capsys):

@@ -1,4 +1,4 @@
-"""The comparison metrics (bpo.compare) on hand-made inputs, and `bpo compare` end to end on the tiny task."""
+"""The comparison metrics (bpo.evaluation.compare) on hand-made inputs, and `bpo compare` end to end on the tiny task."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.compare import bad_case_rate, head_to_head, margin_histogram, pairwise_accuracy, reward_margins, win_tie_lose
+from bpo.evaluation.compare import bad_case_rate, head_to_head, margin_histogram, pairwise_accuracy, reward_margins, win_tie_lose
 
 # ---- metrics ---------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from bpo.configlib import ConfigError, config_from_dict, describe, dump_yaml, load_config, option, to_dict
+from bpo.common.configlib import ConfigError, config_from_dict, describe, dump_yaml, fixed_settings, load_config, option, to_dict
 
 
 @dataclass
@@ -66,8 +66,28 @@ def error(*args, **kwargs) -> str:
 def test_option_metadata():
     f = {f.name: f for f in fields(Config)}
     assert f["method"].metadata == {"help": "algorithm",
-                                    "choices": ["bpo", "online_dpo", "offline_dpo"]}
+                                    "choices": ["bpo", "online_dpo", "offline_dpo"], "may_change_on_resume": False}
     assert f["beta"].default == 0.1 and f["tags"].default_factory() == []
+
+
+def test_fixed_settings_leave_out_what_may_change_on_resume():
+    """A marked leaf and a marked section are left out; a mapping's entries are leaves of their own:
+    Outer(a=1, where="x" (marked), inner=Inner(b=2, c=3 (marked)), logs=Inner (section marked),
+    extra={"k": 4, "n": {"m": 5}}) -> {a: 1, inner.b: 2, extra.k: 4, extra.n.m: 5}."""
+    @dataclass(frozen=True)
+    class Inner:
+        b: int = option(2, help="")
+        c: int = option(3, help="", may_change_on_resume=True)
+
+    @dataclass(frozen=True)
+    class Outer:
+        a: int = option(1, help="")
+        where: str = option("x", help="", may_change_on_resume=True)
+        inner: Inner = option(default_factory=Inner, help="")
+        logs: Inner = option(default_factory=Inner, help="", may_change_on_resume=True)
+        extra: dict = option(default_factory=lambda: {"k": 4, "n": {"m": 5}}, help="")
+
+    assert fixed_settings(Outer()) == {"a": 1, "inner.b": 2, "extra.k": 4, "extra.n.m": 5}
 
 
 def test_loads_yaml_and_converts_types(tmp_path):

@@ -13,11 +13,11 @@ import pytest
 import torch
 from tinytask import run_args, write_task
 
-import bpo.build
-from bpo.chat import prompt_text
+import bpo.loop.build
+from bpo.data.chat import prompt_text
 from bpo.cli import main
-from bpo.jsonl import DataFileError
-from bpo.prefdata import PreferenceRecord, read_preferences, write_preferences
+from bpo.common.jsonl import DataFileError
+from bpo.data.prefdata import PreferenceRecord, read_preferences, write_preferences
 from bpo.tasks.files import load_task_file
 
 pa = pytest.importorskip("pyarrow")
@@ -189,14 +189,14 @@ def test_a_conversation_with_a_system_prompt_and_two_earlier_turns_reaches_the_m
     assert tokenizer.decode(expected) == "w1 w50 w51 w2 w52 w3 w53 w54 w2 w55 w56 w3"  # nothing dropped
 
     seen: list[list[int]] = []
-    load = bpo.build.load_causal_lm
+    load = bpo.loop.build.load_causal_lm
 
     def recording(*args, **kwargs):
         model = load(*args, **kwargs)
         model.get_input_embeddings().register_forward_pre_hook(lambda module, inputs: seen.extend(inputs[0].tolist()))
         return model
 
-    monkeypatch.setattr(bpo.build, "load_causal_lm", recording)
+    monkeypatch.setattr(bpo.loop.build, "load_causal_lm", recording)
     records = [PreferenceRecord(f"r{i}", TALK if i == 0 else [{"role": "user", "content": f"w{i + 4}"}], "w40 w41", "w10") for i in range(24)]
     prefs = save_parquet(tmp_path / "prefs.parquet", rows_of(records, "implicit"))
     out = tmp_path / "run"
@@ -243,9 +243,9 @@ def test_sft_data_fine_tunes_on_the_chosen_responses(chat_task, tmp_path):
     """SFT on a preference file raises log pi(chosen | prompt) of its pairs far more than
     log pi(rejected | prompt): the stage trained on the chosen responses only. The run then no longer
     needs the file: `bpo eval` loads the saved SFT base after the file moved away."""
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.scoring import response_logprobs
-    from bpo.tokens import encode_prompt, encode_response
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.scoring import response_logprobs
+    from bpo.data.tokens import encode_prompt, encode_response
 
     records = [PreferenceRecord(f"r{i}", f"w{i % 20 + 4} w{i % 7 + 4}", "w40 w41 w42", "w10 w11 w12") for i in range(32)]
     prefs = tmp_path / "prefs.jsonl"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bpo.configlib import ConfigError, load_config
-from bpo.device import autocast, forked_rng, resolve_device, rng_states, set_rng_states
+from bpo.common.configlib import ConfigError, load_config
+from bpo.model.device import autocast, forked_rng, resolve_device, rng_states, set_rng_states
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_bad_or_missing_devices_are_refused(name, cuda_count, message):
 
 
 def test_config_refuses_a_device_naming_the_key():
-    from bpo.config import RunConfig
+    from bpo.loop.config import RunConfig
 
     assert load_config(RunConfig).policy.torch_device() == resolve_device("auto")  # auto: the CPU here
     with pytest.raises(ConfigError, match="policy: device must be auto, cpu, cuda or cuda:N"):
@@ -46,7 +46,7 @@ def test_cpu_keeps_float32_under_autocast():
 
 def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
     """The restored state replays the very draws that followed the save; the forked block leaves it untouched."""
-    from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
+    from bpo.run.checkpoint import Checkpoint, load_latest, save_checkpoint
 
     cpu = torch.device("cpu")
     torch.manual_seed(123)

@@ -1,5 +1,5 @@
 """Data-parallel training over 2 CPU processes (gloo, launched by torchrun): the same adapters on both
-ranks, and the same losses and adapters as one process on the whole batch (bpo.distributed)."""
+ranks, and the same losses and adapters as one process on the whole batch (bpo.model.distributed)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from ddp_steps import PAIRS, run_steps
 from safetensors.torch import load_file
 
-from bpo.distributed import SINGLE, Ranks
+from bpo.model.distributed import SINGLE, Ranks
 
 HERE = Path(__file__).parent
 
@@ -40,9 +40,9 @@ def test_batches_that_do_not_split_over_the_processes_are_refused(overrides, mes
     """Over 2 processes: B = 5 has no equal shares; B = 4 with 4 disjoint members passes the one-process
     check (4 = 4 x 1) but gives each process 2 pairs for 4 members. Both refused by the check open_session
     runs before any model is loaded; B = 8 with 4 disjoint members passes (2 x 4 x 1)."""
-    from bpo.config import RunConfig
-    from bpo.configlib import ConfigError, load_config
-    from bpo.online import check_batch_shares
+    from bpo.loop.config import RunConfig
+    from bpo.common.configlib import ConfigError, load_config
+    from bpo.loop.online import check_batch_shares
 
     two = Ranks(0, 2)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

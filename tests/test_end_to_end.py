@@ -90,7 +90,7 @@ def test_smollm2_chatterbot_smoke(tmp_path):
     assert len(pairs) == 2 and all(p["chosen_score"] >= p["rejected_score"] for p in pairs)
     from transformers import AutoTokenizer
 
-    from bpo.build import cache_dir
+    from bpo.loop.build import cache_dir
 
     tok = AutoTokenizer.from_pretrained(cache_dir() / "smollm2-135m-instruct")
     prompt_text = tok.decode(pairs[0]["prompt_ids"])
@@ -103,7 +103,7 @@ def test_smollm2_chatterbot_smoke(tmp_path):
 
 
 def test_report_states_the_measured_win_rates(runs):
-    from bpo.report import write_report
+    from bpo.run.report import write_report
 
     result = json.loads((runs["online_dpo"] / "eval.json").read_text())
     report = write_report(runs["online_dpo"], seconds=12.0).read_text()

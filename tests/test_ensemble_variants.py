@@ -19,14 +19,14 @@ import torch
 from conftest import make_policy
 from ddp_steps import fixed_pairs
 
-from bpo.config import RunConfig
-from bpo.configlib import ConfigError, load_config
-from bpo.logprobs import pair_sequence_logprobs
-from bpo.losses import get_loss
-from bpo.models import load_causal_lm, load_tokenizer
-from bpo.policy import MERGED, EnsemblePolicy, LoraSpec
-from bpo.train_step import EnsembleOptimizer, OptimSpec, select_pairs, train_step
-from bpo.types import make_batch
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import ConfigError, load_config
+from bpo.model.logprobs import pair_sequence_logprobs
+from bpo.core.losses import get_loss
+from bpo.model.loading import load_causal_lm, load_tokenizer
+from bpo.model.policy import MERGED, EnsemblePolicy, LoraSpec
+from bpo.training.train_step import EnsembleOptimizer, OptimSpec, select_pairs, train_step
+from bpo.data.records import make_batch
 
 BETA, LR, MAX_NORM = 0.5, 1e-2, 0.5
 RANK, SCALING = 4, 2.0  # make_policy: alpha = 2 r, so s_i = alpha / r = 2

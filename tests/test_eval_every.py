@@ -16,7 +16,7 @@ import pytest
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.jsonl import read_log
+from bpo.common.jsonl import read_log
 
 
 def without_seconds(rows):

@@ -1,4 +1,4 @@
-"""The initial policy's evaluation responses are generated once (bpo.evalcache): a second evaluation with
+"""The initial policy's evaluation responses are generated once (bpo.evaluation.evalcache): a second evaluation with
 the same weights, prompts, settings and seed reads them back and gives the same result as generating
 them; anything the responses depend on gives another key; the judge always scores afresh."""
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import make_policy
 
-import bpo.evaluate
-from bpo.evaluate import evaluate_policy
-from bpo.sampler import SamplingSpec
-from bpo.tasks.base import Example
+import bpo.evaluation.evaluate
+from bpo.evaluation.evaluate import evaluate_policy
+from bpo.model.sampler import SamplingSpec
+from bpo.data.task import Example
 
 EXAMPLES = [Example(f"w{4 + i} w{10 + i}", f"w{40 + i % 5} w{20 + i}") for i in range(6)]
 SPEC = SamplingSpec(temperature=1.0, max_new_tokens=6, batch_size=4)
@@ -32,13 +32,13 @@ def liked_words(prompts, responses):
 def calls(monkeypatch):
     """How many times the sampler ran."""
     seen = []
-    real = bpo.evaluate.generate
+    real = bpo.evaluation.evaluate.generate
 
     def spy(*args, **kwargs):
         seen.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bpo.evaluate, "generate", spy)
+    monkeypatch.setattr(bpo.evaluation.evaluate, "generate", spy)
     return seen
 
 
@@ -90,7 +90,7 @@ def test_what_the_responses_depend_on_changes_the_key(tiny_model_dir, tmp_path, 
 
 def test_the_trained_policy_and_kl_estimates_are_never_cached(tiny_model_dir, tmp_path, calls):
     """slot MERGED (the trained policy) and an evaluation with a KL estimate generate every time."""
-    from bpo.policy import MERGED
+    from bpo.model.policy import MERGED
 
     policy = make_policy(tiny_model_dir, ensemble=1)
     for _ in range(2):

@@ -11,7 +11,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from bpo.evaluate import (
+from bpo.evaluation.evaluate import (
     EvalResult,
     bootstrap_interval,
     strict_win_outcomes,
@@ -151,7 +151,7 @@ def test_summary_of_an_older_eval_json_without_the_strict_keys():
 
 
 def test_report_shows_the_strict_win_rate_and_ties(tmp_path):
-    from bpo.report import write_report
+    from bpo.run.report import write_report
 
     result = hand_made_result()
     result["before"] = hand_made_result()

@@ -1,10 +1,10 @@
 """No run is evaluated on prompts its policy was trained on, whatever its seed, for every kind of task.
 
-Each task is built as `bpo train task=... seed=...` builds it (bpo.build.build_task on the loaded
+Each task is built as `bpo train task=... seed=...` builds it (bpo.loop.build.build_task on the loaded
 RunConfig), for run seeds 0..4. Its held-out eval prompts must be disjoint from its train prompts,
 from its demonstration (SFT) prompts and, for the reviews and sorting tasks, from the prompts of the
 demonstrations their ready-made initial policies were fine-tuned on (`reviews.sft_policy`,
-`sorting.sft_policy`, reached as a run reaches them, through bpo.build.initial_model_folder; their
+`sorting.sft_policy`, reached as a run reaches them, through bpo.loop.build.initial_model_folder; their
 training is intercepted, not run).
 """
 
@@ -14,9 +14,9 @@ import json
 
 import pytest
 
-from bpo.build import build_task, initial_model_folder
-from bpo.config import RunConfig
-from bpo.configlib import load_config
+from bpo.loop.build import build_task, initial_model_folder
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import load_config
 
 SEEDS = range(5)
 
@@ -49,7 +49,7 @@ def sft_prompts(cfg: RunConfig, monkeypatch: pytest.MonkeyPatch, cache) -> set[s
         raise Trained  # nothing is trained or cached
 
     monkeypatch.setenv("BPO_CACHE", str(cache))
-    monkeypatch.setattr("bpo.sft.supervised_finetune", record)
+    monkeypatch.setattr("bpo.training.sft.supervised_finetune", record)
     with pytest.raises(Trained):
         initial_model_folder(cfg, progress=False)
     assert seen

@@ -23,12 +23,12 @@ import pytest
 import torch
 from tinytask import run_args, write_task
 
-import bpo.iopo
+import bpo.loop.iopo
 from bpo.cli import main
-from bpo.configlib import ConfigError, load_config
-from bpo.config import RunConfig
-from bpo.losses import ADVERSARY_LOSSES, dpo, iopo, iopo_reversed, iopo_weight
-from bpo.players import IOPOConfig
+from bpo.common.configlib import ConfigError, load_config
+from bpo.loop.config import RunConfig
+from bpo.core.losses import ADVERSARY_LOSSES, dpo, iopo, iopo_reversed, iopo_weight
+from bpo.training.players import IOPOConfig
 
 HERE = Path(__file__).parent
 LN = math.log
@@ -175,7 +175,7 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
     """rounds 2, N_mu 3, N_nu 2 (T = 10, B = 2): steps 0-2 and 5-7 change only mu's adapters, 3-4 and 8-9 only
     nu's; at every step the reference log-probs handed to train_step equal a by-hand teacher-forced pass of the
     other player as it was when the turn began; the adversary trains on its reading's loss; one base model."""
-    from bpo.online import run_online
+    from bpo.loop.online import run_online
 
     extra = []
     if mode == "offline":
@@ -188,7 +188,7 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
         "lora.dropout=0.1", "sampling.max_new_tokens=6", "eval.prompts=2", "eval.kl=false", "eval.before=false", *extra,
     ])
     seen = {}
-    real_two_players, real_train_step = bpo.iopo.two_players, bpo.iopo.train_step
+    real_two_players, real_train_step = bpo.loop.iopo.two_players, bpo.loop.iopo.train_step
 
     def spy_players(*args, **kw):
         seen["players"] = real_two_players(*args, **kw)
@@ -210,8 +210,8 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
                       "mu_changed": changed(before[0], mu.member_states()), "nu_changed": changed(before[1], nu.member_states())})
         return out
 
-    monkeypatch.setattr(bpo.iopo, "two_players", spy_players)
-    monkeypatch.setattr(bpo.iopo, "train_step", spy_step)
+    monkeypatch.setattr(bpo.loop.iopo, "two_players", spy_players)
+    monkeypatch.setattr(bpo.loop.iopo, "train_step", spy_step)
     run_online(cfg, tmp_path / "run", progress=False)
 
     players = seen["players"]
@@ -242,16 +242,16 @@ IOPO = ["method=iopo", "iopo.rounds=2", "iopo.protagonist_steps=2", "iopo.advers
 
 KILL_AFTER_STEP = """
 import os, signal, sys
-import bpo.iopo
+import bpo.loop.iopo
 from bpo.cli import main
-n, calls, real = int(sys.argv[1]), [0], bpo.iopo.train_step
+n, calls, real = int(sys.argv[1]), [0], bpo.loop.iopo.train_step
 def train_step(*args, **kwargs):
     out = real(*args, **kwargs)
     calls[0] += 1
     if calls[0] == n:
         os.kill(os.getpid(), signal.SIGKILL)
     return out
-bpo.iopo.train_step = train_step
+bpo.loop.iopo.train_step = train_step
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -2,9 +2,9 @@
 
 import torch
 
-from bpo.logprobs import model_sequence_logprobs, sequence_logprobs
-from bpo.models import load_causal_lm
-from bpo.tokens import collate
+from bpo.model.logprobs import model_sequence_logprobs, sequence_logprobs
+from bpo.model.loading import load_causal_lm
+from bpo.data.tokens import collate
 
 
 def direct(logits, ids, response_mask):
@@ -87,8 +87,8 @@ def test_a_pairs_prompt_runs_once_for_both_responses_with_the_full_passs_values_
     equals the full pass's. Rows that are not pairs (rejected row with another prompt) run the full pass."""
     from conftest import make_policy
 
-    from bpo.logprobs import pair_sequence_logprobs, shared_prompt_layout
-    from bpo.types import Pair, make_batch
+    from bpo.model.logprobs import pair_sequence_logprobs, shared_prompt_layout
+    from bpo.data.records import Pair, make_batch
 
     policy = make_policy(tiny_model_dir, ensemble=1, perturb=0.3)
     prompts = [[2, 5, 6, 7], [2, 9, 10, 11, 12, 13, 14, 15], [2, 16]]
@@ -133,9 +133,9 @@ def test_pairs_share_their_prompt_only_where_the_full_pass_computes_the_same(tmp
     from conftest import make_policy, tiny_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from bpo.config import LoraSpec
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.policy import EnsemblePolicy
+    from bpo.loop.config import LoraSpec
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.policy import EnsemblePolicy
 
     assert make_policy(tiny_model_dir, ensemble=1).shares_prompts
     tok = tiny_tokenizer()

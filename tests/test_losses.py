@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bpo.losses import LOSSES, dpo, get_loss, iopo_weight, ipo, kto_pair, slic
+from bpo.core.losses import LOSSES, dpo, get_loss, iopo_weight, ipo, kto_pair, slic
 
 t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 

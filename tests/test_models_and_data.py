@@ -10,9 +10,9 @@ import torch
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.models import ModelFolderError, check_model_folder, load_causal_lm
-from bpo.policy import MERGED
-from bpo.prefdata import PreferenceRecord, read_preferences, write_preferences
+from bpo.model.loading import ModelFolderError, check_model_folder, load_causal_lm
+from bpo.model.policy import MERGED
+from bpo.data.prefdata import PreferenceRecord, read_preferences, write_preferences
 
 
 def test_pickle_only_folder_is_refused_unless_allowed(tiny_model_dir, tmp_path):

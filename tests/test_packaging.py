@@ -15,7 +15,7 @@ tomllib = pytest.importorskip("tomllib")
 ROOT = Path(bpo.__file__).parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 IMPORT_NAME = {"pyyaml": "yaml", "vadersentiment": "vaderSentiment", "chatterbot-corpus": "chatterbot_corpus"}
-# Declared for the multi-process runs of issue 12 (bpo.distributed), which import it; may be unused until
+# Declared for the multi-process runs of issue 12 (bpo.model.distributed), which import it; may be unused until
 # they have landed (then remove it from here).
 PENDING = {"accelerate"}
 
@@ -54,7 +54,7 @@ def test_the_demo_and_optional_features_are_extras():
     test_extra = next(r for r in PROJECT["optional-dependencies"]["test"] if name_of(r) == "bpo")
     assert set(re.search(r"\[(.*)\]", test_extra).group(1).split(",")) == {"demo", "annotate", "tensorboard", "data"}
     peft = next(r for r in PROJECT["dependencies"] if name_of(r) == "peft")
-    assert "<" in peft  # bpo.policy uses peft's layer internals
+    assert "<" in peft  # bpo.model.policy uses peft's layer internals
 
 
 def test_the_chatterbot_task_without_the_demo_packages_says_which_extra(monkeypatch, capsys, tmp_path):

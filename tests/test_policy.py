@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import make_policy
 
-from bpo.merge import exact_merge_factors, linear_merge_factors
-from bpo.models import load_causal_lm
-from bpo.policy import MERGED
+from bpo.core.merge import exact_merge_factors, linear_merge_factors
+from bpo.model.loading import load_causal_lm
+from bpo.model.policy import MERGED
 
 
 def member_deltas(policy, path):
@@ -76,9 +76,9 @@ def test_linear_mode_matches_peft_add_weighted_adapter(tiny_model_dir):
 
 def test_fresh_policy_equals_base_and_use_deltas_adds_dense_updates(tiny_model_dir):
     """B = 0 at init, so the merged policy is the base; use_deltas(d) is the base with W + d, writing nothing."""
-    from bpo.config import LoraSpec
-    from bpo.models import load_tokenizer
-    from bpo.policy import EnsemblePolicy
+    from bpo.loop.config import LoraSpec
+    from bpo.model.loading import load_tokenizer
+    from bpo.model.policy import EnsemblePolicy
 
     policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2))
     assert "reference" not in policy.model.peft_config  # no second merged slot: moving references hold dense deltas

@@ -1,4 +1,4 @@
-"""What the checks before a run (bpo.preflight) and the CLI's error path do beyond refusing: prompts too
+"""What the checks before a run (bpo.loop.preflight) and the CLI's error path do beyond refusing: prompts too
 long for the context are skipped with a count, a failed new run unmakes only what it made, a run that
 fails after storing pairs is kept and says how to continue, eval.json is strict JSON."""
 
@@ -10,15 +10,15 @@ import math
 import pytest
 from tinytask import run_args, write_task
 
-import bpo.online
+import bpo.loop.online
 from bpo.cli import main
-from bpo.config import RunConfig
-from bpo.configlib import load_config
-from bpo.judges import JudgeError
-from bpo.models import load_tokenizer
-from bpo.preflight import Base, fit_task
-from bpo.rundir import RunDir
-from bpo.tasks.base import Example, Task
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import load_config
+from bpo.judging.judges import JudgeError
+from bpo.model.loading import load_tokenizer
+from bpo.loop.preflight import Base, fit_task
+from bpo.run.rundir import RunDir
+from bpo.data.task import Example, Task
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +57,14 @@ def test_failed_new_run_in_an_existing_empty_folder_leaves_it_empty(task_dir, ca
 
 def test_run_failing_after_its_pairs_are_stored_is_kept_and_says_how_to_continue(task_dir, capsys, monkeypatch):
     out = task_dir / "broke-in-phase-1"
-    real = bpo.online.collect_pairs
+    real = bpo.loop.online.collect_pairs
 
     def judge_breaks_in_phase_1(*args, **kwargs):
         if args[4] == 1:  # the phase
             raise JudgeError("judge 'x:y' returned nan as score 3; a judge returns one finite number per response")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bpo.online, "collect_pairs", judge_breaks_in_phase_1)
+    monkeypatch.setattr(bpo.loop.online, "collect_pairs", judge_breaks_in_phase_1)
     assert main(run_args(task_dir, out)) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [
@@ -72,7 +72,7 @@ def test_run_failing_after_its_pairs_are_stored_is_kept_and_says_how_to_continue
         f"bpo: the run so far is kept; continue it with: bpo train --resume {out}",
     ]
     assert (out / "pairs" / "phase-000.jsonl").exists() and (out / "checkpoints" / "step-000003").exists()
-    monkeypatch.setattr(bpo.online, "collect_pairs", real)  # the judge is fixed
+    monkeypatch.setattr(bpo.loop.online, "collect_pairs", real)  # the judge is fixed
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == list(range(6))
 
@@ -107,8 +107,8 @@ def test_a_file_the_os_refuses_to_read_is_named(tmp_path, monkeypatch):
     """(Permission bits do not stop root, so the refusal is simulated.)"""
     from pathlib import Path
 
-    from bpo.jsonl import DataFileError
-    from bpo.prefdata import read_preferences
+    from bpo.common.jsonl import DataFileError
+    from bpo.data.prefdata import read_preferences
 
     path = tmp_path / "prefs.jsonl"
     path.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import make_policy
 
-from bpo.models import load_causal_lm
-from bpo.policy import MERGED
-from bpo.reference import (
+from bpo.model.loading import load_causal_lm
+from bpo.model.policy import MERGED
+from bpo.training.reference import (
     BehaviorReference,
     EMAReference,
     FixedReference,
@@ -18,8 +18,8 @@ from bpo.reference import (
     SFTReference,
     SyncReference,
 )
-from bpo.schedule import resolve_schedule
-from bpo.types import Pair, make_batch
+from bpo.core.schedule import resolve_schedule
+from bpo.data.records import Pair, make_batch
 
 
 def fake_training(policy, strategy, schedule):
@@ -170,8 +170,8 @@ def test_ema_tau_must_be_in_the_unit_interval():
 
 
 def test_ema_state_round_trips_through_a_checkpoint(tiny_model_dir, tmp_path):
-    from bpo.checkpoint import Checkpoint, load_latest, save_checkpoint
-    from bpo.train_step import EnsembleOptimizer, OptimSpec
+    from bpo.run.checkpoint import Checkpoint, load_latest, save_checkpoint
+    from bpo.training.train_step import EnsembleOptimizer, OptimSpec
 
     policy = make_policy(tiny_model_dir, ensemble=2)
     ema = EMAReference(tau=0.4)

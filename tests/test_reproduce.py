@@ -15,10 +15,10 @@ import pytest
 from tinytask import write_task
 
 import bpo.cli
-from bpo.configlib import load_config
-from bpo.config import RunConfig
+from bpo.common.configlib import load_config
+from bpo.loop.config import RunConfig
 from bpo.experiments.reproduce import ADAPTER_VARIANTS, GOLD, IOPO_BASELINES, METHODS, Plan, reproduce
-from bpo.jsonl import read_log
+from bpo.common.jsonl import read_log
 
 
 @pytest.fixture(scope="module")

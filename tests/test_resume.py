@@ -133,11 +133,11 @@ def test_nan_stops_the_run_naming_phase_and_step(task_dir):
 
 
 def test_output_folder_with_a_run_is_refused_before_any_model_is_loaded(task_dir, baseline, capsys, monkeypatch):
-    import bpo.online
+    import bpo.loop.online
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the output folder was checked")
 
-    monkeypatch.setattr(bpo.online, "load_base", refuse)
+    monkeypatch.setattr(bpo.loop.online, "load_base", refuse)
     assert main(run_args(task_dir, baseline)) == 2
     assert "already holds a run" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from test_resume import assert_same_pairs, driven
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.jsonl import split_lines
+from bpo.common.jsonl import split_lines
 
 ODD = ["\u2028", "\u2029", "\u0085", "\x00", "\x0c", "\x1e"]  # line/paragraph separators, NEL, NUL, form feed, record sep
 
@@ -234,7 +234,7 @@ def test_a_run_in_use_by_another_process_is_refused_then_resumes_once_it_ends(ki
     import sys
 
     out = copy_of(killed, tmp_path)
-    hold = "import sys, time\nfrom bpo.rundir import RunDir\nrun = RunDir(sys.argv[1])\nrun.lock()\nprint('locked', flush=True)\ntime.sleep(600)"
+    hold = "import sys, time\nfrom bpo.run.rundir import RunDir\nrun = RunDir(sys.argv[1])\nrun.lock()\nprint('locked', flush=True)\ntime.sleep(600)"
     holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -255,7 +255,7 @@ def as_recorded_by_an_older_bpo(run, key: str) -> None:
     the COMPLETE marker) and config.yaml as a bpo without the setting `key` (e.g. lora.training) wrote them."""
     import hashlib
 
-    from bpo.rundir import settings_hash
+    from bpo.run.rundir import settings_hash
 
     def drop(record):
         settings = {k: v for k, v in record["settings"].items() if k != key}
@@ -301,20 +301,20 @@ def test_a_new_run_that_loses_the_race_for_its_folder_leaves_the_winner_s_run(ta
     import subprocess
     import sys
 
-    import bpo.online
+    import bpo.loop.online
 
     out = tmp_path / "run"
     args = offline_args(task_dir, out)[1:-1]  # the key=value settings of `bpo train`
-    create = ("import sys, time\nfrom bpo.config import RunConfig\nfrom bpo.configlib import load_config\nfrom bpo.rundir import RunDir\n"
+    create = ("import sys, time\nfrom bpo.loop.config import RunConfig\nfrom bpo.common.configlib import load_config\nfrom bpo.run.rundir import RunDir\n"
               "run = RunDir(sys.argv[1])\nrun.create(load_config(RunConfig, None, sys.argv[2:]))\nprint('created', flush=True)\ntime.sleep(600)")
-    first, real_load = [], bpo.online.load_base
+    first, real_load = [], bpo.loop.online.load_base
 
     def first_one_creates_meanwhile(*a, **k):
         first.append(subprocess.Popen([sys.executable, "-c", create, str(out), *args], stdout=subprocess.PIPE, text=True))
         assert first[0].stdout.readline().strip() == "created"
         return real_load(*a, **k)
 
-    monkeypatch.setattr(bpo.online, "load_base", first_one_creates_meanwhile)
+    monkeypatch.setattr(bpo.loop.online, "load_base", first_one_creates_meanwhile)
     try:
         assert main(offline_args(task_dir, out)) == 2
         assert f"{out} already holds a run" in capsys.readouterr().err

@@ -35,11 +35,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from bpo.cachefolder import COMPLETE_MARKER
-from bpo.sft import supervised_finetune
+from bpo.common.cachefolder import COMPLETE_MARKER
+from bpo.training.sft import supervised_finetune
 from bpo.tasks import reviews
 from bpo.tasks.registry import BUILTIN_TASKS
-from bpo.tokens import collate, encode_prompt, strip_eos
+from bpo.data.tokens import collate, encode_prompt, strip_eos
 
 PIZZA = "review the pizza recommended by anna :"
 
@@ -212,7 +212,7 @@ def test_sft_policy_is_cached(sft_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     def no_training(*args, **kwargs):
         raise AssertionError("a complete cached policy must be reused")
 
-    monkeypatch.setattr("bpo.sft.supervised_finetune", no_training)
+    monkeypatch.setattr("bpo.training.sft.supervised_finetune", no_training)
     assert reviews.sft_policy(sft_dir.parent, seed=0, progress=False) == sft_dir
 
 

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 from tinytask import run_args, write_task
 
-import bpo.build
-import bpo.online
-import bpo.sft
-from bpo.checkpoint import load_latest
+import bpo.loop.build
+import bpo.loop.online
+import bpo.training.sft
+from bpo.run.checkpoint import load_latest
 from bpo.cli import main
 
 
@@ -39,8 +39,8 @@ def forbid(monkeypatch, owner, name):
 def test_resume_of_a_folder_without_a_run_is_refused_before_anything_is_built(tmp_path, monkeypatch, capsys, make):
     """Before the fix, `--resume` built the task and the policy (training the built-in SFT policy)
     with default settings, then refused. Now nothing is built and the folder is named."""
-    forbid(monkeypatch, bpo.online, "build_task")
-    forbid(monkeypatch, bpo.online, "load_base")
+    forbid(monkeypatch, bpo.loop.online, "build_task")
+    forbid(monkeypatch, bpo.loop.online, "load_base")
     folder = tmp_path / "not-a-run"
     if make == "empty":
         folder.mkdir()
@@ -76,7 +76,7 @@ def test_sft_stage_result_is_saved_in_the_run_folder(sft_run, task_dir):
 def test_eval_export_and_resume_use_the_saved_base_without_redoing_sft(sft_run, tmp_path, monkeypatch):
     """With SFT made impossible, eval reproduces eval.json exactly (same base + adapters), export
     writes the saved base's non-LoRA weights, and resuming the finished run works."""
-    forbid(monkeypatch, bpo.sft, "supervised_finetune")
+    forbid(monkeypatch, bpo.training.sft, "supervised_finetune")
     before = json.loads((sft_run / "eval.json").read_text())
     assert main(["eval", str(sft_run), "--quiet"]) == 0
     after = json.loads((sft_run / "eval.json").read_text())
@@ -107,21 +107,21 @@ def test_bpo_reference_logprobs_are_the_policy_at_the_start_of_the_pairs_phase(t
     """Phase 1 starts after step 3: its pairs' stored reference log-probs must equal a teacher-forced
     pass of the merged policy restored from the step-3 checkpoint, and differ from the SFT policy's
     and from the final policy's (so the test can tell the three apart)."""
-    from bpo.config import RunConfig
-    from bpo.configlib import load_config
-    from bpo.policy import MERGED
+    from bpo.loop.config import RunConfig
+    from bpo.common.configlib import load_config
+    from bpo.model.policy import MERGED
 
     out = tmp_path / "bpo"
     assert main(run_args(task_dir, out, "checkpoint.every=0", "optim.lr=0.01")) == 0
     cfg = load_config(RunConfig, out / "config.yaml")
-    policy = bpo.build.build_policy(cfg, bpo.build.build_task(cfg), progress=False)
+    policy = bpo.loop.build.build_policy(cfg, bpo.loop.build.build_task(cfg), progress=False)
     checkpoints = sorted((out / "checkpoints").iterdir())
     assert [c.name for c in checkpoints] == ["step-000003", "step-000006"]
     (out / "checkpoints" / "step-000006" / "COMPLETE").unlink()  # make step 3 the latest complete one
     with pytest.warns(UserWarning, match="partial checkpoint"):
         policy.load_member_states(load_latest(out / "checkpoints").members)
     pairs = [json.loads(line) for line in (out / "pairs" / "phase-001.jsonl").read_text().splitlines()]
-    final = bpo.build.build_policy(cfg, bpo.build.build_task(cfg), progress=False)
+    final = bpo.loop.build.build_policy(cfg, bpo.loop.build.build_task(cfg), progress=False)
     final.load_members(out / "adapters")
     gaps_sft, gaps_final = [], []
     for pair in pairs[:6]:

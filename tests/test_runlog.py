@@ -9,8 +9,8 @@ import pytest
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.configlib import ConfigError, load_config
-from bpo.runlog import RunLog, TensorBoardSink, phase_time, scalars
+from bpo.common.configlib import ConfigError, load_config
+from bpo.run.runlog import RunLog, TensorBoardSink, phase_time, scalars
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -63,7 +63,7 @@ def test_every_record_reaches_every_sink():
 
 
 def test_jsonl_cannot_be_left_out():
-    from bpo.config import RunConfig
+    from bpo.loop.config import RunConfig
 
     with pytest.raises(ConfigError, match="log: to must include jsonl"):
         load_config(RunConfig, None, ["log.to=[tensorboard]"])
@@ -165,7 +165,7 @@ def test_a_resume_from_step_0_shows_each_step_once(tmp_path):
 def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeypatch):
     import importlib.util
 
-    from bpo.config import RunConfig
+    from bpo.loop.config import RunConfig
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find_spec(name, *a))

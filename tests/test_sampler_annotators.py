@@ -4,13 +4,13 @@ import pytest
 import torch
 from conftest import make_policy
 
-from bpo.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.buffer import phase_batches
-from bpo.config import SamplingSpec
-from bpo.judges import JudgeError, load_judge
-from bpo.policy import MERGED
-from bpo.sampler import generate
-from bpo.scoring import response_logprobs
+from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
+from bpo.training.buffer import phase_batches
+from bpo.loop.config import SamplingSpec
+from bpo.judging.judges import JudgeError, load_judge
+from bpo.model.policy import MERGED
+from bpo.model.sampler import generate
+from bpo.model.scoring import response_logprobs
 
 
 def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
@@ -36,7 +36,7 @@ def test_sample_tokens_by_inverse_cdf():
     dropped); renormalised token 1 gets 0.625, token 2 0.375: u = 0.6 -> 1, 0.7 -> 2, never 0.
     Temperature 0.5 squares the probabilities: 0.04, 0.25, 0.09 over 0.38 = 0.1053, 0.6579, 0.2368,
     cumulative 0.1053, 0.7632: u = 0.1 -> 0, 0.11 -> 1, 0.76 -> 1, 0.77 -> 2."""
-    from bpo.sampler import sample_tokens
+    from bpo.model.sampler import sample_tokens
 
     logits = torch.tensor([0.2, 0.5, 0.3]).log()
     def draw(temperature, top_p, us):
@@ -129,7 +129,7 @@ def test_reward_model_judge_rescores_text_with_its_own_tokenizer(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
-    from bpo.judges import RewardModelJudge
+    from bpo.judging.judges import RewardModelJudge
 
     chars = ["<pad>", "<unk>", "<eos>"] + list("abcdefghijklmnopqrstuvwxyz0123456789 ")
     tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))

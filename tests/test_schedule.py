@@ -2,9 +2,9 @@
 
 import pytest
 
-from bpo.config import RunConfig
-from bpo.configlib import ConfigError, load_config
-from bpo.schedule import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, ScheduleError, resolve_schedule
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import ConfigError, load_config
+from bpo.core.schedule import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, ScheduleError, resolve_schedule
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bpo.jsonl import DataFileError
+from bpo.common.jsonl import DataFileError
 from bpo.tasks.files import load_task_file
 
 

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from conftest import make_policy
 
-from bpo.losses import get_loss
-from bpo.sft import sft_lr_factor
-from bpo.train_step import EnsembleOptimizer, OptimSpec, lr_factor, train_step
-from bpo.types import Pair, make_batch
+from bpo.core.losses import get_loss
+from bpo.training.sft import sft_lr_factor
+from bpo.training.train_step import EnsembleOptimizer, OptimSpec, lr_factor, train_step
+from bpo.data.records import Pair, make_batch
 
 # ---- lr_factor -------------------------------------------------------------------------------------
 
@@ -212,9 +212,9 @@ def test_gradient_checkpointing_recomputes_every_layer_and_steps_the_same(tiny_m
     split into a shared prompt and the responses: see EnsemblePolicy.shares_prompts);
     the step's loss and updated adapters (2 members, dropout 0.1, so the replayed random numbers matter too)
     equal the step without checkpointing to float rounding."""
-    from bpo.config import LoraSpec
-    from bpo.models import load_causal_lm, load_tokenizer
-    from bpo.policy import EnsemblePolicy
+    from bpo.loop.config import LoraSpec
+    from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.policy import EnsemblePolicy
 
     results = {}
     for checkpointing in (False, True):

@@ -7,7 +7,7 @@ from pathlib import Path
 from bpo.annotate import DEFAULT_PORT
 from bpo.annotate.phase import outcomes_of, training_pair
 from bpo.annotate.store import LabelStore, StoreError
-from bpo.prefdata import PreferenceRecord, write_preferences
+from bpo.data.prefdata import PreferenceRecord, write_preferences
 
 
 def annotate(run_dir: str, port: int = DEFAULT_PORT, host: str | None = None, allow_hosts: tuple[str, ...] = (),

@@ -28,8 +28,8 @@ import json
 from pathlib import Path
 
 from bpo.annotate.store import LabelConflict, LabelStore
-from bpo.chat import prompt_text
-from bpo.jsonl import DataFileError, read_text, split_lines, write_jsonl
+from bpo.data.chat import prompt_text
+from bpo.common.jsonl import DataFileError, read_text, split_lines, write_jsonl
 
 VALUES = {"a": "first", "b": "second", "tie": "tie", "both_bad": "both_bad"}
 FIELD = "preference"

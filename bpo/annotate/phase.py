@@ -22,10 +22,10 @@ from pathlib import Path
 from bpo.annotate import DEFAULT_PORT, EXIT_AWAITING_LABELS
 from bpo.annotate.agreement import DECIDED, combine
 from bpo.annotate.store import STORE_NAME, Candidate, LabelStore
-from bpo.pairs import BudgetError, PhaseStats, PromptStream, labelled_pair, sample_distinct
-from bpo.schedule import Phase
-from bpo.stop import StopFlag, StopRequested
-from bpo.types import Pair
+from bpo.judging.pairs import BudgetError, PhaseStats, PromptStream, labelled_pair, sample_distinct
+from bpo.core.schedule import Phase
+from bpo.common.stop import StopFlag, StopRequested
+from bpo.data.records import Pair
 
 POLL_SECONDS = 2.0
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bpo.annotate.store import LabelConflict, LabelStore, StoreError, UnknownPair, shows_first_on_left
-from bpo.chat import prompt_text
+from bpo.data.chat import prompt_text
 
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {

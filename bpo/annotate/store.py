@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from bpo.annotate.agreement import CHOICES
-from bpo.chat import Prompt
-from bpo.types import Response
+from bpo.data.chat import Prompt
+from bpo.data.records import Response
 
 STORE_NAME = "labels.sqlite"
 BUSY_TIMEOUT_S = 60

@@ -1,6 +1,6 @@
 """Head-to-head comparisons of a sweep's finished runs (Table 2, the IOPO section), each computed once.
 
-A comparison is `bpo compare RUN_A RUN_B` (bpo.compare: both policies answer the same held-out prompts
+A comparison is `bpo compare RUN_A RUN_B` (bpo.evaluation.compare: both policies answer the same held-out prompts
 with the same sampling seed, the judge scores each answer, a prompt is a win, tie or loss of A); its
 compare.json lands in a folder named by the two runs and the settings, and is reused when present.
 Rates pooled over seeds get 95% stratified bootstrap intervals with the seed as the stratum
@@ -67,13 +67,13 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     (the higher score is chosen; ties and empty answers are left out). Written once, atomically."""
     import os
 
-    from bpo.annotators import ScoreAnnotator
-    from bpo.build import build_policy, build_task
-    from bpo.config import RunConfig
-    from bpo.configlib import load_config
-    from bpo.judges import load_judge
-    from bpo.pairs import PromptStream, collect_pairs
-    from bpo.prefdata import PreferenceRecord, write_preferences
+    from bpo.judging.annotators import ScoreAnnotator
+    from bpo.loop.build import build_policy, build_task
+    from bpo.loop.config import RunConfig
+    from bpo.common.configlib import load_config
+    from bpo.judging.judges import load_judge
+    from bpo.judging.pairs import PromptStream, collect_pairs
+    from bpo.data.prefdata import PreferenceRecord, write_preferences
 
     path = Path(path)
     if path.is_file():

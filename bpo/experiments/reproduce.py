@@ -134,8 +134,8 @@ class Plan:
 
 
 def steps_of(task: str, overrides: Sequence[str]) -> int:
-    from bpo.config import RunConfig
-    from bpo.configlib import load_config
+    from bpo.loop.config import RunConfig
+    from bpo.common.configlib import load_config
 
     return load_config(RunConfig, None, [*SWEEP_SETTINGS, f"task={task}", *overrides]).resolved_schedule().steps
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bpo.evaluate import strict_win_outcomes
+from bpo.evaluation.evaluate import strict_win_outcomes
 from bpo.experiments import figures
 from bpo.experiments.headtohead import SFT, compare_runs, pool, sft_preference_file
 from bpo.experiments.reproduce import (
@@ -181,7 +181,7 @@ def table2(results, plan: Plan, task: str, out: Path) -> tuple[list[str], dict]:
 
 def export_gold(spec: RunSpec, root: Path) -> Path:
     """Figure 5's gold policy: the finished run of `spec` merged into a model folder (`bpo export`), once."""
-    from bpo.cachefolder import cached_folder
+    from bpo.common.cachefolder import cached_folder
     from bpo.cli import main
 
     run = spec.folder(root)
@@ -308,7 +308,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
         held = margins[policy]
         lines.append(f"| {policy} | {fmt(*mean_std(rates[policy]))} | {np.mean([h['mean_margin'] for h in held]):.3f} | "
                      f"{np.mean([h['accuracy'] for h in held]):.3f} |")
-    from bpo.compare import margin_histogram
+    from bpo.evaluation.compare import margin_histogram
 
     histogram = margin_histogram({p: np.concatenate([h["margins"] for h in held]) for p, held in margins.items() if p != "SFT"},
                                  out / f"iopo-margins-{name}.png")

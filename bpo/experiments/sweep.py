@@ -17,7 +17,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from bpo.jsonl import read_log
+from bpo.common.jsonl import read_log
 
 GREEDY_EVAL = "eval-greedy.json"
 
@@ -59,7 +59,7 @@ def run_one(spec: RunSpec, root: Path, greedy: bool, threads: int | None = None)
     import torch
 
     from bpo.cli import load_run, main
-    from bpo.online import evaluate_run
+    from bpo.loop.online import evaluate_run
 
     if threads:
         torch.set_num_threads(threads)

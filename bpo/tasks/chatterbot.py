@@ -14,8 +14,8 @@ tech-support file, for instance, repeats each of its ten or so prompts about a h
 first `eval_size` (64) as eval prompts; the other 854 are the train prompts and, with their human
 answers, the SFT demonstrations. The task takes no seed: runs with any seed are scored on the same
 held-out prompts against the same references (the run seed orders the train prompts when they are
-drawn, in bpo.pairs.PromptStream). Prompts go through the policy's chat template. The initial
-policy is SmolLM2-135M-Instruct (`bpo.pretrained.smollm2_folder`).
+drawn, in bpo.judging.pairs.PromptStream). Prompts go through the policy's chat template. The initial
+policy is SmolLM2-135M-Instruct (`bpo.model.pretrained.smollm2_folder`).
 
 The task's judge (`judge`, `score`, `score_terms`) is built on VADER (vaderSentiment), a rule-based
 sentiment model: it likes positive, relevant, sane answers.
@@ -69,8 +69,8 @@ from typing import Sequence
 import yaml
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from bpo.judges import pointwise_judge
-from bpo.tasks.base import Example, Task
+from bpo.judging.judges import pointwise_judge
+from bpo.data.task import Example, Task
 
 PACKAGE = "chatterbot_corpus"
 LANGUAGE = "english"

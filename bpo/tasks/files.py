@@ -2,7 +2,7 @@
 
     # mytask.yaml
     train: train.jsonl            # {"prompt": ..., "reference": ...} per line (reference optional here);
-                                  # or a Parquet file, or a datasets folder (bpo.datafiles)
+                                  # or a Parquet file, or a datasets folder (bpo.data.datafiles)
     eval: eval.jsonl              # {"prompt": ..., "reference": ...}: held-out prompts and human references
     demonstrations: sft.jsonl     # optional SFT targets, same layout; default: train rows with a reference
     judge: mypkg.scoring:score    # optional: the task's judge (module:function or a reward-model folder)
@@ -10,7 +10,7 @@
     format: plain                 # plain | tldr | hh: how rows become prompts (see bpo.tasks.presets)
 
 A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
-turns kept, rendered with the chat template: bpo.chat), with format plain; a `reference` may then be
+turns kept, rendered with the chat template: bpo.data.chat), with format plain; a `reference` may then be
 one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval)
 prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace):
 such a file is refused. So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bpo.chat import Prompt, as_prompt, as_response, prompt_text
-from bpo.configlib import parse_yaml, read_text_file
-from bpo.datafiles import read_rows
-from bpo.jsonl import DataFileError
-from bpo.judges import load_judge
-from bpo.tasks.base import Example, Task
+from bpo.data.chat import Prompt, as_prompt, as_response, prompt_text
+from bpo.common.configlib import parse_yaml, read_text_file
+from bpo.data.datafiles import read_rows
+from bpo.common.jsonl import DataFileError
+from bpo.judging.judges import load_judge
+from bpo.data.task import Example, Task
 from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
 
 TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name", "format"}

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bpo.configlib import ConfigError
-from bpo.pretrained import smollm2_folder
+from bpo.common.configlib import ConfigError
+from bpo.model.pretrained import smollm2_folder
 from bpo.tasks import reviews, sorting
-from bpo.tasks.base import Task
+from bpo.data.task import Task
 
 
 def _build_chatterbot() -> Task:

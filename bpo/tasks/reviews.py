@@ -30,9 +30,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from bpo.judges import pointwise_judge
+from bpo.judging.judges import pointwise_judge
 from bpo.tasks import wordlm
-from bpo.tasks.base import Example, Task
+from bpo.data.task import Example, Task
 from bpo.tasks.wordlm import SPECIAL_TOKENS, TinyPolicyConfig  # noqa: F401  (re-exported: this task's policy)
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def sft_policy(
     """The tiny policy fine-tuned on the task's demonstrations, cached under cache_dir; its folder.
 
     `seed` seeds the policy's initialisation and the SFT batches; the demonstrations are always those
-    of `build_task()`. The folder is built once, atomically (bpo.cachefolder.cached_folder).
+    of `build_task()`. The folder is built once, atomically (bpo.common.cachefolder.cached_folder).
     """
     settings = {"task": "reviews", "version": TASK_VERSION, "seed": seed, "steps": steps,
                 "batch_size": batch_size, "lr": lr, "policy": asdict(TinyPolicyConfig())}

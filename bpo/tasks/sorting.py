@@ -30,9 +30,9 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from bpo.judges import pointwise_judge
+from bpo.judging.judges import pointwise_judge
 from bpo.tasks import wordlm
-from bpo.tasks.base import Example, Task
+from bpo.data.task import Example, Task
 
 NUMBERS: tuple[str, ...] = tuple(str(i) for i in range(20))
 MIN_LENGTH, MAX_LENGTH = 4, 6

@@ -2,7 +2,7 @@
 
 A task with a closed vocabulary gets a word-level fast tokenizer over it and a randomly initialised
 small Llama; `sft_policy` fine-tunes that model on the task's demonstrations once and caches it
-(bpo.cachefolder: a folder in place is always complete), named by the task and the SFT settings.
+(bpo.common.cachefolder: a folder in place is always complete), named by the task and the SFT settings.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from bpo.cachefolder import cached_folder
-from bpo.tasks.base import Task
+from bpo.common.cachefolder import cached_folder
+from bpo.data.task import Task
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<bos>", "<eos>")
 
@@ -102,7 +102,7 @@ def sft_policy(cache_dir: Path, name: str, settings: dict, vocabulary: Sequence[
     def train(folder: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from bpo.sft import supervised_finetune
+        from bpo.training.sft import supervised_finetune
 
         build_tiny_policy(folder, vocabulary, seed=seed, config=recipe.policy)
         model = AutoModelForCausalLM.from_pretrained(folder)

@@ -1,0 +1,1 @@
+"""Foundations every layer uses: typed configuration, data files, cache folders, stop signals."""

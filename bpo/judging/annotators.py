@@ -1,0 +1,87 @@
+"""Annotators: given two responses to each prompt, say which one is preferred.
+
+All annotators are built on a judge (bpo.judging.judges) and share one interface, `label`:
+    score      the higher judge score is chosen; equal scores are a tie (reward model, rule, user function)
+    simulated  a noisy rater: P(first preferred) = sigmoid((s_first - s_second) / temperature)
+               (Bradley-Terry on the judge's scores); |s_first - s_second| <= tie_band is a tie
+Ties are returned as `preferred=None`; the loop drops and counts them.
+People (kind=human or external) are not an Annotator: they label stored pairs at their own pace
+(bpo.annotate), and the loop waits for them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from bpo.common.configlib import option
+from bpo.judging.judges import Judge
+
+
+@dataclass(frozen=True)
+class AnnotatorConfig:
+    kind: str = option("simulated", help="rule: the task's or your Python scorer, higher score wins; reward_model: a sequence-classification model folder, higher score wins; simulated: a Bradley-Terry noisy rater on the judge's scores; human: people label each phase in `bpo annotate`'s web page; external: in Argilla or Label Studio (files in RUN_DIR/external/)", choices=("rule", "reward_model", "simulated", "human", "external"))
+    judge: str = option("task", help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder (kind=reward_model)")
+    temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
+    tie_band: float = option(0.0, help="simulated: score gaps within this band are ties (dropped)")
+    max_attempts: float = option(4.0, help="sample at most this many times M prompts per phase to get M untied, distinct pairs")
+    overlap: int = option(1, help="human/external: labels (from different raters) each pair needs; several labels combine by strict majority")
+    ties: str = option("resample", help="human/external: a pair without a winner (tie, both bad, split vote) is kept as such in labels.sqlite and, for training, resample: replaced by a newly sampled pair (raters are asked again); coin: trained on once in a seeded random order (in expectation DPO with label smoothing 1/2)", choices=("resample", "coin"))
+    wait: bool = option(False, may_change_on_resume=True, help="human/external: when a phase awaits labels, wait for them (poll) instead of stopping with exit code 4")
+
+    def validate(self):
+        from pathlib import Path
+
+        is_folder = Path(self.judge).is_dir()
+        if self.kind == "reward_model" and not is_folder:
+            raise ValueError(f"kind=reward_model needs judge=<a reward-model folder>; {self.judge!r} is not a folder")
+        if self.kind == "rule" and is_folder:
+            raise ValueError(f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use kind=reward_model")
+        if self.temperature <= 0 or self.tie_band < 0 or not 1 <= self.max_attempts < math.inf:
+            raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1 and finite")
+        if self.overlap < 1:
+            raise ValueError(f"overlap must be >= 1 (labels per pair), got {self.overlap}")
+
+
+@dataclass(frozen=True)
+class Label:
+    preferred: int | None  # 0: the first response, 1: the second, None: a tie
+    scores: tuple[float, float]  # the judge's scores of the two responses
+
+
+class Annotator(Protocol):
+    def label(self, prompts: Sequence[str], first: Sequence[str], second: Sequence[str], seed: int) -> list[Label]: ...
+
+
+@dataclass
+class ScoreAnnotator:
+    judge: Judge
+
+    def _scores(self, prompts, first, second) -> list[tuple[float, float]]:
+        scores = self.judge(list(prompts) * 2, list(first) + list(second))
+        n = len(prompts)
+        return [(float(scores[i]), float(scores[n + i])) for i in range(n)]
+
+    def label(self, prompts, first, second, seed=0):
+        return [Label(None if a == b else int(b > a), (a, b)) for a, b in self._scores(prompts, first, second)]
+
+
+@dataclass
+class SimulatedAnnotator(ScoreAnnotator):
+    temperature: float = 1.0
+    tie_band: float = 0.0
+
+    def label(self, prompts, first, second, seed=0):
+        rng = np.random.default_rng(seed)  # seeded per call, so a resumed run asks the same "rater"
+        labels = []
+        for a, b in self._scores(prompts, first, second):
+            u = rng.random()
+            if abs(a - b) <= self.tie_band:
+                labels.append(Label(None, (a, b)))
+            else:
+                p_first = 1.0 / (1.0 + math.exp(-(a - b) / self.temperature))
+                labels.append(Label(0 if u < p_first else 1, (a, b)))
+        return labels

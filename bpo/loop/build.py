@@ -1,0 +1,130 @@
+"""Building the run's pieces from a validated RunConfig (task, policy, annotator, reference, judge)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import ConfigError
+from bpo.judging.judges import load_judge
+from bpo.model.loading import load_causal_lm, load_tokenizer, naming
+from bpo.model.policy import EnsemblePolicy
+from bpo.training.reference import (
+    BehaviorReference,
+    EMAReference,
+    FixedReference,
+    ReferenceStrategy,
+    SFTReference,
+    SyncReference,
+)
+from bpo.data.task import Task
+
+
+def cache_dir() -> Path:
+    """Where built-in models are cached: $BPO_CACHE, else ~/.cache/bpo."""
+    return Path(os.environ.get("BPO_CACHE", Path.home() / ".cache" / "bpo"))
+
+
+def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:
+    """The task named by cfg.task. It does not depend on cfg.seed: every run of a task, whatever its
+    seed, has the same train, demonstration and held-out eval prompts. A run whose SFT stage is saved
+    (`sft_base`, see load_base) does not read sft.data again: resume, eval and export work if it moved."""
+    from bpo.tasks.files import check_held_out, load_task_file
+    from bpo.tasks.registry import BUILTIN_TASKS
+
+    task = BUILTIN_TASKS[cfg.task].build() if cfg.task in BUILTIN_TASKS else load_task_file(cfg.task)
+    if cfg.sft.data and not sft_done(cfg, sft_base):  # SFT on a preference file's chosen responses (never on held-out prompts)
+        from bpo.training.sft import preferred_demonstrations
+
+        demonstrations = preferred_demonstrations(cfg.sft.data)
+        check_held_out(Path(cfg.sft.data), task.eval, "sft.data", demonstrations)
+        task = replace(task, demonstrations=demonstrations)
+    return task
+
+
+def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:
+    """The folder of the initial policy: the configured one, or the task's built-in (SFT'd) policy."""
+    if cfg.policy.path:
+        return Path(cfg.policy.path)
+    from bpo.tasks.registry import BUILTIN_TASKS
+
+    builtin = BUILTIN_TASKS.get(cfg.task)
+    if builtin is None or builtin.policy is None:
+        raise ConfigError(f"policy.path: task {cfg.task!r} has no built-in policy; set policy.path to a model folder")
+    return builtin.policy(cache_dir(), progress)
+
+
+def sft_done(cfg: RunConfig, sft_base: Path | None) -> bool:
+    """Whether the run's SFT stage is saved in its folder (complete: config.json is written last)."""
+    return bool(cfg.sft.steps) and sft_base is not None and (sft_base / "config.json").is_file()
+
+
+def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True):
+    """(model, tokenizer, fine_tuned_now) of the policy's base: the initial policy, after the optional SFT stage.
+
+    A run that did its SFT stage saved the result in its folder (`sft_base`); that copy is loaded, so
+    `bpo eval`, `bpo export` and `--resume` use the very base the adapters were trained on, without
+    redoing SFT. `fine_tuned_now` says the caller should save it there.
+    """
+    device = cfg.policy.torch_device()
+    if sft_done(cfg, sft_base):
+        return load_causal_lm(sft_base, cfg.policy.dtype).to(device), load_tokenizer(sft_base), False
+    folder = initial_model_folder(cfg, progress)
+    with naming("policy.path" if cfg.policy.path else None):
+        model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(device)
+        tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
+    if not cfg.sft.steps:
+        return model, tokenizer, False
+    from bpo.training.sft import supervised_finetune
+
+    supervised_finetune(
+        model, tokenizer, task.demonstrations, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
+        lr=cfg.sft.lr, seed=cfg.seed, chat_template=task.chat_template, progress=progress,
+    )
+    return model, tokenizer, True
+
+
+def build_policy(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True) -> EnsemblePolicy:
+    """The LoRA ensemble on the run's base (see `load_base`), for runs whose base is already saved."""
+    model, tokenizer, _ = load_base(cfg, task, sft_base, progress)
+    return EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
+
+
+def build_annotator(cfg: RunConfig, task: Task):
+    """The phase's annotator; None for people (annotator.kind=human or external), who label stored pairs (bpo.annotate)."""
+    if cfg.annotator.kind in ("human", "external"):
+        return None
+    judge = load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
+    if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
+        return ScoreAnnotator(judge)
+    return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band)
+
+
+class VocabularyMismatch(ValueError):
+    pass
+
+
+def build_reference(cfg: RunConfig, tokenizer) -> ReferenceStrategy:
+    """The loss's reference; a fixed one is loaded now and must share the policy's `tokenizer` vocabulary."""
+    kind = cfg.reference_kind()
+    if kind == "sft":
+        return SFTReference()
+    if kind == "behavior":
+        return BehaviorReference()
+    if kind == "ema":
+        return EMAReference(tau=cfg.reference.ema_tau)
+    if kind == "sync":
+        return SyncReference(every=cfg.reference.sync_every)
+    model = load_causal_lm(cfg.reference.path, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code)
+    model = model.to(cfg.policy.torch_device())
+    ref_vocab = load_tokenizer(cfg.reference.path).get_vocab()
+    if ref_vocab != tokenizer.get_vocab():
+        raise VocabularyMismatch(
+            f"reference.path={cfg.reference.path}: its tokenizer's vocabulary differs from the policy's "
+            f"({len(ref_vocab)} vs {len(tokenizer.get_vocab())} tokens); a fixed reference must score the "
+            "policy's own token ids, so use a checkpoint of the same model family"
+        )
+    return FixedReference(model)

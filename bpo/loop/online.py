@@ -1,0 +1,292 @@
+"""The online loop (BPO, Algorithm 1): phases -> sample -> annotate -> train -> evaluate.
+
+    for each of the F phases (K = T/F steps apart):
+        pi_beta <- pi_theta                      (reference.on_phase_start: BPO's behavior snapshot)
+        M pairs sampled from pi_beta, labelled, reference log-probs stored with them, written to disk
+        K training steps, B pairs each, every pair used once; checkpoint at the phase's end
+    evaluate pi_theta (and the initial policy) against the human references
+
+A resumed run restarts from the last complete checkpoint: pairs already on disk are read back, never
+re-sampled or re-labelled, and every random choice is seeded by (seed, phase), so the resumed run
+trains on the same pairs in the same order as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from bpo.training.buffer import phase_batches
+from bpo.loop.build import build_annotator, build_reference, build_task, cache_dir, load_base
+from bpo.run.checkpoint import Checkpoint, load_latest, read_settings, save_checkpoint
+from bpo.loop.config import RunConfig
+from bpo.common.configlib import ConfigError
+from bpo.model.device import resolve_device, rng_states, set_rng_states
+from bpo.model.distributed import SINGLE, Ranks, join
+from bpo.evaluation.evaluate import evaluate_policy
+from bpo.judging.judges import load_judge
+from bpo.core.losses import get_loss
+from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
+from bpo.model.policy import MERGED, EnsemblePolicy
+from bpo.data.prefdata import read_preferences
+from bpo.loop.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
+from bpo.training.reference import ReferenceStrategy
+from bpo.run.rundir import FollowerRunDir, RunDir, RunDirError
+from bpo.common.jsonl import read_log
+from bpo.run.runlog import RunLog, phase_time
+from bpo.core.schedule import Phase, Schedule
+from bpo.common.stop import StopFlag, StopRequested
+from bpo.data.task import Task
+from bpo.training.train_step import EnsembleOptimizer, NonFiniteError, StepMetrics, train_step
+from bpo.data.records import Pair, make_batch
+
+
+class TrainingDiverged(RuntimeError):
+    """A NaN/inf loss or gradient; names the phase and step. Nothing was checkpointed after it."""
+
+
+def run_online(cfg: RunConfig, run_dir: str | Path | RunDir, progress: bool = True, resume: bool = False) -> dict:
+    """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json.
+    The run folder is locked to this process while it trains (RunDir.lock): a second one is refused."""
+    ranks = join(cpu=resolve_device(cfg.policy.device).type == "cpu")  # one process, or several (bpo.model.distributed)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)  # the caller's: it can see whether this process created it
+    with run if ranks.main else FollowerRunDir(run.root) as run:  # locked by this process until it returns
+        return train_and_evaluate(open_session(cfg, run, resume, progress and ranks.main, ranks), progress)
+
+
+def train_and_evaluate(s: Session, progress: bool) -> dict:
+    """The loop of the module docstring on an opened session, from its checkpoint on; then the final evaluation."""
+    cfg = s.cfg
+    s.evaluate_if_due(s.start)  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
+    s.log_phase_time_if_ended(s.start)  # and the time of the phase that ended there
+    bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
+    with StopFlag() as stop:
+        for phase in s.schedule.phases_from(s.start):
+            if phase.first_step >= s.start:  # (a resumed run restored the reference of a started phase)
+                s.reference.on_phase_start(s.policy, phase.first_step)  # BPO: pi_beta <- pi_theta
+            pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
+            batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
+            for step in phase.steps_from(s.start):
+                metrics = s.train(step, phase, s.ranks.share(batches[step - phase.first_step]))  # all of it, or this process's share
+                bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
+                bar.update()
+                s.evaluate_if_due(step + 1)  # eval.every: a learning-curve point, before the checkpoint
+                if s.schedule.checkpoint_due(step + 1, cfg.checkpoint.every) or stop.requested:
+                    s.checkpoint(step + 1)
+                if stop.requested:
+                    raise StopRequested(f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}", stop.signum)
+            s.log_phase_time_if_ended(phase.end)
+    bar.close()
+    if s.ranks.main:
+        s.policy.save(s.run.adapters)
+    result = s.ranks.broadcast(evaluate_run(cfg, s.policy, s.task, progress) if s.ranks.main else None)
+    s.run.write_eval(result)
+    s.log.write("evals", {"step": s.schedule.steps, **eval_scalars(result)}, s.schedule.steps)
+    s.log.close()
+    return result
+
+
+@dataclass
+class Session:
+    """The pieces of one run, built and checked before its folder is touched, and where it stands."""
+
+    cfg: RunConfig
+    run: RunDir
+    task: Task
+    policy: EnsemblePolicy
+    annotator: object  # bpo.judging.annotators.Annotator
+    reference: ReferenceStrategy
+    optim: EnsembleOptimizer
+    schedule: Schedule
+    start: int  # training steps already done (restored from the last checkpoint)
+    ranks: Ranks = SINGLE  # this process among those of a multi-process run (bpo.model.distributed)
+
+    @cached_property
+    def log(self) -> RunLog:
+        """Where every record of the run goes (metrics.jsonl, phases.jsonl, evals.jsonl, TensorBoard)."""
+        return RunLog.open(self.cfg.log, self.run, self.start) if self.ranks.main else RunLog([])  # rank 0 writes
+
+    def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
+        """One optimiser step on a batch against the reference; logged to metrics.jsonl."""
+        started = time.perf_counter()
+        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id).to(self.policy.device)
+        ref_logp = self.reference.batch_logprobs(self.policy, batch)
+        try:
+            metrics = train_step(self.policy, self.optim, batch, ref_logp, get_loss(self.cfg.loss), self.cfg.beta, self.cfg.reduction(),
+                                 ranks=self.ranks)
+        except NonFiniteError as err:
+            raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
+        self.reference.on_step_end(self.policy, step)
+        self.log.write("metrics", {"step": step, "phase": phase.index, **metrics.to_json(), "seconds": round(time.perf_counter() - started, 3)}, step)
+        return metrics
+
+    @cached_property
+    def eval_judge(self):
+        return load_judge(self.cfg.eval.judge, self.task.judge, self.cfg.policy.torch_device())
+
+    def evaluate_if_due(self, done: int) -> None:
+        """eval.every: after every k-th step, the policy on the first eval.every_prompts held-out prompts, a row of
+        evals.jsonl at `done` steps (with the phase, which the final evaluation's row has not). Sampling is seeded
+        by the run seed in a forked RNG: training is unchanged, and every point answers the same prompts with
+        the same random numbers."""
+        cfg = self.cfg
+        if not (cfg.eval.every and done and done % cfg.eval.every == 0):
+            return
+        result = evaluate_policy(self.policy, self.task.eval[: cfg.eval.every_prompts], self.eval_judge, cfg.eval.sampling(cfg.sampling),
+                                 MERGED, self.task.chat_template, cfg.eval.kl, cfg.seed, progress=False)
+        phase = self.schedule.phase_of_step(done - 1)
+        self.log.write("evals", {"step": done, "phase": phase, **eval_scalars(result.to_json())}, done)
+
+    def log_phase_time_if_ended(self, done: int) -> None:
+        """When `done` steps end a phase (after its checkpoint): the phase's wall time split into sampling,
+        annotation and training, a row of phase_times.jsonl at `done` (TensorBoard phase_times/...). It is
+        read from the run's own logs, so a phase that a resume split in two counts the steps of both."""
+        if not (done and self.schedule.is_phase_start(done) and self.ranks.main):
+            return
+        phase = self.schedule.phase_of_step(done - 1)
+        row = phase_time(phase, read_log(self.run.phases), read_log(self.run.metrics))
+        self.log.write("phase_times", {"step": done, **row}, done)
+
+    def checkpoint(self, done: int) -> None:
+        if not self.ranks.main:
+            return  # rank 0 writes; every process holds the same state
+        state = Checkpoint(done, self.policy.member_states(), self.optim.state_dict(), self.reference.state_dict(), rng_states(self.policy.device))
+        save_checkpoint(self.run.checkpoints, state)
+
+
+def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE) -> Session:
+    """Build and check every piece, then create (or reopen) the run folder and restore its checkpoint.
+
+    Everything that can refuse the input (run folder, task, data and model files, prompt lengths, the
+    SFT stage, judges called once, reference) runs before the folder is created (bpo.loop.preflight), so a
+    refused command leaves nothing behind.
+    """
+    run.check_resumable() if resume else run.check_new()
+    check_batch_shares(cfg, ranks)
+    if resume:
+        run.lock()  # (a new run takes it when it creates the folder)
+        run.check_settings(cfg, read_settings(run.checkpoints))  # config.yaml edited since the start?
+    task = build_task(cfg, run.sft_base)
+    records = read_preferences(cfg.data.pairs) if cfg.data.pairs and not run.pairs_file(0).exists() else None
+    base = base_tokenizer(cfg, task, run.sft_base, progress)  # no weights read yet
+    task = fit_task(cfg, task, base)
+    if records is not None:
+        check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)
+    annotator = build_annotator(cfg, task)
+    probe_judges(cfg, task, annotator)  # each judge once on a sample, before any weight is loaded
+    model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
+    reference = build_reference(cfg, tokenizer)
+    if not resume:
+        run.create(cfg)
+    if fine_tuned_now:
+        run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
+    policy = EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
+    if cfg.policy.gradient_checkpointing:
+        policy.checkpoint_activations()
+    schedule = cfg.resolved_schedule()
+    if cfg.method == "iopo":  # two players take turns: the adversary joins on the same base (bpo.loop.iopo)
+        from bpo.loop.iopo import open_iopo
+
+        return open_iopo(cfg, run, task, policy, annotator, schedule, ranks)
+    optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
+    start = restore(run, policy, optim, reference)
+    run.forget_after(start)
+    return Session(cfg, run, task, policy, annotator, reference, optim, schedule, start, ranks)
+
+
+def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:
+    """Several processes: each takes an equal share of every batch (and with lora.training=disjoint each
+    share splits evenly over the members); refused before anything is built, not at the first step."""
+    batch, members = cfg.resolved_schedule().batch_size, cfg.lora.ensemble
+    if batch % ranks.world:
+        raise ConfigError(f"schedule.batch_size={batch} does not split evenly over {ranks.world} processes: make it a multiple of {ranks.world}")
+    if cfg.lora.training == "disjoint" and (batch // ranks.world) % members:
+        raise ConfigError(f"lora.training=disjoint on {ranks.world} processes: each process's {batch // ranks.world} pairs per step must split "
+                          f"evenly over lora.ensemble={members} members; make schedule.batch_size a multiple of {ranks.world * members}")
+
+
+def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
+    """The phase's labelled pairs: read back if on disk (a resumed run never re-asks the annotator), taken
+    from `data.pairs` (offline baselines), or sampled from the behavior policy and labelled now."""
+    if s.run.pairs_file(phase.index).exists():
+        return s.run.read_pairs(phase.index)
+    started = time.time()
+    cfg = s.cfg
+    if cfg.data.pairs:
+        pairs = pairs_from_file(cfg.data.pairs, s.policy.tokenizer, phase.pairs, s.task.chat_template)
+        stats = PhaseStats(phase.index, pairs=len(pairs), prompts=len(pairs))
+    else:
+        window = math.ceil(cfg.annotator.max_attempts * phase.pairs)  # prompts a phase may use
+        # each phase its own prompt window; several processes: each its part of it, and its own random stream
+        prompts = PromptStream(s.task.train, cfg.seed, phase.index * window + s.ranks.offset(window))
+        if s.annotator is None:  # people label the stored pairs, across restarts (annotator.kind=human/external)
+            from bpo.annotate.phase import rated_pairs
+
+            pairs, stats = rated_pairs(s.policy, prompts, s.run.root, cfg, phase, s.task.chat_template, progress)
+        else:
+            pairs, stats = collect_pairs(
+                s.policy, prompts, s.annotator, cfg.sampling, phase.index, s.ranks.count(phase.pairs), cfg.seed + s.ranks.rank * 2**32,
+                cfg.annotator.max_attempts, s.task.chat_template, progress,
+            )
+    s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
+    if s.ranks.world > 1:
+        pairs, stats = gathered(s.ranks, phase, pairs, stats)
+    s.log.write("phases", {**asdict(stats), "seconds": round(time.time() - started, 2)}, phase.first_step)
+    s.run.write_pairs(phase.index, pairs)  # durable before anything trains on it
+    return pairs
+
+
+def gathered(ranks: Ranks, phase: Phase, pairs: list[Pair], stats: PhaseStats) -> tuple[list[Pair], PhaseStats]:
+    """Every process's pairs (rank order, numbered as one process numbers them) and their summed counts
+    (the seconds: the slowest process's)."""
+    pairs = ranks.gather(pairs)
+    for i, pair in enumerate(pairs):
+        pair.id = f"p{phase.index:03d}-{i:05d}"
+    every = ranks.gather([stats])
+    total = PhaseStats(phase.index)
+    for name, value in asdict(total).items():
+        if name != "phase":
+            values = [getattr(one, name) for one in every]
+            setattr(total, name, max(values) if name.endswith("seconds") else sum(values))
+    return pairs, total
+
+
+def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference: ReferenceStrategy) -> int:
+    """Load the last complete checkpoint into the pieces; the step to continue from (0 if none)."""
+    ckpt = load_latest(run.checkpoints)
+    if ckpt is None:
+        return 0
+    try:
+        policy.load_member_states(ckpt.members)
+        optim.load_state_dict(ckpt.optimizer)
+    except (KeyError, ValueError, RuntimeError) as err:  # other layers or shapes than the policy's
+        raise RunDirError(f"{run.checkpoints}: the step-{ckpt.step} checkpoint does not fit the policy ({str(err)[:120]}); "
+                          "does policy.path still name the model this run started from?") from None
+    reference.load_state_dict(policy, ckpt.reference)
+    set_rng_states(ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}, policy.device)
+    return ckpt.step
+
+
+def eval_scalars(result: dict) -> dict:
+    """An eval.json result without its example texts: the numbers a log records for each evaluation."""
+    return {k: eval_scalars(v) if k == "before" else v for k, v in result.items() if k != "examples"}
+
+
+def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = True) -> dict:
+    """eval.json: the trained policy's win rate (top level) and, optionally, the initial policy's ('before')."""
+    judge = load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
+    examples = task.eval[: cfg.eval.prompts]
+    spec = cfg.eval.sampling(cfg.sampling)
+
+    after = evaluate_policy(policy, examples, judge, spec, MERGED, task.chat_template, cfg.eval.kl, cfg.seed, progress).to_json()
+    if cfg.eval.before:  # the initial policy: no KL to itself; its responses cached (bpo.evaluation.evalcache)
+        cache = cache_dir() / "initial-responses" if cfg.eval.cache_before else None
+        before = evaluate_policy(policy, examples, judge, spec, None, task.chat_template, False, cfg.seed, progress, cache).to_json()
+        before.pop("kl_to_sft")
+        after["before"] = before
+    return after

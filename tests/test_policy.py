@@ -157,3 +157,73 @@ def test_save_and_load_members_in_peft_format(tiny_model_dir, tmp_path):
     ids = torch.tensor([[2, 5, 6, 7, 8]])
     with torch.no_grad(), policy.use(MERGED) as m:
         assert torch.allclose(peft_model(input_ids=ids).logits, m(input_ids=ids).logits, atol=1e-5)
+
+
+def old_way_members(folder, spec, seed: int, model=None, prefix: str = ""):
+    """The adapters as EnsemblePolicy initialised them before its draws moved into a forked RNG: the global
+    seed reset to `seed`, then `seed + i` before member i, then the merged slot (the code as it was)."""
+    from peft import get_peft_model
+
+    from bpo.core.merge import merged_rank
+    from bpo.model.policy import peft_config
+
+    names = [f"{prefix}a{i}" for i in range(spec.ensemble)]
+    torch.manual_seed(seed)
+    if model is None:
+        model = get_peft_model(load_causal_lm(folder), peft_config(spec), adapter_name=names[0])
+    else:
+        model.add_adapter(names[0], peft_config(spec))
+    for i, name in enumerate(names[1:], start=1):
+        torch.manual_seed(seed + i)
+        model.add_adapter(name, peft_config(spec))
+    rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
+    model.add_adapter(prefix + MERGED, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
+    layers = [(path, m) for path, m in model.named_modules() if hasattr(m, "lora_A") and names[0] in m.lora_A]
+    return model, [{f"{path}.{k}": getattr(m, f"lora_{k}")[name].weight.detach().clone() for path, m in layers for k in "AB"} for name in names]
+
+
+
+def assert_same_states(new, old):
+    assert len(new) == len(old)
+    for n, o in zip(new, old):
+        assert n.keys() == o.keys() and all(torch.equal(n[k], o[k]) for k in n)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_adapter_factors_and_the_training_stream_start_as_before(tiny_model_dir, seed):
+    """The members' initial factors are bit-identical to the old initialisation, for the policy and for a
+    second ensemble on its base (IOPO's adversary), and so is the random state a run's training stream
+    (LoRA dropout) starts from: the one the seeded initialisation ends in, the same for both ensembles."""
+    from bpo.loop.config import LoraSpec
+    from bpo.model.loading import load_tokenizer
+    from bpo.model.policy import EnsemblePolicy
+
+    spec = LoraSpec(rank=4, alpha=8.0, ensemble=3)
+    old_model, old_members = old_way_members(tiny_model_dir, spec, seed)
+    old_training_start = torch.get_rng_state()
+    _, old_adversary = old_way_members(tiny_model_dir, spec, seed, model=old_model, prefix="nu_")
+    assert torch.equal(torch.get_rng_state(), old_training_start)
+
+    torch.manual_seed(12345)
+    policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), spec, seed=seed)
+    assert torch.equal(torch.get_rng_state(), old_training_start)
+    adversary = EnsemblePolicy(policy.model, policy.tokenizer, spec, seed=seed, prefix="nu_")
+    assert torch.equal(torch.get_rng_state(), old_training_start)
+    assert_same_states(policy.member_states(), old_members)
+    assert_same_states(adversary.member_states(), old_adversary)
+    first = next(iter(old_members[0]))
+    assert not torch.equal(policy.member_states()[0][first], policy.member_states()[1][first])  # each member its own seed
+
+
+@pytest.mark.xfail(strict=True, reason="EnsemblePolicy still resets the global seed: a run's training stream (LoRA dropout) "
+                   "starts from the state it leaves, until the session sets that state explicitly (bpo/loop/online.py)")
+def test_building_a_policy_leaves_the_global_rng_alone(tiny_model_dir):
+    from bpo.loop.config import LoraSpec
+    from bpo.model.loading import load_tokenizer
+    from bpo.model.policy import EnsemblePolicy
+
+    torch.manual_seed(12345)
+    torch.rand(3)  # somewhere in the caller's stream
+    state = torch.get_rng_state()
+    EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, alpha=8.0, ensemble=3), seed=0)
+    assert torch.equal(torch.get_rng_state(), state)

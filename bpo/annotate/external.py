@@ -29,8 +29,10 @@ from pathlib import Path
 
 from bpo.annotate.store import LabelConflict, LabelStore
 from bpo.data.chat import prompt_text
+from bpo.common.files import atomic_write_text
 from bpo.common.jsonl import DataFileError, read_text, split_lines, write_jsonl
 
+EXTERNAL_FOLDER = "external"  # RUN_DIR/external/ (bpo.run.rundir.RunDir.external)
 VALUES = {"a": "first", "b": "second", "tie": "tie", "both_bad": "both_bad"}
 FIELD = "preference"
 LABEL_STUDIO_CONFIG = """<View>
@@ -51,7 +53,7 @@ LABEL_STUDIO_CONFIG = """<View>
 
 
 def export_folder(run_root: Path) -> Path:
-    return Path(run_root) / "external"
+    return Path(run_root) / EXTERNAL_FOLDER
 
 
 def labels_folder(run_root: Path) -> Path:
@@ -72,9 +74,7 @@ def write_exports(store: LabelStore, run_root: Path, phase: int) -> None:
             continue
         rows = [{"pair_id": c.id, "prompt": prompt_text(c.prompt), "response_a": c.first.text, "response_b": c.second.text}
                 for c in candidates if c.round == round_]
-        tmp = stem.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
-        tmp.replace(stem.with_suffix(".json"))
+        atomic_write_text(stem.with_suffix(".json"), json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         write_jsonl(stem.with_suffix(".jsonl"), rows)  # last: its presence means both are complete
 
 

@@ -24,6 +24,7 @@ from bpo.annotate.agreement import DECIDED, combine
 from bpo.annotate.store import STORE_NAME, Candidate, LabelStore
 from bpo.judging.pairs import BudgetError, PhaseStats, PromptStream, labelled_pair, sample_distinct
 from bpo.core.schedule import Phase
+from bpo.common.seeds import PAIR_SAMPLING, derive_seed
 from bpo.common.stop import StopFlag, StopRequested
 from bpo.data.records import Pair
 
@@ -74,7 +75,7 @@ def sample_round(store: LabelStore, policy, prompts: PromptStream, cfg, phase: P
             raise BudgetError(f"phase {phase.index}: only {phase.pairs - wanted + len(got)} of {phase.pairs} pairs decided or "
                               f"awaiting labels after {used + taken} prompts; raise annotator.max_attempts or sampling.temperature")
         texts = prompts.take(min(wanted - len(got), math.ceil(budget - used - taken)))
-        seed = cfg.seed * 1_000_003 + phase.index * 1009 + draws + calls
+        seed = derive_seed(cfg.seed, phase.index, draws + calls, weights=PAIR_SAMPLING)
         got += sample_distinct(policy, texts, cfg.sampling, seed, chat_template, f"phase {phase.index}: sampling" if progress else None)
         taken, calls = taken + len(texts), calls + 1
     store.add_round(phase.index, round_, got, prompts=taken, draws=calls, identical=taken - len(got))

@@ -212,11 +212,6 @@ class LabelStore:
             rows = con.execute(f"SELECT id, phase, round, idx, prompt, first, second, tokens FROM pairs {where} ORDER BY phase, idx", args).fetchall()
         return [_candidate(row) for row in rows]
 
-    def candidate(self, pair_id: str) -> Candidate | None:
-        with self._read() as con:
-            row = con.execute("SELECT id, phase, round, idx, prompt, first, second, tokens FROM pairs WHERE id = ?", (pair_id,)).fetchone()
-        return _candidate(row) if row else None
-
     # labels -------------------------------------------------------------------------------------
 
     def add_label(self, pair_id: str, rater: str, choice: str, nonce: str, source: str = "web", shown_left: str | None = None) -> bool:

@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Callable, Mapping
 
+from bpo.common.files import TMP_PREFIX
+
 COMPLETE_MARKER = "COMPLETE"
 
 
@@ -28,7 +30,7 @@ def cached_folder(final: str | Path, build: Callable[[Path], object], stamp: Map
     if is_complete(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier process with our pid
     tmp.mkdir()
     try:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bpo.common.configlib import read_text_file
+from bpo.common.files import atomic_open
 
 ROLES = ("system", "user", "assistant", "tool")  # roles of a conversational message
 
@@ -148,15 +148,10 @@ def dumps(row: Any, indent: int | None = None) -> str:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write durably: a temporary file, fsync, then an atomic rename over the destination."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write durably: a temporary file, fsync, then an atomic rename over the destination (bpo.common.files)."""
+    with atomic_open(path, fsync=True) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:

@@ -57,10 +57,6 @@ class Phase:
         """The phase's global step indices not yet done when `start` steps are complete."""
         return range(max(start, self.first_step), self.end)
 
-    def done_before(self, start: int) -> int:
-        """How many of the phase's steps were complete when `start` steps were (0..K)."""
-        return min(self.steps, max(0, start - self.first_step))
-
 
 @dataclass(frozen=True)
 class Schedule:

@@ -13,7 +13,6 @@ the versions of torch and transformers.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from bpo.common.files import atomic_write_text
 # Bump when what the cached responses depend on changes in a way the key does not see.
 # 2: bpo's own decoding loop (bpo.model.sampler) replaced transformers' generate (other draws for the same seed).
 FORMAT = 2
@@ -70,13 +70,10 @@ def cached_responses(folder: Path | None, key: str, generate: Callable[[], list[
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is generated again and replaced
     responses = generate()
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"responses": responses}))
-        os.replace(tmp, path)  # complete or absent: parallel sweep processes may write the same entry
+        # complete or absent; a temporary file of this process's own: parallel sweep processes may write the same entry
+        atomic_write_text(path, json.dumps({"responses": responses}), tmp=path.with_name(f"{path.name}.{os.getpid()}.tmp"))
     except OSError as err:  # a read-only or full cache must not cost the run its evaluation
         warnings.warn(f"cannot store the initial policy's answers in {folder} ({err.strerror or err}); they will be generated again next time")
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return responses

@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from bpo.common.seeds import PAIR_ANNOTATION, PAIR_SAMPLING, PROMPT_ORDER, derive_seed
 from bpo.judging.annotators import Annotator
 from bpo.model.device import forked_rng
 from bpo.model.policy import MERGED, EnsemblePolicy
@@ -34,7 +35,7 @@ class PromptStream:
         for _ in range(n):
             epoch, index = divmod(self.position, len(self.prompts))
             order = list(range(len(self.prompts)))
-            random.Random(self.seed * 100_003 + epoch).shuffle(order)
+            random.Random(derive_seed(self.seed, epoch, weights=PROMPT_ORDER)).shuffle(order)
             out.append(self.prompts[order[index]])
             self.position += 1
         return out
@@ -79,7 +80,7 @@ def collect_pairs(
             )
         texts = prompts.take(wanted - len(pairs))
         started = time.perf_counter()
-        distinct = sample_distinct(policy, texts, sampling, seed * 1_000_003 + phase * 1009 + round_, chat_template,
+        distinct = sample_distinct(policy, texts, sampling, derive_seed(seed, phase, round_, weights=PAIR_SAMPLING), chat_template,
                                    f"phase {phase}: sampling" if progress else None)
         stats.sampling_seconds += time.perf_counter() - started
         stats.prompts += len(texts)
@@ -90,7 +91,7 @@ def collect_pairs(
             part = distinct[start : start + ANNOTATION_CHUNK]
             labels += annotator.label(
                 [t for t, _, _ in part], [s[0].text for *_, s in part], [s[1].text for *_, s in part],
-                seed=seed * 1_000_003 + phase * 1009 + round_ * 101 + start,
+                seed=derive_seed(seed, phase, round_, start, weights=PAIR_ANNOTATION),
             )
         stats.annotation_seconds += time.perf_counter() - started
         for (text, prompt_ids, (a, b)), label in zip(distinct, labels):

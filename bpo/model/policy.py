@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from bpo.common.configlib import option
+from bpo.common.seeds import ADAPTER_INIT, derive_seed
 from bpo.core.merge import MERGES, MergeMode, exact_merge_factors, merged_rank
 
 TRAININGS = ("independent", "disjoint", "joint")  # LoraSpec.training (bpo.training.train_step runs them)
@@ -95,8 +96,10 @@ class EnsemblePolicy:
         self.members = [prefix + member_name(i) for i in range(spec.ensemble)]
         self.checkpointing = False  # checkpoint_activations() turns it on
         self.merged = prefix + MERGED  # this ensemble's merge slot
-        # Each member starts from its own seed: A random (B = 0, so the initial policy is the base).
-        torch.manual_seed(seed)
+        # Each member starts from its own seed (bpo.common.seeds.ADAPTER_INIT): A random (B = 0, so the initial
+        # policy is the base). The global seed is reset here, and a run's training stream (LoRA dropout) starts
+        # from the state this leaves (see tests/test_policy.py: the factors, and the RNG left behind).
+        torch.manual_seed(derive_seed(seed, 0, weights=ADAPTER_INIT))
         if isinstance(base_model, PeftModel):
             self.model = base_model
             self.model.add_adapter(self.members[0], peft_config(spec))
@@ -105,7 +108,7 @@ class EnsemblePolicy:
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
                 self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
         for i, name in enumerate(self.members[1:], start=1):
-            torch.manual_seed(seed + i)
+            torch.manual_seed(derive_seed(seed, i, weights=ADAPTER_INIT))
             self.model.add_adapter(name, peft_config(spec))
         rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
         # scaling 1: the merge functions fold the members' scalings into B

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bpo.common.configlib import option
+from bpo.common.files import TMP_PREFIX, atomic_folder
 from bpo.model.policy import AdapterStates
 
 
@@ -44,6 +44,7 @@ class CheckpointConfig:
             raise ValueError("every must be >= 0")
 
 MARKER = "COMPLETE"
+SETTINGS_FILE = "settings.json"  # the run folder's record of its settings (bpo.run.rundir.RunDir.settings), beside checkpoints/
 KEEP = 2  # complete checkpoints kept; older ones are deleted once a newer one is in place
 
 
@@ -93,40 +94,24 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
     return {"optimizers": optimizers, "schedulers": plain["schedulers"]}
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{ckpt.step:06d}"
-    tmp = root / f".tmp-step-{ckpt.step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    opt_tensors, opt_plain = _split_optimizer(ckpt.optimizer)
-    reference = dict(ckpt.reference)
-    ref_deltas = reference.pop("deltas", None)  # tensors to safetensors, the rest (updated_at) to JSON
-    save_file(_flatten_states(ckpt.members), str(tmp / "members.safetensors"))
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    rng = ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}
-    save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
-    if ref_deltas is not None:
-        save_file({k: v.contiguous() for k, v in ref_deltas.items()}, str(tmp / "reference.safetensors"))
-    settings = ckpt.settings if ckpt.settings is not None else _run_settings(root)
-    state = {"step": ckpt.step, "optimizer": opt_plain, "reference": reference, "settings": settings}
-    (tmp / "state.json").write_text(json.dumps(state))
-    hashes = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
-    (tmp / MARKER).write_text(json.dumps({"sha256": hashes}) + "\n")
-    for f in tmp.iterdir():
-        _fsync(f)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync(root)
+    with atomic_folder(final, fsync=True) as tmp:  # built in .tmp-step-NNNNNN, every file fsync'd, then renamed
+        opt_tensors, opt_plain = _split_optimizer(ckpt.optimizer)
+        reference = dict(ckpt.reference)
+        ref_deltas = reference.pop("deltas", None)  # tensors to safetensors, the rest (updated_at) to JSON
+        save_file(_flatten_states(ckpt.members), str(tmp / "members.safetensors"))
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        rng = ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}
+        save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
+        if ref_deltas is not None:
+            save_file({k: v.contiguous() for k, v in ref_deltas.items()}, str(tmp / "reference.safetensors"))
+        settings = ckpt.settings if ckpt.settings is not None else _run_settings(root)
+        state = {"step": ckpt.step, "optimizer": opt_plain, "reference": reference, "settings": settings}
+        (tmp / "state.json").write_text(json.dumps(state))
+        hashes = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        (tmp / MARKER).write_text(json.dumps({"sha256": hashes}) + "\n")
     for old in complete_checkpoints(root)[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -135,7 +120,7 @@ def save_checkpoint(root: Path, ckpt: Checkpoint) -> Path:
 def _run_settings(root: Path) -> dict | None:
     """The run folder's settings.json (beside checkpoints/), recorded in each checkpoint."""
     try:
-        return json.loads((root.parent / "settings.json").read_text())
+        return json.loads((root.parent / SETTINGS_FILE).read_text())
     except (OSError, ValueError):
         return None
 
@@ -146,7 +131,7 @@ def complete_checkpoints(root: Path, warn: bool = True) -> list[Path]:
         return []
     found = []
     for folder in sorted(root.iterdir()):
-        if folder.name.startswith(".tmp-") or not (folder / MARKER).is_file():
+        if folder.name.startswith(TMP_PREFIX) or not (folder / MARKER).is_file():
             if warn:
                 warnings.warn(f"ignoring partial checkpoint {folder} (no {MARKER} marker: the run stopped while writing it)")
             continue

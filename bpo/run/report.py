@@ -58,7 +58,7 @@ def write_report(run_dir: str | Path, seconds: float | None = None, examples: in
     run = RunDir(run_dir)
     result = json.loads(run.eval.read_text())
     metrics, phases = _rows(run.metrics), _rows(run.phases)
-    plot(run, result, metrics, run.root / "report.png")
+    plot(run, result, metrics, run.report_plot)
     lines = [f"# bpo run report: {run.root}", ""]
     lines += [
         "Win rate against the human reference answers, judged by the evaluation judge, with 95% bootstrap intervals:",
@@ -75,13 +75,12 @@ def write_report(run_dir: str | Path, seconds: float | None = None, examples: in
         lines.append(f"- wall-clock time of the run: {seconds / 60:.1f} min ({seconds:.0f} s)")
     pairs = sum(p["pairs"] for p in phases)
     lines += ["", f"Annotation: {len(phases)} phase(s), {pairs} labelled pairs; training: {len(metrics)} steps.", ""]
-    lines += ["![win rates and training curves](report.png)", "", "## Example answers", ""]
+    lines += [f"![win rates and training curves]({run.report_plot.name})", "", "## Example answers", ""]
     before = result.get("before", {}).get("examples", [])
     for i, ex in enumerate(result["examples"][:examples]):
         lines += [f"**Prompt:** {ex['prompt']}", ""]
         if i < len(before):
             lines.append(f"- before ({before[i]['score']:.2f}): {before[i]['response']}")
         lines += [f"- after ({ex['score']:.2f}): {ex['response']}", f"- human reference ({ex['reference_score']:.2f}): {ex['reference']}", ""]
-    path = run.root / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    run.report.write_text("\n".join(lines) + "\n")
+    return run.report

@@ -27,10 +27,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from bpo.annotate.external import EXTERNAL_FOLDER
+from bpo.annotate.store import STORE_NAME
 from bpo.common.configlib import config_from_dict, dump_yaml
+from bpo.common.files import TMP_PREFIX, atomic_folder, atomic_write_text
 from bpo.common.jsonl import (
     DataFileError,
-    append_jsonl,
     dumps,
     read_jsonl,
     read_log,
@@ -38,6 +40,10 @@ from bpo.common.jsonl import (
     write_jsonl,
 )
 from bpo.data.records import Pair
+from bpo.run.checkpoint import SETTINGS_FILE
+
+COMPARE_FILE = "compare.json"  # `bpo compare`'s result, in its --out folder (default RUN_A/compare-RUN_B)
+
 
 class RunDirError(ValueError):
     pass
@@ -72,18 +78,23 @@ class RunDir:
         self.root = Path(root)
 
     config = property(lambda self: self.root / "config.yaml")
-    settings = property(lambda self: self.root / "settings.json")
+    settings = property(lambda self: self.root / SETTINGS_FILE)
     pairs_dir = property(lambda self: self.root / "pairs")
-    metrics = property(lambda self: self.root / "metrics.jsonl")
-    phases = property(lambda self: self.root / "phases.jsonl")
-    evals = property(lambda self: self.root / "evals.jsonl")
-    phase_times = property(lambda self: self.root / "phase_times.jsonl")
+    metrics = property(lambda self: self.log_file("metrics"))
+    phases = property(lambda self: self.log_file("phases"))
+    evals = property(lambda self: self.log_file("evals"))
+    phase_times = property(lambda self: self.log_file("phase_times"))
     tensorboard = property(lambda self: self.root / "tensorboard")
     adapters = property(lambda self: self.root / "adapters")
     eval = property(lambda self: self.root / "eval.json")
+    eval_greedy = property(lambda self: self.root / "eval-greedy.json")  # a sweep's greedy evaluation (bpo.experiments.sweep)
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
-    CREATED = ("config.yaml", "settings.json", "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", ".tmp-sft-base", "checkpoints",
+    labels = property(lambda self: self.root / STORE_NAME)  # annotator.kind=human/external (bpo.annotate.store)
+    external = property(lambda self: self.root / EXTERNAL_FOLDER)  # annotator.kind=external (bpo.annotate.external)
+    report = property(lambda self: self.root / "report.md")  # bpo.run.report
+    report_plot = property(lambda self: self.root / "report.png")
+    CREATED = ("config.yaml", SETTINGS_FILE, "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", TMP_PREFIX + "sft-base", "checkpoints",
                "evals.jsonl", "phase_times.jsonl", "tensorboard", ".lock")
     _lock = None  # the open RUN/.lock while this process trains the run
     created_here = False  # this process wrote the run's config.yaml (create): only then may it unmake the run
@@ -93,6 +104,10 @@ class RunDir:
 
     def __exit__(self, *exc) -> None:
         self.unlock()
+
+    def log_file(self, stream: str) -> Path:
+        """Where the run log's stream `stream` (bpo.run.runlog: metrics, phases, evals, phase_times) is appended."""
+        return self.root / f"{stream}.jsonl"
 
     def lock(self) -> None:
         """Hold RUN/.lock (flock) until unlock() or the end of the process: a second `bpo train` or
@@ -156,7 +171,7 @@ class RunDir:
     def has_work(self) -> bool:
         """Whether the folder holds anything a rerun would lose: labelled pairs or a checkpoint."""
         return (any(self.pairs_dir.glob("phase-*.jsonl")) or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
-                or (self.root / "labels.sqlite").exists())  # pairs sampled for raters (bpo.annotate)
+                or self.labels.exists())  # pairs sampled for raters (bpo.annotate)
 
     def discard_unstarted(self, existed: bool) -> bool:
         """After a new run failed before any pairs or checkpoint were written, remove what it made (the
@@ -203,13 +218,11 @@ class RunDir:
         return saved if isinstance(saved, dict) else None
 
     def save_sft_base(self, model, tokenizer) -> None:
-        """The fine-tuned base as a transformers folder (safetensors), renamed into place when complete."""
-        tmp = self.root / ".tmp-sft-base"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(self.sft_base, ignore_errors=True)  # an incomplete copy (no config.json) from a crash
-        os.replace(tmp, self.sft_base)
+        """The fine-tuned base as a transformers folder (safetensors), renamed into place when complete
+        (built in .tmp-sft-base; it replaces an incomplete copy, without config.json, left by a crash)."""
+        with atomic_folder(self.sft_base) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
 
     def forget_after(self, step: int) -> None:
         """Drop log lines a crashed run wrote past its last checkpoint (they will be written again), and
@@ -220,6 +233,14 @@ class RunDir:
 
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"
+
+    def pair_phases(self) -> list[int]:
+        """The phases whose pairs file is written, in order."""
+        return sorted(int(p.stem.split("-")[1]) for p in self.pairs_dir.glob("phase-*.jsonl"))
+
+    def compare_folder(self, other: str) -> Path:
+        """Where `bpo compare` of this run against `other` (a run folder's name) writes COMPARE_FILE by default."""
+        return self.root / f"compare-{other}"
 
     def write_pairs(self, phase: int, pairs: Sequence[Pair]) -> None:
         write_jsonl(self.pairs_file(phase), (p.to_json() for p in pairs))
@@ -233,12 +254,10 @@ class RunDir:
         except TypeError as err:
             raise RunDirError(f"{path}: not a pairs file of this version of bpo ({err})") from None
 
-    def append(self, path: Path, row: dict) -> None:
-        append_jsonl(path, row)
-
     def write_eval(self, result: dict) -> None:
-        """Strict JSON: a number that is not finite (an interval of no values) is written as null."""
-        self.eval.write_text(dumps(result, indent=2))
+        """Strict JSON: a number that is not finite (an interval of no values) is written as null. Atomic and
+        durable (bpo.common.files): a sweep takes a run whose eval.json exists for finished."""
+        atomic_write_text(self.eval, dumps(result, indent=2), fsync=True)
 
 
 class FollowerRunDir(RunDir):
@@ -261,9 +280,6 @@ class FollowerRunDir(RunDir):
         pass
 
     def write_pairs(self, phase: int, pairs: Sequence[Pair]) -> None:
-        pass
-
-    def append(self, path: Path, row: dict) -> None:
         pass
 
     def write_eval(self, result: dict) -> None:

@@ -54,15 +54,15 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """Stream S -> S.jsonl in the run folder, one row per line, each line one write (bpo.common.jsonl)."""
+    """Stream S -> S.jsonl in the run folder (`run.log_file(S)`), one row per line, each line one write (bpo.common.jsonl)."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, run):
+        self.run = run  # a bpo.run.rundir.RunDir
 
     def write(self, stream: str, row: dict, step: int) -> None:
         from bpo.common.jsonl import append_jsonl
 
-        append_jsonl(self.root / f"{stream}.jsonl", row)
+        append_jsonl(self.run.log_file(stream), row)
 
     def close(self) -> None:
         pass
@@ -123,7 +123,7 @@ class RunLog:
     def open(cls, cfg: LogConfig, run, start: int = 0) -> "RunLog":
         """The sinks `cfg.to` names for the run folder `run` (a bpo.run.rundir.RunDir), continuing after
         `start` completed steps."""
-        sinks: list[Sink] = [JsonlSink(run.root)]
+        sinks: list[Sink] = [JsonlSink(run)]
         if "tensorboard" in cfg.to:
             sinks.append(TensorBoardSink(run.tensorboard, start))
         return cls(sinks)

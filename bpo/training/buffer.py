@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+from bpo.common.seeds import BATCH_ORDER, derive_seed
 from bpo.data.records import Pair
 
 
@@ -17,5 +18,5 @@ def phase_batches(pairs: Sequence[Pair], batch_size: int, seed: int, phase: int)
     if len(pairs) % batch_size:
         raise ValueError(f"phase {phase} has {len(pairs)} pairs, not a multiple of the batch size {batch_size}")
     order = list(pairs)
-    random.Random(seed * 7919 + phase).shuffle(order)  # batches mix prompts
+    random.Random(derive_seed(seed, phase, weights=BATCH_ORDER)).shuffle(order)  # batches mix prompts
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -67,7 +67,7 @@ def speed(args) -> None:
     torch.set_num_threads(args.threads)
     from standard import LORA_RANK, NEW_TOKENS, PROMPT_TOKENS, build
 
-    from bpo.core.losses import get_loss
+    from bpo.core.losses import bind_loss
     from bpo.model.loading import load_causal_lm, load_tokenizer
     from bpo.model.policy import EnsemblePolicy, LoraSpec
     from bpo.training.train_step import EnsembleOptimizer, OptimSpec, train_step
@@ -84,7 +84,7 @@ def speed(args) -> None:
         runs[name] = (policy, optim, [])
 
     def one_step(policy, optim):
-        train_step(policy, optim, batch, batch.stored_ref_logp, get_loss("dpo"), 0.1, "sum")
+        train_step(policy, optim, batch, batch.stored_ref_logp, bind_loss("dpo", 0.1))
 
     print(f"load average before: {load_average()}", flush=True)
     for policy, optim, _ in runs.values():

@@ -82,14 +82,14 @@ def instrument(timers: Timers, last_step: dict) -> None:
     import bpo.training.reference
 
     bpo.judging.pairs.generate = timers.wrap("sampling", bpo.judging.pairs.generate)
-    build_annotator = bpo.loop.online.build_annotator
+    build_judges = bpo.loop.online.build_judges
 
-    def timed_annotator(*args, **kwargs):
-        annotator = build_annotator(*args, **kwargs)
+    def timed_judges(*args, **kwargs):
+        annotator, eval_judge = build_judges(*args, **kwargs)
         annotator.label = timers.wrap("annotation", annotator.label)
-        return annotator
+        return annotator, eval_judge
 
-    bpo.loop.online.build_annotator = timed_annotator
+    bpo.loop.online.build_judges = timed_judges
     for cls in vars(bpo.training.reference).values():
         if isinstance(cls, type) and issubclass(cls, bpo.training.reference.ReferenceStrategy):
             for name in ("label_pairs", "batch_logprobs"):

@@ -16,7 +16,7 @@ import torch
 
 from bpo.loop.build import cache_dir
 from bpo.loop.config import LoraSpec, OptimSpec
-from bpo.core.losses import get_loss
+from bpo.core.losses import bind_loss
 from bpo.model.loading import load_causal_lm, load_tokenizer
 from bpo.model.policy import EnsemblePolicy
 from bpo.training.reference import SyncReference
@@ -51,13 +51,13 @@ def main() -> None:
     optim = EnsembleOptimizer(policy, OptimSpec(), 1000)
     sync = SyncReference(every=10**9)
     sync.on_phase_start(policy, 0)
-    loss = get_loss("dpo")
+    loss = bind_loss("dpo", 0.1)
     timings = {}
     for name, reference in (("stored", lambda: batch.stored_ref_logp), ("forward", lambda: sync.batch_logprobs(policy, batch))):
-        train_step(policy, optim, batch, reference(), loss, 0.1, "sum")  # warm-up
+        train_step(policy, optim, batch, reference(), loss)  # warm-up
         started = time.perf_counter()
         for _ in range(args.steps):
-            train_step(policy, optim, batch, reference(), loss, 0.1, "sum")
+            train_step(policy, optim, batch, reference(), loss)
         timings[name] = (time.perf_counter() - started) / args.steps
     print(f"{args.model}, {args.batch} pairs of 48+32 tokens, ensemble of 2, {torch.get_num_threads()} threads")
     print(f"stored reference (BPO behavior log-probs): {timings['stored']:.3f} s/step")

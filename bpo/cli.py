@@ -25,11 +25,6 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
 
-def default_out(cfg: RunConfig) -> str:
-    task = Path(cfg.task).stem
-    return f"runs/{task}-{cfg.method}-{cfg.loss}-b{cfg.beta:g}-s{cfg.seed}"
-
-
 def keys_help() -> str:
     from bpo.loop.config import RunConfig
 
@@ -40,49 +35,26 @@ def keys_help() -> str:
 
 
 def cmd_train(args) -> int:
-    from bpo.loop.config import RunConfig
-    from bpo.loop.online import TrainingDiverged, run_online
-    from bpo.run.rundir import RunDir
-    from bpo.common.stop import Interrupted, StopRequested
+    from bpo import api
+    from bpo.loop.online import TrainingDiverged
+    from bpo.common.stop import StopRequested
 
-    if args.resume:
-        if args.config or args.overrides:
-            raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
-        out = args.resume
-        RunDir(out).check_resumable()  # before anything is built: a wrong folder costs nothing
-        cfg = load_config(RunConfig, RunDir(out).config)
-    else:
-        cfg = load_config(RunConfig, args.config, args.overrides)
-        out = cfg.out or default_out(cfg)
-    run = RunDir(out)
-    made_here = not args.resume and not run.config.exists()  # a new run: a failure's hint says how to continue it
-    existed = run.root.exists()
     try:
-        result = run_online(cfg, run, progress=not args.quiet, resume=bool(args.resume))
+        if args.resume:
+            if args.config or args.overrides:
+                raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
+            run = api.Run(args.resume).resume(progress=not args.quiet)
+        else:
+            cfg = api.make_config(args.config, args.overrides)
+            run = api.start_run(cfg, cfg.out or api.default_out(cfg), progress=not args.quiet)
     except StopRequested as stop:
         print(f"bpo: {stop}", file=sys.stderr)
         return stop.exit_code
     except TrainingDiverged as err:
         print(f"bpo: error: training diverged at {err}", file=sys.stderr)
         return EXIT_DIVERGED
-    except BaseException as err:  # main() prints it, then this: what is left of the run, how to go on
-        interrupted = isinstance(err, (KeyboardInterrupt, Interrupted))
-        err.bpo_hint = after_failure(run, made_here, existed, interrupted)  # type: ignore[attr-defined]
-        raise
-    print(summary(result, out))
+    print(summary(run.evaluation, str(run.folder)))
     return 0
-
-
-def after_failure(run, made_here: bool, existed: bool, interrupted: bool) -> str:
-    """A new run that failed before writing any pairs or checkpoint is removed (the same command works
-    once the input is fixed); a run that failed later is kept, and the hint says how to continue. (An
-    error of a --resume leaves the folder as it was; its message is the hint.) Only the process that
-    created the run may remove it: a command refused because another one holds the folder leaves it."""
-    if run.created_here and run.config.exists() and run.discard_unstarted(existed):
-        return f"nothing was kept in {run.root} (the run had not started)"
-    if run.config.exists() and run.has_work() and (made_here or interrupted):
-        return f"the run so far is kept; continue it with: bpo train --resume {run.root}"
-    return ""
 
 
 def summary(result: dict, out: str) -> str:
@@ -95,89 +67,32 @@ def summary(result: dict, out: str) -> str:
     return text + f"\nrun folder: {out}"
 
 
-def load_run(run_dir: str, overrides=(), progress: bool = True):
-    """A finished run's config, task and policy with its trained adapters loaded."""
-    from bpo.loop.build import build_policy, build_task
-    from bpo.loop.config import RunConfig
-    from bpo.run.rundir import RunDir
-
-    run = RunDir(run_dir)
-    if not run.config.is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
-    if not (run.adapters / "a0").is_dir():
-        raise ConfigError(f"{run_dir}: the run has no trained adapters yet (finish it with bpo train --resume {run_dir})")
-    cfg = load_config(RunConfig, run.config, overrides)
-    task = build_task(cfg, run.sft_base)
-    policy = build_policy(cfg, task, run.sft_base, progress)
-    from safetensors import SafetensorError
-
-    from bpo.model.loading import context_length
-    from bpo.loop.preflight import Base, fit_task
-    from bpo.run.rundir import RunDirError
-
-    task = fit_task(cfg, task, Base(run.root, policy.tokenizer, context_length(policy.model)))  # as the run saw it
-
-    try:
-        policy.load_members(run.adapters)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # damaged or foreign adapter files
-        raise RunDirError(f"{run.adapters}: cannot load the trained adapters ({str(err)[:120]}); rewrite them with bpo train --resume {run_dir}") from None
-    return run, cfg, task, policy
-
-
 def cmd_eval(args) -> int:
-    from bpo.loop.online import evaluate_run
+    from bpo import api
 
-    run, cfg, task, policy = load_run(args.run_dir, args.overrides, progress=not args.quiet)
-    result = evaluate_run(cfg, policy, task, progress=not args.quiet)
-    run.write_eval(result)
-    print(summary(result, str(run.root)))
+    result = api.evaluate(args.run_dir, args.overrides, progress=not args.quiet)
+    print(summary(result, str(args.run_dir)))
     return 0
 
 
 def cmd_compare(args) -> int:
     """Win/tie/lose of RUN_A's policy against RUN_B's (or RUN_A's SFT start), held-out margins: compare.json."""
-    import json
-    import os
-    from dataclasses import replace
+    from bpo import api
+    from bpo.evaluation.compare import summary_text
 
-    from bpo.evaluation.compare import Contender, compare, heldout_report, summary_text
-    from bpo.judging.judges import load_judge
-    from bpo.model.policy import MERGED
-
-    if args.tie_margin < 0 or args.temperature <= 0:
-        raise ConfigError("--tie-margin must be >= 0 and --temperature > 0")
-    progress = not args.quiet
-    run, cfg, task, policy = load_run(args.run_a, progress=progress)
-    a = Contender(args.run_a, policy, MERGED)
-    if args.run_b == "sft" and not Path("sft").is_dir():
-        b = Contender("sft", policy, None)  # adapters off: the start both were trained from
-    else:
-        _, cfg_b, _, policy_b = load_run(args.run_b, progress=progress)
-        if cfg_b.task != cfg.task:
-            raise ConfigError(f"{args.run_a} and {args.run_b} were trained on different tasks ({cfg.task}, {cfg_b.task})")
-        b = Contender(args.run_b, policy_b, MERGED)
-    out = Path(args.out) if args.out else run.root / f"compare-{Path(args.run_b).name}"
-    out.mkdir(parents=True, exist_ok=True)
-    examples = task.eval[: args.prompts or cfg.eval.prompts]
-    sampling = replace(cfg.sampling, temperature=args.temperature)
-    judge = load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
-    result = compare(a, b, examples, judge, sampling, args.tie_margin, args.bad_threshold, task.chat_template, args.seed, progress)
-    if args.pairs:
-        result["heldout"] = heldout_report([a, b], args.pairs, args.beta or cfg.beta, task.chat_template, out / "margins.png")
-    tmp = out / "compare.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out / "compare.json")  # complete or absent: `bpo reproduce` reuses a finished comparison
-    print(summary_text(result) + f"\nwritten: {out / 'compare.json'}")
+    result = api.compare(args.run_a, args.run_b, out=args.out, temperature=args.temperature, tie_margin=args.tie_margin,
+                         bad_threshold=args.bad_threshold, pairs=args.pairs, beta=args.beta, prompts=args.prompts, seed=args.seed,
+                         progress=not args.quiet)
+    written = result.pop("written")
+    print(summary_text(result) + f"\nwritten: {written}")
     return 0
 
 
 def cmd_export(args) -> int:
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: exists and is not empty; choose a new folder")
-    run, cfg, task, policy = load_run(args.run_dir, progress=not args.quiet)
-    policy.export_merged(out)
-    print(f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: {run.adapters}")
+    from bpo import api
+
+    out = api.export(args.run_dir, args.out, progress=not args.quiet)
+    print(f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: {api.load_run(args.run_dir).dir.adapters}")
     return 0
 
 
@@ -199,10 +114,10 @@ def cmd_status(args) -> int:
     cfg = load_config(RunConfig, run.config)
     schedule = cfg.resolved_schedule()
     steps = sum(1 for row in read_log(run.metrics) if "loss" in row)
-    phases = sorted(int(p.stem.split("-")[1]) for p in run.pairs_dir.glob("phase-*.jsonl"))
+    phases = run.pair_phases()
     print(f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps trained; "
           f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; " + ("evaluated" if run.eval.exists() else "not evaluated yet"))
-    if (run.root / "labels.sqlite").exists():
+    if run.labels.exists():
         from bpo.annotate.status import labels_status
         from bpo.annotate.store import LabelStore
 
@@ -212,38 +127,33 @@ def cmd_status(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
-    from bpo.loop.config import RunConfig
-    from bpo.experiments.reproduce import BUILTIN, full_plan, quick_plan, reproduce
+    from bpo.experiments.papers import reproduce_papers
 
-    make_plan = quick_plan if args.quick else full_plan
-    plan = make_plan(args.task or list(BUILTIN), args.seeds or (2 if args.quick else 3), args.overrides)
-    for spec in plan.specs():  # every run's settings are checked before the first run starts
-        load_config(RunConfig, None, list(spec.overrides))
     command = "bpo reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bpo reproduce"
-    report = reproduce(plan, Path(args.out), args.jobs, progress=not args.quiet, command=command)
+    report = reproduce_papers(args.out, quick=args.quick, tasks=args.task, seeds=args.seeds, overrides=args.overrides, jobs=args.jobs,
+                           progress=not args.quiet, command=command)
     print(f"report: {report}")
     return 0
 
 
-DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
-
-
 def cmd_demo(args) -> int:
     """The README's main job: bpo/configs/demo.yaml, then report.md and report.png in the run folder."""
-    import time
+    from bpo import api
+    from bpo.common.stop import StopRequested
+    from bpo.loop.online import TrainingDiverged
 
-    from bpo.loop.config import RunConfig
-    from bpo.run.report import write_report
-
-    out = load_config(RunConfig, DEMO_CONFIG, args.overrides).out or time.strftime("runs/demo-%Y%m%d-%H%M%S")
-    train_args = argparse.Namespace(config=str(DEMO_CONFIG), overrides=[*args.overrides, f"out={out}"], resume=None, quiet=args.quiet)
-    started = time.time()
-    code = cmd_train(train_args)
-    if code == 0:
-        report = write_report(out, seconds=time.time() - started)
-        print(report.read_text())
-        print(f"report: {report} (plot: {report.with_suffix('.png')})")
-    return code
+    try:
+        run, report = api.demo(args.overrides, progress=not args.quiet)
+    except StopRequested as stop:
+        print(f"bpo: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except TrainingDiverged as err:
+        print(f"bpo: error: training diverged at {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    print(summary(run.evaluation, str(run.folder)))
+    print(report.read_text())
+    print(f"report: {report} (plot: {report.with_suffix('.png')})")
+    return 0
 
 
 class Parser(argparse.ArgumentParser):

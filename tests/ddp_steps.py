@@ -27,7 +27,7 @@ def fixed_pairs():
 def run_steps(model_dir: Path, steps: int, ranks=None, training: str = "independent") -> tuple[list[float], list[dict]]:
     """The losses of `steps` DPO steps on the fixed batch (this process's share of it) and the members after."""
     from bpo.model.distributed import SINGLE
-    from bpo.core.losses import get_loss
+    from bpo.core.losses import bind_loss
     from bpo.model.loading import load_causal_lm, load_tokenizer
     from bpo.model.policy import EnsemblePolicy, LoraSpec
     from bpo.training.train_step import EnsembleOptimizer, OptimSpec, train_step
@@ -37,7 +37,7 @@ def run_steps(model_dir: Path, steps: int, ranks=None, training: str = "independ
     policy = EnsemblePolicy(load_causal_lm(model_dir), load_tokenizer(model_dir), LoraSpec(rank=4, ensemble=2, training=training), seed=0)
     optim = EnsembleOptimizer(policy, OptimSpec(lr=1e-2, max_grad_norm=0.5), steps)
     batch = make_batch(ranks.share(fixed_pairs()), pad_id=0)
-    losses = [train_step(policy, optim, batch, batch.stored_ref_logp, get_loss("dpo"), 0.5, "sum", ranks=ranks).loss for _ in range(steps)]
+    losses = [train_step(policy, optim, batch, batch.stored_ref_logp, bind_loss("dpo", 0.5), ranks=ranks).loss for _ in range(steps)]
     return losses, policy.member_states()
 
 

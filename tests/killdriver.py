@@ -13,6 +13,7 @@ the N-th final evaluation starts, after training).
 import os
 import signal
 import sys
+from pathlib import Path
 
 # Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started, and a process
 # started in the background of a non-interactive shell inherits it ignored: restore Python's handler so the
@@ -21,12 +22,13 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import torch
 
+import bpo.common.files
 import bpo.run.checkpoint
 import bpo.loop.online
 import bpo.judging.pairs
 import bpo.run.rundir
 from bpo.cli import main
-from bpo.core.losses import LossSpec
+from bpo.core.losses import Loss
 
 point, n, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 count = 0
@@ -71,23 +73,30 @@ elif point == "labels-stored":
     after(bpo.run.rundir.RunDir, "write_pairs", kill)
 elif point == "training":
     after(bpo.loop.online, "train_step", kill)
-elif point == "checkpoint-write":
-    before(bpo.run.checkpoint, "_fsync", kill)
+elif point == "checkpoint-write":  # the N-th fsync of a checkpoint's files or folder (bpo.common.files)
+    real_fsync = bpo.common.files.fsync_path
+
+    def fsync_path(path):
+        if "checkpoints" in Path(path).parts and hit():
+            kill()
+        return real_fsync(path)
+
+    bpo.common.files.fsync_path = fsync_path
 elif point == "sigterm":
     after(bpo.loop.online, "train_step", lambda: kill(signal.SIGTERM))
 elif point == "nan":
-    real_get_loss = bpo.loop.online.get_loss
+    real_bind_loss = bpo.loop.online.bind_loss
 
-    def poisoned(name):
-        spec = real_get_loss(name)
+    def poisoned(*args):
+        loss = real_bind_loss(*args)
 
         def fn(*args):
-            out = spec.fn(*args)
+            out = loss.fn(*args)
             return out * torch.nan if hit() else out
 
-        return LossSpec(fn, spec.reduction)
+        return Loss(fn, loss.beta, loss.reduction)
 
-    bpo.loop.online.get_loss = poisoned
+    bpo.loop.online.bind_loss = poisoned
 elif point in ("startup-sigint", "startup-sigterm"):
     before(bpo.loop.online, "load_base", lambda: kill(signal.SIGINT if point == "startup-sigint" else signal.SIGTERM))
 elif point == "eval-sigterm":

@@ -22,7 +22,8 @@ from ddp_steps import fixed_pairs
 from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError, load_config
 from bpo.model.logprobs import pair_sequence_logprobs
-from bpo.core.losses import get_loss
+from bpo.core.losses import bind_loss, get_loss
+from bpo.model.distributed import SINGLE
 from bpo.model.loading import load_causal_lm, load_tokenizer
 from bpo.model.policy import MERGED, EnsemblePolicy, LoraSpec
 from bpo.training.train_step import EnsembleOptimizer, OptimSpec, select_pairs, train_step
@@ -52,7 +53,7 @@ def step(policy: EnsemblePolicy, pairs, ref=None, steps: int = 1):
     batch = make_batch(pairs, pad_id=0)
     optim = EnsembleOptimizer(policy, OptimSpec(lr=LR, max_grad_norm=MAX_NORM), 10)
     for _ in range(steps):
-        metrics = train_step(policy, optim, batch, batch.stored_ref_logp if ref is None else ref, get_loss("dpo"), BETA, "sum")
+        metrics = train_step(policy, optim, batch, batch.stored_ref_logp if ref is None else ref, bind_loss("dpo", BETA))
     return metrics
 
 
@@ -135,14 +136,18 @@ def test_select_pairs_takes_both_rows_of_each_pair_cut_to_the_longest(tiny_model
     assert got.pair_ids == ["p1", "p3", "p5", "p7"]
 
 
-def test_disjoint_refuses_a_batch_that_does_not_split_into_n_shares(tiny_model_dir):
-    policy = variant(make_policy(tiny_model_dir, ensemble=3, rank=RANK), "disjoint")
-    with pytest.raises(ValueError, match="lora.ensemble=3 equal shares, but a batch here holds 8 pairs"):
-        step(policy, fixed_pairs())
+def test_disjoint_refuses_a_batch_that_does_not_split_into_n_shares():
+    """B = 8 pairs do not split into 3 equal shares, into 4 they do (one process; over several, see
+    tests/test_distributed.py). Checked once, before a run builds anything."""
+    from bpo.loop.online import check_batch_shares
+
+    def check(*overrides):
+        check_batch_shares(load_config(RunConfig, overrides=["lora.training=disjoint", *overrides]), SINGLE)
+
     with pytest.raises(ConfigError, match=r"schedule.batch_size=8 must be a multiple of 3") as err:
-        load_config(RunConfig, overrides=["lora.training=disjoint", "lora.ensemble=3", "schedule.batch_size=8"])
+        check("lora.ensemble=3", "schedule.batch_size=8")
     assert "lora.ensemble=3" in str(err.value)
-    load_config(RunConfig, overrides=["lora.training=disjoint", "lora.ensemble=4", "schedule.batch_size=8"])  # accepted
+    check("lora.ensemble=4", "schedule.batch_size=8")  # accepted
 
 
 # ---- joint: the mean of the members --------------------------------------------------------------------

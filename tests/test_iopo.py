@@ -23,7 +23,7 @@ import pytest
 import torch
 from tinytask import run_args, write_task
 
-import bpo.loop.iopo
+import bpo.loop.online
 from bpo.cli import main
 from bpo.common.configlib import ConfigError, load_config
 from bpo.loop.config import RunConfig
@@ -188,7 +188,7 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
         "lora.dropout=0.1", "sampling.max_new_tokens=6", "eval.prompts=2", "eval.kl=false", "eval.before=false", *extra,
     ])
     seen = {}
-    real_two_players, real_train_step = bpo.loop.iopo.two_players, bpo.loop.iopo.train_step
+    real_two_players, real_train_step = bpo.loop.online.two_players, bpo.loop.online.train_step
 
     def spy_players(*args, **kw):
         seen["players"] = real_two_players(*args, **kw)
@@ -196,26 +196,26 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
 
     steps, turn_start = [], {}
 
-    def spy_step(policy, optim, batch, ref_logp, loss, beta, reduction, **kwargs):  # kwargs: ranks (one process here)
+    def spy_step(policy, optim, batch, ref_logp, loss, **kwargs):  # kwargs: ranks (one process here)
         players = seen["players"]
-        mu, nu = players.protagonist.policy, players.adversary.policy
+        mu, nu = players.get("protagonist").policy, players.get("adversary").policy
         other = nu if policy is mu else mu
         if not steps or steps[-1]["policy"] is not policy:  # a turn begins: freeze the other's snapshot
             turn_start["other"] = other.member_states()
         before = (mu.member_states(), nu.member_states())
-        out = real_train_step(policy, optim, batch, ref_logp, loss, beta, reduction, **kwargs)
+        out = real_train_step(policy, optim, batch, ref_logp, loss, **kwargs)
         deltas = merged_by_hand(other, turn_start["other"])
         expected = [by_hand_logprob(other, deltas, *row) for row in zip(batch.input_ids, batch.attention_mask, batch.response_mask)]
         steps.append({"policy": policy, "loss": loss, "ref": ref_logp.tolist(), "expected": expected,
                       "mu_changed": changed(before[0], mu.member_states()), "nu_changed": changed(before[1], nu.member_states())})
         return out
 
-    monkeypatch.setattr(bpo.loop.iopo, "two_players", spy_players)
-    monkeypatch.setattr(bpo.loop.iopo, "train_step", spy_step)
+    monkeypatch.setattr(bpo.loop.online, "two_players", spy_players)
+    monkeypatch.setattr(bpo.loop.online, "train_step", spy_step)
     run_online(cfg, tmp_path / "run", progress=False)
 
     players = seen["players"]
-    mu, nu = players.protagonist.policy, players.adversary.policy
+    mu, nu = players.get("protagonist").policy, players.get("adversary").policy
     assert mu.model is nu.model  # one base model; the adversary's adapters sit beside the protagonist's
     assert [s["policy"] is mu for s in steps] == [True] * 3 + [False] * 2 + [True] * 3 + [False] * 2
     assert [(s["mu_changed"], s["nu_changed"]) for s in steps] == [(s["policy"] is mu, s["policy"] is nu) for s in steps]
@@ -231,7 +231,7 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
     phases = sorted(p.name for p in (tmp_path / "run" / "pairs").iterdir())
     assert phases == (["phase-000.jsonl", "phase-001.jsonl"] if mode == "online" else ["phase-000.jsonl"])
     # every optimiser's schedule counted only its own player's steps
-    assert [o.schedulers[0].last_epoch for o in (players.protagonist.optim, players.adversary.optim)] == [6, 4]
+    assert [o.schedulers[0].last_epoch for o in (players.get("protagonist").optim, players.get("adversary").optim)] == [6, 4]
     adapters = {p.name for p in (tmp_path / "run" / "adapters").iterdir()}
     assert {"a0", "a1", "merged", "nu_a0", "nu_a1", "nu_merged"} <= adapters
 
@@ -242,16 +242,16 @@ IOPO = ["method=iopo", "iopo.rounds=2", "iopo.protagonist_steps=2", "iopo.advers
 
 KILL_AFTER_STEP = """
 import os, signal, sys
-import bpo.loop.iopo
+import bpo.loop.online
 from bpo.cli import main
-n, calls, real = int(sys.argv[1]), [0], bpo.loop.iopo.train_step
+n, calls, real = int(sys.argv[1]), [0], bpo.loop.online.train_step
 def train_step(*args, **kwargs):
     out = real(*args, **kwargs)
     calls[0] += 1
     if calls[0] == n:
         os.kill(os.getpid(), signal.SIGKILL)
     return out
-bpo.loop.iopo.train_step = train_step
+bpo.loop.online.train_step = train_step
 sys.exit(main(sys.argv[2:]))
 """
 

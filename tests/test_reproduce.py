@@ -17,7 +17,8 @@ from tinytask import write_task
 import bpo.cli
 from bpo.common.configlib import load_config
 from bpo.loop.config import RunConfig
-from bpo.experiments.reproduce import ADAPTER_VARIANTS, GOLD, IOPO_BASELINES, METHODS, Plan, reproduce
+from bpo.experiments.papers import reproduce
+from bpo.experiments.reproduce import ADAPTER_VARIANTS, GOLD, IOPO_BASELINES, METHODS, Plan
 from bpo.common.jsonl import read_log
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from conftest import make_policy
 
-from bpo.core.losses import get_loss
+from bpo.core.losses import bind_loss, get_loss
 from bpo.training.sft import sft_lr_factor
 from bpo.training.train_step import EnsembleOptimizer, OptimSpec, lr_factor, train_step
 from bpo.data.records import Pair, make_batch
@@ -137,8 +137,7 @@ def step_against_hand(tiny_model_dir, name: str, weight_decay: float = 0.0):
 
     spec = OptimSpec(lr=LR, weight_decay=weight_decay, warmup_steps=WARMUP, scheduler="cosine", max_grad_norm=MAX_GRAD_NORM)
     optim = EnsembleOptimizer(policy, spec, TOTAL)
-    spec_loss = get_loss(name)
-    metrics = train_step(policy, optim, make_batch(PAIRS, pad_id=0), ref, spec_loss, BETA, spec_loss.reduction)
+    metrics = train_step(policy, optim, make_batch(PAIRS, pad_id=0), ref, bind_loss(name, BETA))
     after = [p.detach().clone() for p in params]
     return metrics, loss.item(), grads, before, after
 
@@ -231,7 +230,7 @@ def test_gradient_checkpointing_recomputes_every_layer_and_steps_the_same(tiny_m
         batch = make_batch(PAIRS, pad_id=0)
         ref = torch.zeros(2 * len(PAIRS))
         torch.manual_seed(1)
-        metrics = train_step(policy, optim, batch, ref, get_loss("dpo"), BETA, "sum")
+        metrics = train_step(policy, optim, batch, ref, bind_loss("dpo", BETA))
         results[checkpointing] = (calls, metrics.loss, [p.detach().clone() for i in range(2) for p in policy.member_parameters(i)])
     (plain_calls, plain_loss, plain), (ckpt_calls, ckpt_loss, ckpt) = results[False], results[True]
     row = batch.input_ids.shape[1]

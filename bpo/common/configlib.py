@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -87,9 +88,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     return _load(cls, data, _Context(source, where, raw))
 
 
-def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<dict>") -> T:
-    """Build ``cls`` from an in-memory mapping, with the same checks as :func:`load_config`."""
-    return _load(cls, data, _Context(source, {}, {}))
+def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<dict>", overrides: Sequence[str] = ()) -> T:
+    """Build ``cls`` from an in-memory mapping (and ``key.sub=value`` overrides), with the same checks as
+    :func:`load_config`."""
+    data = copy.deepcopy(dict(data))
+    where: dict[Key, str] = {}
+    raw: dict[Key, str] = {}
+    for item in overrides:
+        _apply_override(data, item, where, raw)
+    return _load(cls, data, _Context(source, where, raw))
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -106,6 +106,26 @@ def get_loss(name: str) -> LossSpec:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
 
 
+@dataclass(frozen=True)
+class Loss:
+    """A loss bound once for a learner: its function, its beta and the reduction of the sequence
+    log-probs it is computed on. The train step takes it whole; nothing looks the loss up again."""
+
+    fn: LossFn
+    beta: float
+    reduction: Reduction
+
+    def __call__(self, pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor) -> Tensor:
+        """The per-pair loss, (B,)."""
+        return self.fn(pi_chosen, pi_rejected, ref_chosen, ref_rejected, self.beta)
+
+
+def bind_loss(name: str, beta: float, reduction: str = "auto") -> Loss:
+    """The registered loss `name` with its beta; reduction `auto` is the loss's own (mean for ipo)."""
+    spec = get_loss(name)
+    return Loss(spec.fn, beta, spec.reduction if reduction == "auto" else reduction)
+
+
 def implicit_rewards(pi: Tensor, ref: Tensor, beta: float) -> Tensor:
     """beta * (log pi - log ref), (B,): the DPO implicit reward used in metrics."""
     return beta * (pi - ref)

@@ -18,22 +18,20 @@ from typing import Sequence
 import numpy as np
 
 from bpo.experiments.stats import mean, stratified_bootstrap
+from bpo.run.rundir import COMPARE_FILE
 
 SFT = "sft"  # RUN_B meaning RUN_A's initial policy
 
 
 def compare_runs(a: Path, b: Path | str, root: Path, temperature: float, seed: int, pairs: Path | None = None) -> dict:
-    """compare.json of run `a` against run `b` (or SFT), computed by `bpo compare` once, then read back."""
-    from bpo.cli import main
+    """compare.json of run `a` against run `b` (or SFT), computed once (bpo.api.compare), then read back."""
+    from bpo import api
 
     key = "\n".join(map(str, (a, b, temperature, seed, pairs)))
     folder = Path(root) / f"{Path(a).name}--vs--{Path(b).name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-    result = folder / "compare.json"
+    result = folder / COMPARE_FILE
     if not result.is_file():
-        args = ["compare", str(a), str(b), "--out", str(folder), "--temperature", f"{temperature:g}", "--seed", str(seed), "--quiet"]
-        code = main(args + (["--pairs", str(pairs)] if pairs else []))
-        if code != 0:
-            raise RuntimeError(f"bpo {' '.join(args)} failed with exit code {code}; see the message above")
+        api.compare(a, b, out=folder, temperature=temperature, seed=seed, pairs=pairs, progress=False)
     return json.loads(result.read_text())
 
 
@@ -65,13 +63,12 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     """A held-out preference file (TRL layout) for reward margins and pairwise accuracy: two samples of the
     SFT policy per held-out prompt of the task that `overrides` configure, labelled by the task's judge
     (the higher score is chosen; ties and empty answers are left out). Written once, atomically."""
-    import os
-
     from bpo.judging.annotators import ScoreAnnotator
     from bpo.loop.build import build_policy, build_task
     from bpo.loop.config import RunConfig
     from bpo.common.configlib import load_config
-    from bpo.judging.judges import load_judge
+    from bpo.common.files import atomic_path
+    from bpo.loop.build import build_eval_judge
     from bpo.judging.pairs import PromptStream, collect_pairs
     from bpo.data.prefdata import PreferenceRecord, write_preferences
 
@@ -81,12 +78,11 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     cfg = load_config(RunConfig, None, list(overrides))
     task = build_task(cfg)
     policy = build_policy(cfg, task, progress=False)  # fresh adapters (B = 0): the SFT policy
-    judge = ScoreAnnotator(load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device()))
+    judge = ScoreAnnotator(build_eval_judge(cfg, task))
     pairs, _ = collect_pairs(policy, PromptStream(task.eval, seed=seed), judge, cfg.sampling, phase=0, wanted=n, seed=seed,
                              max_attempts=8, chat_template=task.chat_template, progress=False)
     kept = [p for p in pairs if p.chosen.strip() and p.rejected.strip()]  # a preference file has no empty responses
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write_preferences(tmp, [PreferenceRecord(p.id, p.prompt, p.chosen, p.rejected) for p in kept])
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write_preferences(tmp, [PreferenceRecord(p.id, p.prompt, p.chosen, p.rejected) for p in kept])
     return path

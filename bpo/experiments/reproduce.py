@@ -162,20 +162,3 @@ def full_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str]) -> Pla
     """T = 64 steps of 16 pairs (the defaults), DPO, IPO and SLiC, F in {1, 2, 4, 8, 16, T}, every section on
     every seed: 31 runs per task and seed (186 for 2 tasks x 3 seeds)."""
     return Plan(tuple(tasks), tuple(range(seeds)), ("dpo", "ipo", "slic"), BETAS, (1, 2, 4, 8, 16), tuple(overrides))
-
-
-def reproduce(plan: Plan, out: Path, jobs: int | None = None, progress: bool = True, command: str = "bpo reproduce") -> Path:
-    """Train (or reuse) every run, then Figure 5's runs on the gold policies, the comparisons, and the report."""
-    from bpo.experiments import sections  # the report layer sits on this module's plan
-
-    started = time.time()
-    out = Path(out).resolve()  # Figure 5's runs name their gold reference by an absolute path
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = jobs or default_jobs()
-    results = execute(plan.specs(), out / "runs", jobs, greedy=True, progress=progress)
-    if "figure5" in plan.sections:
-        gold = {task: sections.export_gold(plan.gold_source(task), out / "runs") for task in plan.tasks}
-        trained_now = {r.spec for r in results if not r.reused}
-        results = [replace(r, reused=r.reused and r.spec not in trained_now)
-                   for r in execute(plan.specs(gold), out / "runs", jobs, greedy=True, progress=progress)]
-    return sections.write_report(plan, results, out, started, command)

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from bpo.evaluation.evaluate import strict_win_outcomes
+from bpo.common.files import atomic_write_text
 from bpo.experiments import figures
 from bpo.experiments.headtohead import SFT, compare_runs, pool, sft_preference_file
 from bpo.experiments.reproduce import (
@@ -180,15 +181,14 @@ def table2(results, plan: Plan, task: str, out: Path) -> tuple[list[str], dict]:
 
 
 def export_gold(spec: RunSpec, root: Path) -> Path:
-    """Figure 5's gold policy: the finished run of `spec` merged into a model folder (`bpo export`), once."""
+    """Figure 5's gold policy: the finished run of `spec` merged into a model folder (bpo.api.export), once."""
+    from bpo import api
     from bpo.common.cachefolder import cached_folder
-    from bpo.cli import main
 
     run = spec.folder(root)
 
     def build(folder: Path) -> None:
-        if main(["export", str(run), str(folder), "--quiet"]) != 0:
-            raise RuntimeError(f"bpo export {run} failed; see the message above")
+        api.export(run, folder, progress=False)
 
     return cached_folder(Path(root).parent / "gold" / f"{Path(str(spec.label['task'])).stem}-{run.name}", build)
 
@@ -339,7 +339,7 @@ def write_report(plan: Plan, results: Sequence[RunResult], out: Path, started: f
         body, summary = body + lines, summary + found
     tail, verdicts = aggregate_section(results, plan, modes, out)
     report = out / "report.md"
-    report.write_text("\n".join(header(plan, results, started, command, verdicts + summary) + body + tail))
+    atomic_write_text(report, "\n".join(header(plan, results, started, command, verdicts + summary) + body + tail))
     return report
 
 

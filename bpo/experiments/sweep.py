@@ -18,8 +18,8 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from bpo.common.jsonl import read_log
+from bpo.run.rundir import RunDir
 
-GREEDY_EVAL = "eval-greedy.json"
 
 
 @dataclass(frozen=True)
@@ -51,30 +51,29 @@ class RunResult:
 
 
 def is_finished(folder: Path, greedy: bool) -> bool:
-    return (folder / "eval.json").is_file() and (not greedy or (folder / GREEDY_EVAL).is_file())
+    run = RunDir(folder)
+    return run.eval.is_file() and (not greedy or run.eval_greedy.is_file())
 
 
 def run_one(spec: RunSpec, root: Path, greedy: bool, threads: int | None = None) -> Path:
     """Train (or resume, or reuse) one run and evaluate it greedily too; returns its folder."""
     import torch
 
-    from bpo.cli import load_run, main
-    from bpo.loop.online import evaluate_run
+    from bpo import api
+    from bpo.common.files import atomic_write_text
 
     if threads:
         torch.set_num_threads(threads)
     folder = spec.folder(root)
-    if not (folder / "eval.json").is_file():
-        args = ["--resume", str(folder)] if (folder / "config.yaml").is_file() else [*spec.overrides, f"out={folder}"]
-        code = main(["train", *args, "--quiet"])
-        if code != 0:
-            raise RuntimeError(f"run {folder} failed with exit code {code}; see the message above")
-    if greedy and not (folder / GREEDY_EVAL).is_file():
-        _, cfg, task, policy = load_run(str(folder), ["eval.greedy=true", "eval.kl=false", "eval.before=true"], progress=False)
-        result = evaluate_run(cfg, policy, task, progress=False)
-        tmp = folder / (GREEDY_EVAL + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, folder / GREEDY_EVAL)  # complete or absent, never half-written
+    run = RunDir(folder)
+    if not run.eval.is_file():
+        if run.config.is_file():
+            api.Run(folder).resume(progress=False)
+        else:
+            api.start_run(api.make_config(None, [*spec.overrides, f"out={folder}"]), folder, progress=False)
+    if greedy and not run.eval_greedy.is_file():
+        result = api.evaluate(folder, ["eval.greedy=true", "eval.kl=false", "eval.before=true"], write=False, progress=False)
+        atomic_write_text(run.eval_greedy, json.dumps(result, indent=2))  # complete or absent, never half-written
     return folder
 
 
@@ -106,11 +105,11 @@ def execute(specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = 
 
 def read_result(spec: RunSpec, root: Path) -> RunResult:
     folder = spec.folder(root)
-    greedy = folder / GREEDY_EVAL
-    logs = [read_log(folder / name) for name in ("metrics.jsonl", "evals.jsonl")]  # lines split on "\n" only; a cut line dropped
+    run = RunDir(folder)
+    logs = [read_log(path) for path in (run.metrics, run.evals)]  # lines split on "\n" only; a cut line dropped
     return RunResult(
-        spec, folder, json.loads((folder / "eval.json").read_text()),
-        json.loads(greedy.read_text()) if greedy.is_file() else None, *logs,
+        spec, folder, json.loads(run.eval.read_text()),
+        json.loads(run.eval_greedy.read_text()) if run.eval_greedy.is_file() else None, *logs,
     )
 
 

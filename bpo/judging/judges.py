@@ -188,6 +188,26 @@ def _reward_model(folder: Path, device: str) -> RewardModelJudge:
     return RewardModelJudge(folder, device=device)
 
 
+REGISTERED_PREFIX = "api:"
+_registered: dict[str, Judge] = {}  # judges given as Python objects in this process (bpo.api)
+
+
+def register_judge(judge: Judge) -> str:
+    """The spec under which `judge` is loaded from now on: `module:function` for an importable module-level
+    function (so a run resumed in any process finds it), else `api:<name>`, known in this process only."""
+    module, name = getattr(judge, "__module__", None), getattr(judge, "__qualname__", None) or type(judge).__name__
+    if module and module != "__main__" and name.isidentifier():
+        spec = f"{module}:{name}"
+        try:
+            if import_function(spec) is judge:
+                return spec
+        except JudgeError:
+            pass
+    spec = REGISTERED_PREFIX + "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    _registered[spec] = judge
+    return spec
+
+
 def load_judge(spec: str, task_judge: Judge | None = None, device="cpu") -> Judge:
     """The judge named by `spec` (checked on every call); 'task' means `task_judge`, the task's own judge.
     A reward model computes on `device` (the run's, bpo.model.device); Python judges run where they run."""
@@ -195,6 +215,11 @@ def load_judge(spec: str, task_judge: Judge | None = None, device="cpu") -> Judg
         if task_judge is None:
             raise JudgeError("judge 'task': this task has no built-in judge; name a module:function or a reward model folder")
         return checked(task_judge, "task")
+    if spec.startswith(REGISTERED_PREFIX):
+        if spec not in _registered:
+            raise JudgeError(f"judge {spec!r} was given to bpo.train as a Python object in another process: give it again, "
+                             "e.g. bpo.load_run(FOLDER).resume(judge=my_judge)")
+        return checked(_registered[spec], spec, user_code=True)
     if Path(spec).is_dir():
         return _reward_model(Path(spec).resolve(), str(device))  # checks its own scores
     if ":" in spec:

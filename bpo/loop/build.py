@@ -93,14 +93,22 @@ def build_policy(cfg: RunConfig, task: Task, sft_base: Path | None = None, progr
     return EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
 
 
-def build_annotator(cfg: RunConfig, task: Task):
-    """The phase's annotator; None for people (annotator.kind=human or external), who label stored pairs (bpo.annotate)."""
+def build_eval_judge(cfg: RunConfig, task: Task):
+    """The evaluation judge (eval.judge), loaded once for whatever evaluates the run."""
+    return load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
+
+
+def build_judges(cfg: RunConfig, task: Task):
+    """(the phase's annotator, the evaluation judge), each judge loaded once: the same setting for both
+    (a reward model, say) is one judge. The annotator is None for people (annotator.kind=human or
+    external), who label stored pairs (bpo.annotate)."""
+    eval_judge = build_eval_judge(cfg, task)
     if cfg.annotator.kind in ("human", "external"):
-        return None
-    judge = load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
+        return None, eval_judge
+    judge = eval_judge if cfg.annotator.judge == cfg.eval.judge else load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
-        return ScoreAnnotator(judge)
-    return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band)
+        return ScoreAnnotator(judge), eval_judge
+    return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band), eval_judge
 
 
 class VocabularyMismatch(ValueError):

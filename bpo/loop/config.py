@@ -65,9 +65,6 @@ class RunConfig:
             raise ValueError(f"method=offline_dpo has one phase; got schedule.phases={s.phases} (use method=bpo for F > 1)")
         if self.method == "iopo":
             self._validate_iopo(s)
-        if self.lora.training == "disjoint" and s.batch_size % self.lora.ensemble:
-            raise ValueError(f"lora.training=disjoint trains each of the lora.ensemble={self.lora.ensemble} members on its own equal share of "
-                             f"a batch: schedule.batch_size={s.batch_size} must be a multiple of {self.lora.ensemble}")
 
     def resolved_schedule(self):
         s = self.schedule

@@ -22,15 +22,16 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from bpo.training.buffer import phase_batches
-from bpo.loop.build import build_annotator, build_reference, build_task, cache_dir, load_base
-from bpo.run.checkpoint import Checkpoint, load_latest, read_settings, save_checkpoint
+from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
+from bpo.run.checkpoint import Checkpoint, load_latest, read_settings
 from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError
+from bpo.common.seeds import PROCESS_STREAM, derive_seed
 from bpo.model.device import resolve_device, rng_states, set_rng_states
 from bpo.model.distributed import SINGLE, Ranks, join
 from bpo.evaluation.evaluate import evaluate_policy
-from bpo.judging.judges import load_judge
-from bpo.core.losses import get_loss
+from bpo.data.task import Judge
+from bpo.core.losses import bind_loss
 from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.model.policy import MERGED, EnsemblePolicy
 from bpo.data.prefdata import read_preferences
@@ -42,6 +43,8 @@ from bpo.run.runlog import RunLog, phase_time
 from bpo.core.schedule import Phase, Schedule
 from bpo.common.stop import StopFlag, StopRequested
 from bpo.data.task import Task
+from bpo.training.learners import Learners, one_learner
+from bpo.training.players import PlayerReference, two_players
 from bpo.training.train_step import EnsembleOptimizer, NonFiniteError, StepMetrics, train_step
 from bpo.data.records import Pair, make_batch
 
@@ -82,9 +85,9 @@ def train_and_evaluate(s: Session, progress: bool) -> dict:
                     raise StopRequested(f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}", stop.signum)
             s.log_phase_time_if_ended(phase.end)
     bar.close()
-    if s.ranks.main:
-        s.policy.save(s.run.adapters)
-    result = s.ranks.broadcast(evaluate_run(cfg, s.policy, s.task, progress) if s.ranks.main else None)
+    for learner in s.learners:  # IOPO: the protagonist's adapters under the policy's names, the adversary's as nu_*
+        s.run.save_adapters(learner.policy)
+    result = s.ranks.broadcast(evaluate_run(cfg, s.policy, s.task, s.eval_judge, progress) if s.ranks.main else None)
     s.run.write_eval(result)
     s.log.write("evals", {"step": s.schedule.steps, **eval_scalars(result)}, s.schedule.steps)
     s.log.close()
@@ -96,38 +99,43 @@ class Session:
     """The pieces of one run, built and checked before its folder is touched, and where it stands."""
 
     cfg: RunConfig
-    run: RunDir
+    run: RunDir  # a FollowerRunDir on the processes after rank 0: they write nothing
     task: Task
-    policy: EnsemblePolicy
+    learners: Learners  # one (BPO and the baselines) or two (IOPO's players)
     annotator: object  # bpo.judging.annotators.Annotator
+    eval_judge: Judge  # loaded once: the learning-curve points and the final evaluation
     reference: ReferenceStrategy
-    optim: EnsembleOptimizer
     schedule: Schedule
     start: int  # training steps already done (restored from the last checkpoint)
     ranks: Ranks = SINGLE  # this process among those of a multi-process run (bpo.model.distributed)
 
+    @property
+    def policy(self) -> EnsemblePolicy:
+        """The run's policy: the one sampled from, evaluated and exported (IOPO: the protagonist)."""
+        return self.learners.main.policy
+
     @cached_property
     def log(self) -> RunLog:
         """Where every record of the run goes (metrics.jsonl, phases.jsonl, evals.jsonl, TensorBoard)."""
-        return RunLog.open(self.cfg.log, self.run, self.start) if self.ranks.main else RunLog([])  # rank 0 writes
+        return self.run.open_log(self.cfg.log, self.start)
 
     def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
-        """One optimiser step on a batch against the reference; logged to metrics.jsonl."""
+        """One optimiser step of the learner whose turn it is, on a batch against its reference; logged to
+        metrics.jsonl."""
         started = time.perf_counter()
+        learner = self.learners.turn(step)
         batch = make_batch(pairs, self.policy.tokenizer.pad_token_id).to(self.policy.device)
-        ref_logp = self.reference.batch_logprobs(self.policy, batch)
+        ref_logp = self.reference.batch_logprobs(learner.policy, batch)
         try:
-            metrics = train_step(self.policy, self.optim, batch, ref_logp, get_loss(self.cfg.loss), self.cfg.beta, self.cfg.reduction(),
-                                 ranks=self.ranks)
+            metrics = train_step(learner.policy, learner.optim, batch, ref_logp, learner.loss, ranks=self.ranks)
         except NonFiniteError as err:
-            raise TrainingDiverged(f"phase {phase.index}, step {step}: {err}; stopped without checkpointing") from None
-        self.reference.on_step_end(self.policy, step)
-        self.log.write("metrics", {"step": step, "phase": phase.index, **metrics.to_json(), "seconds": round(time.perf_counter() - started, 3)}, step)
+            who = f" ({learner.name})" if len(self.learners) > 1 else ""
+            raise TrainingDiverged(f"phase {phase.index}, step {step}{who}: {err}; stopped without checkpointing") from None
+        self.reference.on_step_end(learner.policy, step)
+        row = {"step": step, "phase": phase.index, **self.learners.step_fields(step), **metrics.to_json(),
+               "seconds": round(time.perf_counter() - started, 3)}
+        self.log.write("metrics", row, step)
         return metrics
-
-    @cached_property
-    def eval_judge(self):
-        return load_judge(self.cfg.eval.judge, self.task.judge, self.cfg.policy.torch_device())
 
     def evaluate_if_due(self, done: int) -> None:
         """eval.every: after every k-th step, the policy on the first eval.every_prompts held-out prompts, a row of
@@ -146,17 +154,17 @@ class Session:
         """When `done` steps end a phase (after its checkpoint): the phase's wall time split into sampling,
         annotation and training, a row of phase_times.jsonl at `done` (TensorBoard phase_times/...). It is
         read from the run's own logs, so a phase that a resume split in two counts the steps of both."""
-        if not (done and self.schedule.is_phase_start(done) and self.ranks.main):
+        if not (done and self.schedule.is_phase_start(done) and self.log.records):
             return
         phase = self.schedule.phase_of_step(done - 1)
         row = phase_time(phase, read_log(self.run.phases), read_log(self.run.metrics))
         self.log.write("phase_times", {"step": done, **row}, done)
 
     def checkpoint(self, done: int) -> None:
-        if not self.ranks.main:
-            return  # rank 0 writes; every process holds the same state
-        state = Checkpoint(done, self.policy.member_states(), self.optim.state_dict(), self.reference.state_dict(), rng_states(self.policy.device))
-        save_checkpoint(self.run.checkpoints, state)
+        """Every learner's members and optimisers, the reference's state and the random streams."""
+        state = Checkpoint(done, self.learners.member_states(), self.learners.optimizer_state(), self.reference.state_dict(),
+                           rng_states(self.policy.device))
+        self.run.save_checkpoint(state)
 
 
 def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE) -> Session:
@@ -177,8 +185,8 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     task = fit_task(cfg, task, base)
     if records is not None:
         check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)
-    annotator = build_annotator(cfg, task)
-    probe_judges(cfg, task, annotator)  # each judge once on a sample, before any weight is loaded
+    annotator, eval_judge = build_judges(cfg, task)
+    probe_judges(task, annotator, eval_judge)  # each judge once on a sample, before any weight is loaded
     model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
     reference = build_reference(cfg, tokenizer)
     if not resume:
@@ -189,25 +197,31 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     if cfg.policy.gradient_checkpointing:
         policy.checkpoint_activations()
     schedule = cfg.resolved_schedule()
-    if cfg.method == "iopo":  # two players take turns: the adversary joins on the same base (bpo.loop.iopo)
-        from bpo.loop.iopo import open_iopo
-
-        return open_iopo(cfg, run, task, policy, annotator, schedule, ranks)
-    optim = EnsembleOptimizer(policy, cfg.optim, schedule.steps)
-    start = restore(run, policy, optim, reference)
+    if cfg.method == "iopo":  # two players take turns on one base, each the other's reference (bpo.training.players)
+        learners = two_players(policy, cfg.iopo, cfg.optim, cfg.beta, cfg.seed)
+        reference = PlayerReference(learners)
+    else:
+        learners = one_learner(policy, EnsembleOptimizer(policy, cfg.optim, schedule.steps), bind_loss(cfg.loss, cfg.beta, cfg.loss_reduction))
+    set_rng_states(policy.training_rng, policy.device)  # training's random stream starts where the adapters' seeded initialisation ended
+    start = restore(run, learners, reference)
     run.forget_after(start)
-    return Session(cfg, run, task, policy, annotator, reference, optim, schedule, start, ranks)
+    return Session(cfg, run, task, learners, annotator, eval_judge, reference, schedule, start, ranks)
 
 
 def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:
-    """Several processes: each takes an equal share of every batch (and with lora.training=disjoint each
-    share splits evenly over the members); refused before anything is built, not at the first step."""
-    batch, members = cfg.resolved_schedule().batch_size, cfg.lora.ensemble
-    if batch % ranks.world:
-        raise ConfigError(f"schedule.batch_size={batch} does not split evenly over {ranks.world} processes: make it a multiple of {ranks.world}")
-    if cfg.lora.training == "disjoint" and (batch // ranks.world) % members:
-        raise ConfigError(f"lora.training=disjoint on {ranks.world} processes: each process's {batch // ranks.world} pairs per step must split "
-                          f"evenly over lora.ensemble={members} members; make schedule.batch_size a multiple of {ranks.world * members}")
+    """Each process takes an equal share of every batch, and with lora.training=disjoint each share splits
+    evenly over the members (bpo.training.train_step._passes). The one place this rule is checked:
+    before anything is built, not at the first step."""
+    batch, members, world = cfg.resolved_schedule().batch_size, cfg.lora.ensemble, ranks.world
+    if batch % world:
+        raise ConfigError(f"schedule.batch_size={batch} does not split evenly over {world} processes: make it a multiple of {world}")
+    if cfg.lora.training != "disjoint" or (batch // world) % members == 0:
+        return
+    if world == 1:
+        raise ConfigError(f"lora.training=disjoint trains each of the lora.ensemble={members} members on its own equal share of "
+                          f"a batch: schedule.batch_size={batch} must be a multiple of {members}")
+    raise ConfigError(f"lora.training=disjoint on {world} processes: each process's {batch // world} pairs per step must split "
+                      f"evenly over lora.ensemble={members} members; make schedule.batch_size a multiple of {world * members}")
 
 
 def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
@@ -230,7 +244,7 @@ def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
             pairs, stats = rated_pairs(s.policy, prompts, s.run.root, cfg, phase, s.task.chat_template, progress)
         else:
             pairs, stats = collect_pairs(
-                s.policy, prompts, s.annotator, cfg.sampling, phase.index, s.ranks.count(phase.pairs), cfg.seed + s.ranks.rank * 2**32,
+                s.policy, prompts, s.annotator, cfg.sampling, phase.index, s.ranks.count(phase.pairs), derive_seed(cfg.seed, s.ranks.rank, weights=PROCESS_STREAM),
                 cfg.annotator.max_attempts, s.task.chat_template, progress,
             )
     s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
@@ -256,19 +270,19 @@ def gathered(ranks: Ranks, phase: Phase, pairs: list[Pair], stats: PhaseStats) -
     return pairs, total
 
 
-def restore(run: RunDir, policy: EnsemblePolicy, optim: EnsembleOptimizer, reference: ReferenceStrategy) -> int:
+def restore(run: RunDir, learners: Learners, reference: ReferenceStrategy) -> int:
     """Load the last complete checkpoint into the pieces; the step to continue from (0 if none)."""
     ckpt = load_latest(run.checkpoints)
     if ckpt is None:
         return 0
     try:
-        policy.load_member_states(ckpt.members)
-        optim.load_state_dict(ckpt.optimizer)
+        learners.load_member_states(ckpt.members)
+        learners.load_optimizer_state(ckpt.optimizer)
     except (KeyError, ValueError, RuntimeError) as err:  # other layers or shapes than the policy's
         raise RunDirError(f"{run.checkpoints}: the step-{ckpt.step} checkpoint does not fit the policy ({str(err)[:120]}); "
                           "does policy.path still name the model this run started from?") from None
-    reference.load_state_dict(policy, ckpt.reference)
-    set_rng_states(ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}, policy.device)
+    reference.load_state_dict(learners.main.policy, ckpt.reference)
+    set_rng_states(ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}, learners.main.policy.device)
     return ckpt.step
 
 
@@ -277,9 +291,9 @@ def eval_scalars(result: dict) -> dict:
     return {k: eval_scalars(v) if k == "before" else v for k, v in result.items() if k != "examples"}
 
 
-def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, progress: bool = True) -> dict:
-    """eval.json: the trained policy's win rate (top level) and, optionally, the initial policy's ('before')."""
-    judge = load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
+def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, judge: Judge, progress: bool = True) -> dict:
+    """eval.json: the trained policy's win rate (top level) and, optionally, the initial policy's ('before'),
+    under the evaluation judge (bpo.loop.build.build_eval_judge)."""
     examples = task.eval[: cfg.eval.prompts]
     spec = cfg.eval.sampling(cfg.sampling)
 

@@ -27,7 +27,7 @@ from bpo.data.chat import is_conversation, prompt_text
 from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError
 from bpo.common.jsonl import DataFileError
-from bpo.judging.judges import load_judge, probe
+from bpo.judging.judges import probe
 from bpo.model.loading import (
     ModelFolderError,
     check_model_folder,
@@ -163,11 +163,11 @@ def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord],
             raise DataFileError(f"{path}:{record.line}: prompt + response is {longest} tokens, longer than the model's context of {base.context} ({base.folder})")
 
 
-def probe_judges(cfg: RunConfig, task: Task, annotator) -> None:
+def probe_judges(task: Task, annotator, eval_judge) -> None:
     """Call the annotator's judge and the evaluation judge once, on held-out prompts and their references."""
     sample = task.eval[:2] or task.train[:2]
     prompts = [ex.prompt for ex in sample]
     responses = [ex.reference or prompt_text(ex.prompt) for ex in sample]
     if getattr(annotator, "judge", None) is not None:
         probe(annotator.judge, "annotator.judge", prompts, responses)
-    probe(load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device()), "eval.judge", prompts, responses)
+    probe(eval_judge, "eval.judge", prompts, responses)

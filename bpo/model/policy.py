@@ -30,6 +30,7 @@ from torch import Tensor
 from bpo.common.configlib import option
 from bpo.common.seeds import ADAPTER_INIT, derive_seed
 from bpo.core.merge import MERGES, MergeMode, exact_merge_factors, merged_rank
+from bpo.model.device import forked_rng, model_device, rng_states
 
 TRAININGS = ("independent", "disjoint", "joint")  # LoraSpec.training (bpo.training.train_step runs them)
 
@@ -97,22 +98,26 @@ class EnsemblePolicy:
         self.checkpointing = False  # checkpoint_activations() turns it on
         self.merged = prefix + MERGED  # this ensemble's merge slot
         # Each member starts from its own seed (bpo.common.seeds.ADAPTER_INIT): A random (B = 0, so the initial
-        # policy is the base). The global seed is reset here, and a run's training stream (LoRA dropout) starts
-        # from the state this leaves (see tests/test_policy.py: the factors, and the RNG left behind).
-        torch.manual_seed(derive_seed(seed, 0, weights=ADAPTER_INIT))
-        if isinstance(base_model, PeftModel):
-            self.model = base_model
-            self.model.add_adapter(self.members[0], peft_config(spec))
-        else:
-            with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing (a FutureWarning on every run)
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-                self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
-        for i, name in enumerate(self.members[1:], start=1):
-            torch.manual_seed(derive_seed(seed, i, weights=ADAPTER_INIT))
-            self.model.add_adapter(name, peft_config(spec))
-        rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
-        # scaling 1: the merge functions fold the members' scalings into B
-        self.model.add_adapter(self.merged, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
+        # policy is the base). Drawn in a forked RNG: the caller's random streams are left as they were.
+        device = model_device(base_model)
+        with forked_rng(device):
+            torch.manual_seed(derive_seed(seed, 0, weights=ADAPTER_INIT))
+            if isinstance(base_model, PeftModel):
+                self.model = base_model
+                self.model.add_adapter(self.members[0], peft_config(spec))
+            else:
+                with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing (a FutureWarning on every run)
+                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                    self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
+            for i, name in enumerate(self.members[1:], start=1):
+                torch.manual_seed(derive_seed(seed, i, weights=ADAPTER_INIT))
+                self.model.add_adapter(name, peft_config(spec))
+            rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
+            # scaling 1: the merge functions fold the members' scalings into B
+            self.model.add_adapter(self.merged, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
+            # The random state the seeded initialisation ends in (CPU, and the CUDA device's): where a run's
+            # training stream (LoRA dropout) starts, set by the session (set_rng_states), not left behind here.
+            self.training_rng = rng_states(device)
         self._layers = [(name, m) for name, m in self.model.named_modules() if hasattr(m, "lora_A") and self.members[0] in m.lora_A]
         self._by_path = dict(self._layers)
         names = {id(p): n for n, p in self.model.named_parameters()}

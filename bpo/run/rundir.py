@@ -40,7 +40,8 @@ from bpo.common.jsonl import (
     write_jsonl,
 )
 from bpo.data.records import Pair
-from bpo.run.checkpoint import SETTINGS_FILE
+from bpo.run.checkpoint import SETTINGS_FILE, Checkpoint, save_checkpoint
+from bpo.run.runlog import RunLog
 
 COMPARE_FILE = "compare.json"  # `bpo compare`'s result, in its --out folder (default RUN_A/compare-RUN_B)
 
@@ -254,6 +255,17 @@ class RunDir:
         except TypeError as err:
             raise RunDirError(f"{path}: not a pairs file of this version of bpo ({err})") from None
 
+    def open_log(self, cfg, start: int = 0):
+        """The run's RunLog (bpo.run.runlog) with the sinks `cfg` (a LogConfig) names, continuing after `start` steps."""
+        return RunLog.open(cfg, self, start)
+
+    def save_checkpoint(self, state: Checkpoint) -> Path:
+        return save_checkpoint(self.checkpoints, state)
+
+    def save_adapters(self, policy) -> None:
+        """A policy's merged adapter and members, in peft format under adapters/ (bpo.model.policy.EnsemblePolicy.save)."""
+        policy.save(self.adapters)
+
     def write_eval(self, result: dict) -> None:
         """Strict JSON: a number that is not finite (an interval of no values) is written as null. Atomic and
         durable (bpo.common.files): a sweep takes a run whose eval.json exists for finished."""
@@ -283,6 +295,15 @@ class FollowerRunDir(RunDir):
         pass
 
     def write_eval(self, result: dict) -> None:
+        pass
+
+    def open_log(self, cfg, start: int = 0):
+        return RunLog([])
+
+    def save_checkpoint(self, state: Checkpoint) -> None:
+        pass
+
+    def save_adapters(self, policy) -> None:
         pass
 
 

@@ -128,6 +128,11 @@ class RunLog:
             sinks.append(TensorBoardSink(run.tensorboard, start))
         return cls(sinks)
 
+    @property
+    def records(self) -> bool:
+        """Whether anything is recorded (a process after rank 0 of a multi-process run records nothing)."""
+        return bool(self.sinks)
+
     def write(self, stream: str, row: dict, step: int) -> None:
         for sink in self.sinks:
             sink.write(stream, row, step)

@@ -28,6 +28,18 @@ from bpo.judging.judges import load_judge
 from bpo.data.task import Example, Task
 from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
 
+BUILTIN_JUDGE = "builtin:"  # `judge: builtin:reviews`: the judge of a built-in task (bpo.tasks.registry)
+
+
+def builtin_judge(spec: str):
+    from bpo.tasks.registry import BUILTIN_TASKS
+
+    name = spec[len(BUILTIN_JUDGE):]
+    if name not in BUILTIN_TASKS:
+        raise DataFileError(f"judge {spec!r}: no built-in task {name!r} (built-in: {', '.join(BUILTIN_TASKS)})")
+    return BUILTIN_TASKS[name].build().judge
+
+
 TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name", "format"}
 KEY_TYPES = {"train": str, "eval": str, "demonstrations": str, "judge": str, "chat_template": bool, "name": str, "format": str}
 
@@ -96,7 +108,8 @@ def load_task_file(path: str | Path) -> Task:
     judge = None
     if spec.get("judge"):
         judge_spec = str(spec["judge"])
-        judge = load_judge(str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
+        judge = builtin_judge(judge_spec) if judge_spec.startswith(BUILTIN_JUDGE) else load_judge(
+            str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
     return Task(
         name=spec.get("name") or path.stem,
         train=train,

@@ -1,5 +1,19 @@
 """IOPO's two players on one base model: the protagonist mu and the adversary nu (Wang et al. 2025, §4).
 
+IOPO's Algorithm 1, as the online loop (bpo.loop.online) runs it with these two learners:
+
+    pi_mu, pi_nu <- pi_sft                      two LoRA ensembles on one base
+    for each of the F annotation phases:        online: M pairs sampled from pi_mu and labelled, as in BPO;
+                                                offline (data.pairs): F = 1, the file's pairs
+        for each round of the phase:
+            N_mu steps: mu <- AdamW step on iopo(mu; ref = nu, frozen)
+            N_nu steps: nu <- AdamW step on the adversary's loss(nu; ref = mu, frozen)
+    evaluate pi_mu (the run's policy) against the human references, as for BPO
+
+T = N_iter * (N_mu + N_nu) steps of B pairs each, every pair trained on once (by the player whose step
+it lands in); phases start at round starts (F divides N_iter; online, F = N_iter by default: fresh
+pairs every round).
+
 Each player is a LoRA ensemble (bpo.model.policy.EnsemblePolicy) with its own optimiser; both ensembles sit
 on the same base weights (no second copy). mu's adapters carry a single policy's names (a0 .., merged),
 so a run folder's `adapters/`, `bpo eval`, `bpo export` and `bpo compare` see mu as the run's policy;
@@ -25,9 +39,10 @@ import torch
 
 from bpo.common.configlib import option
 from bpo.model.logprobs import pair_sequence_logprobs
-from bpo.core.losses import ADVERSARY_LOSSES, LossSpec, iopo
-from bpo.model.policy import MERGED, AdapterStates, EnsemblePolicy
+from bpo.core.losses import ADVERSARY_LOSSES, Loss, iopo
+from bpo.model.policy import MERGED, EnsemblePolicy
 from bpo.training.reference import ReferenceStrategy
+from bpo.training.learners import Learner, Learners
 from bpo.training.train_step import EnsembleOptimizer, OptimSpec
 
 PROTAGONIST, ADVERSARY = "protagonist", "adversary"
@@ -63,70 +78,17 @@ class IOPOConfig:
         return PROTAGONIST if step % self.round_steps < self.protagonist_steps else ADVERSARY
 
 
-@dataclass
-class Player:
-    name: str  # PROTAGONIST or ADVERSARY
-    policy: EnsemblePolicy
-    optim: EnsembleOptimizer  # its own AdamW per member; its LR schedule counts only its own steps
-    loss: LossSpec  # pi = this player, ref = the other
-
-
-class Players:
-    """The protagonist and the adversary, whose turn it is, and their joint state for checkpoints."""
-
-    def __init__(self, protagonist: Player, adversary: Player, cfg: IOPOConfig):
-        self.protagonist, self.adversary, self.cfg = protagonist, adversary, cfg
-
-    def turn(self, step: int) -> Player:
-        return self.protagonist if self.cfg.turn(step) == PROTAGONIST else self.adversary
-
-    @property
-    def device(self):
-        return self.protagonist.policy.device  # both players sit on the one base model
-
-    def other(self, policy: EnsemblePolicy) -> EnsemblePolicy:
-        """The player that is not `policy`: the reference of the one in training."""
-        return self.adversary.policy if policy is self.protagonist.policy else self.protagonist.policy
-
-    # The checkpoint holds both: mu's members then nu's, mu's optimisers then nu's (bpo.run.checkpoint).
-    def member_states(self) -> AdapterStates:
-        return self.protagonist.policy.member_states() + self.adversary.policy.member_states()
-
-    def load_member_states(self, states: AdapterStates) -> None:
-        n = len(self.protagonist.policy.members)
-        if len(states) != n + len(self.adversary.policy.members):
-            raise ValueError(f"an IOPO checkpoint holds both players' {2 * n} members, this one {len(states)}")
-        self.protagonist.policy.load_member_states(states[:n])
-        self.adversary.policy.load_member_states(states[n:])
-
-    @property
-    def optimizers(self) -> "_BothOptimizers":
-        return _BothOptimizers(self.protagonist.optim, self.adversary.optim)
-
-
-@dataclass
-class _BothOptimizers:
-    mu: EnsembleOptimizer
-    nu: EnsembleOptimizer
-
-    def state_dict(self) -> dict:
-        a, b = self.mu.state_dict(), self.nu.state_dict()
-        return {key: a[key] + b[key] for key in ("optimizers", "schedulers")}
-
-    def load_state_dict(self, state: dict) -> None:
-        n = len(self.mu.optimizers)
-        self.mu.load_state_dict({key: state[key][:n] for key in ("optimizers", "schedulers")})
-        self.nu.load_state_dict({key: state[key][n:] for key in ("optimizers", "schedulers")})
-
-
-def two_players(protagonist: EnsemblePolicy, cfg: IOPOConfig, optim: OptimSpec, seed: int) -> Players:
-    """Add the adversary on the protagonist's base model, the same start; an optimiser and a loss each."""
+def two_players(protagonist: EnsemblePolicy, cfg: IOPOConfig, optim: OptimSpec, beta: float, seed: int) -> Learners:
+    """The protagonist and, on its base model with the same start, the adversary: an optimiser and a loss
+    each (both with the run's beta, on summed log-probs: IOPO's weight is a ratio of sequence probabilities);
+    steps alternate as IOPOConfig.turn says, and each step's log row names its round and player."""
     adversary = EnsemblePolicy(protagonist.model, protagonist.tokenizer, protagonist.spec, seed=seed, prefix=ADVERSARY_PREFIX)
-    mu = Player(PROTAGONIST, protagonist, EnsembleOptimizer(protagonist, optim, cfg.rounds * cfg.protagonist_steps),
-                LossSpec(partial(iopo, eps=cfg.eps), "sum"))
-    nu = Player(ADVERSARY, adversary, EnsembleOptimizer(adversary, optim, cfg.rounds * cfg.adversary_steps),
-                LossSpec(partial(ADVERSARY_LOSSES[cfg.adversary], eps=cfg.eps), "sum"))
-    return Players(mu, nu, cfg)
+    mu = Learner(PROTAGONIST, protagonist, EnsembleOptimizer(protagonist, optim, cfg.rounds * cfg.protagonist_steps),
+                 Loss(partial(iopo, eps=cfg.eps), beta, "sum"))
+    nu = Learner(ADVERSARY, adversary, EnsembleOptimizer(adversary, optim, cfg.rounds * cfg.adversary_steps),
+                 Loss(partial(ADVERSARY_LOSSES[cfg.adversary], eps=cfg.eps), beta, "sum"))
+    return Learners([mu, nu], turn=lambda step: 0 if cfg.turn(step) == PROTAGONIST else 1,
+                    step_fields=lambda step: {"round": step // cfg.round_steps, "player": cfg.turn(step)})
 
 
 class PlayerReference(ReferenceStrategy):
@@ -138,14 +100,19 @@ class PlayerReference(ReferenceStrategy):
 
     stored = False
 
-    def __init__(self, players: Players, **kw):
+    def __init__(self, players: Learners, **kw):
         super().__init__(**kw)
         self.players = players
+
+    def other(self, policy: EnsemblePolicy) -> EnsemblePolicy:
+        """The player that is not `policy`: the reference of the one in training."""
+        mu, nu = (learner.policy for learner in self.players)
+        return nu if policy is mu else mu
 
     def label_pairs(self, policy, pairs):
         pass
 
     @torch.no_grad()
     def batch_logprobs(self, policy, batch):
-        with self.players.other(policy).use(MERGED) as model:
+        with self.other(policy).use(MERGED) as model:
             return pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float()

@@ -23,9 +23,8 @@ from torch import Tensor
 
 from bpo.common.configlib import option
 from bpo.model.distributed import SINGLE, Ranks
-from bpo.core.losses import Reduction
 from bpo.model.logprobs import pair_sequence_logprobs, reduce_total
-from bpo.core.losses import LossSpec, log_ratio_margin
+from bpo.core.losses import Loss, log_ratio_margin
 from bpo.model.policy import EnsemblePolicy
 from bpo.data.records import PairBatch, split_pairs
 
@@ -130,13 +129,11 @@ def _passes(policy: EnsemblePolicy, batch_size: int) -> list[_Pass]:
         disjoint     n passes, member i on pairs i, i + n, i + 2n, ... (B / n pairs each: one adapter's pass over B)
         joint        1 pass of the mean of the members (policy.train_joint), every member updated from its gradient
     The disjoint shares are strided so that a batch split over processes (each a multiple of n pairs) gives
-    every member the same pairs as on one process."""
+    every member the same pairs as on one process. That the batch splits into n equal shares is checked once,
+    before a run starts (bpo.loop.online.check_batch_shares)."""
     n, kind = len(policy.members), policy.spec.training
     if kind == "joint":
         return [_Pass(policy.train_joint, None, tuple(range(n)), 1.0, "joint ensemble")]
-    if kind == "disjoint" and batch_size % n:
-        raise ValueError(f"lora.training=disjoint splits each batch into lora.ensemble={n} equal shares, but a batch here holds "
-                         f"{batch_size} pairs (schedule.batch_size, divided by the number of processes): make it a multiple of {n}")
     if kind == "disjoint":
         return [_Pass(partial(policy.train_member, i), torch.arange(i, batch_size, n), (i,), batch_size // n, f"ensemble member {i}")
                 for i in range(n)]
@@ -170,33 +167,29 @@ def train_step(
     optim: EnsembleOptimizer,
     batch: PairBatch,
     ref_logp_sum: Tensor,
-    loss: LossSpec,
-    beta: float,
-    reduction: Reduction,
-    weights: Tensor | None = None,
+    loss: Loss,
     ranks: Ranks = SINGLE,
 ) -> StepMetrics:
-    """Train the ensemble one step on `batch` as `lora.training` says (see _passes); `weights` (B,) scales each
-    pair's loss (IOPO). Loss, margin and accuracy are over the whole batch, each pair counted once (independent:
+    """Train the ensemble one step on `batch` against the reference log-probs (summed over each response's
+    tokens; reduced here as the bound `loss` says), as `lora.training` says (see _passes). Loss, margin and accuracy are over the whole batch, each pair counted once (independent:
     the mean over the members of their whole-batch values; disjoint: each pair under the member that trained on
     it; joint: under the mean); grad_norm is the mean over members of each member's norm before clipping.
 
     Several processes (bpo.model.distributed): `batch` is this process's equal share of the step's pairs; the
     gradients, the loss checked for NaN and the metrics are means over the processes, so each member
     steps as on the whole batch, identically everywhere."""
+    beta, reduction = loss.beta, loss.reduction
     ref_w, ref_l = split_pairs(reduce_total(ref_logp_sum.detach(), batch.response_lengths, reduction))
     totals = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "weight": 0.0}
     grad_norms = []
     lr = optim.schedulers[0].get_last_lr()[0]
     for p in _passes(policy, batch.size):
         model = p.model()
-        part, rw, rl, w = (batch, ref_w, ref_l, weights) if p.pairs is None else (
-            select_pairs(batch, p.pairs), ref_w[p.pairs], ref_l[p.pairs], None if weights is None else weights[p.pairs])
+        part, rw, rl = (batch, ref_w, ref_l) if p.pairs is None else (select_pairs(batch, p.pairs), ref_w[p.pairs], ref_l[p.pairs])
         logp = pair_sequence_logprobs(model, part.input_ids, part.attention_mask, part.response_mask, reduction,
                                       share_prompt=policy.shares_prompts)
         pi_w, pi_l = split_pairs(logp)
-        per_pair = loss.fn(pi_w, pi_l, rw, rl, beta)
-        mean_loss = (per_pair * w).mean() if w is not None else per_pair.mean()
+        mean_loss = loss(pi_w, pi_l, rw, rl).mean()
         loss_value = ranks.mean([mean_loss.item()])[0]  # every process checks the same number
         if not math.isfinite(loss_value):
             raise NonFiniteError(f"non-finite loss {loss_value} ({p.label})")

@@ -1,0 +1,46 @@
+"""Running `bpo reproduce`'s plan (bpo.experiments.reproduce): the sweep of runs, then the report
+(bpo.experiments.sections); `reproduce_papers` is the API's `bpo.reproduce`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from bpo.experiments import sections
+from bpo.experiments.reproduce import BUILTIN, Plan, full_plan, quick_plan
+from bpo.experiments.sweep import default_jobs, execute
+
+
+def reproduce(plan: Plan, out: Path, jobs: int | None = None, progress: bool = True, command: str = "bpo reproduce") -> Path:
+    """Train (or reuse) every run, then Figure 5's runs on the gold policies, the comparisons, and the report."""
+
+    started = time.time()
+    out = Path(out).resolve()  # Figure 5's runs name their gold reference by an absolute path
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = jobs or default_jobs()
+    results = execute(plan.specs(), out / "runs", jobs, greedy=True, progress=progress)
+    if "figure5" in plan.sections:
+        gold = {task: sections.export_gold(plan.gold_source(task), out / "runs") for task in plan.tasks}
+        trained_now = {r.spec for r in results if not r.reused}
+        results = [replace(r, reused=r.reused and r.spec not in trained_now)
+                   for r in execute(plan.specs(gold), out / "runs", jobs, greedy=True, progress=progress)]
+    return sections.write_report(plan, results, out, started, command)
+
+
+def reproduce_papers(out: str | Path = "runs/reproduce", *, quick: bool = False, tasks: Sequence[str] | None = None,
+                     seeds: int | None = None, overrides=(), jobs: int | None = None, progress: bool = True,
+                     command: str = "bpo.reproduce()") -> Path:
+    """`bpo.reproduce`: the papers' experiments on our tasks, the plan full or --quick: runs (reused when
+    finished), then report.md and the plots in `out`; the report's path. `overrides` (key=value strings or
+    a mapping) go to every run; each run's settings are checked before the first one starts."""
+    from bpo.api import override_items
+    from bpo.common.configlib import load_config
+    from bpo.loop.config import RunConfig
+
+    make_plan = quick_plan if quick else full_plan
+    plan = make_plan(list(tasks or BUILTIN), seeds or (2 if quick else 3), override_items(overrides))
+    for spec in plan.specs():  # every run's settings are checked before the first run starts
+        load_config(RunConfig, None, list(spec.overrides))
+    return reproduce(plan, Path(out), jobs, progress=progress, command=command)

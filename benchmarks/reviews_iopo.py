@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bpo.cli import load_run, main
+from bpo.api import open_trained as load_run
+from bpo.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 IOPO = ROOT / "configs" / "reviews-iopo.yaml"

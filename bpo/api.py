@@ -68,6 +68,7 @@ class Run:
     """A run folder: what it was configured with, how it is doing, and its trained policy."""
 
     folder: Path
+    result: dict | None = dataclasses.field(default=None, repr=False)  # the evaluation just computed, if any
 
     def __post_init__(self):
         from bpo.run.rundir import RunDir
@@ -81,7 +82,10 @@ class Run:
 
     @property
     def evaluation(self) -> dict | None:
-        """eval.json: the final evaluation (None until the run has finished)."""
+        """eval.json: the final evaluation (None until the run has finished). A run trained by several
+        processes: every process holds it (only the first writes the file)."""
+        if self.result is not None:
+            return self.result
         return json.loads(self.dir.eval.read_text()) if self.dir.eval.is_file() else None
 
     @property
@@ -108,7 +112,7 @@ class Run:
         run.check_resumable()  # before anything is built: a wrong folder costs nothing
         if judge is not None:
             register_judge(judge)
-        _train(self.config, run, progress, resume=True)
+        self.result = _train(self.config, run, progress, resume=True)
         return self
 
 
@@ -150,17 +154,16 @@ def start_run(cfg: RunConfig, folder: str | Path, progress: bool = True) -> Run:
     (`bpo_hint`) saying how to continue."""
     from bpo.run.rundir import RunDir
 
-    _train(cfg, RunDir(folder), progress, resume=False)
-    return Run(Path(folder))
+    return Run(Path(folder), _train(cfg, RunDir(folder), progress, resume=False))
 
 
-def _train(cfg: RunConfig, run, progress: bool, resume: bool) -> None:
+def _train(cfg: RunConfig, run, progress: bool, resume: bool) -> dict:
     from bpo.common.stop import Interrupted
     from bpo.loop.online import run_online
 
     made_here, existed = not resume and not run.config.exists(), run.root.exists()
     try:
-        run_online(cfg, run, progress=progress, resume=resume)
+        return run_online(cfg, run, progress=progress, resume=resume)
     except BaseException as err:
         interrupted = isinstance(err, (KeyboardInterrupt, Interrupted))
         err.bpo_hint = after_failure(run, made_here, existed, interrupted)  # type: ignore[attr-defined]

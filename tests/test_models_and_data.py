@@ -48,7 +48,7 @@ def test_export_loads_with_transformers_and_matches_merged_policy(tmp_path):
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported").eval()
     assert list((tmp_path / "exported").glob("*.safetensors"))
     # The same merged policy, rebuilt from the run's peft adapters.
-    from bpo.cli import load_run
+    from bpo.api import open_trained as load_run
 
     _, _, _, policy = load_run(str(run), progress=False)
     ids = torch.tensor([[2, 5, 6, 7, 8]])

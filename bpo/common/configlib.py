@@ -91,7 +91,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
 def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<dict>", overrides: Sequence[str] = ()) -> T:
     """Build ``cls`` from an in-memory mapping (and ``key.sub=value`` overrides), with the same checks as
     :func:`load_config`."""
-    data = copy.deepcopy(dict(data))
+    data = copy.deepcopy(data)
     where: dict[Key, str] = {}
     raw: dict[Key, str] = {}
     for item in overrides:

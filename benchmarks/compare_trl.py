@@ -51,23 +51,48 @@ def run_trl(setup, steps: int, threads: int, out: str, gradient_checkpointing: b
     model = AutoModelForCausalLM.from_pretrained(setup.policy, dtype=torch.float32)
     reward = AutoModelForSequenceClassification.from_pretrained(setup.reward, num_labels=1, dtype=torch.float32)
     args = OnlineDPOConfig(
-        output_dir=out, per_device_train_batch_size=PROMPTS_PER_STEP, gradient_accumulation_steps=1, max_steps=steps,
-        learning_rate=1e-3, beta=[0.1], loss_type="sigmoid", max_new_tokens=NEW_TOKENS, temperature=1.0,
-        bf16=False, fp16=False, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1, seed=0,
-        dataloader_num_workers=0, disable_tqdm=True,
+        output_dir=out,
+        per_device_train_batch_size=PROMPTS_PER_STEP,
+        gradient_accumulation_steps=1,
+        max_steps=steps,
+        learning_rate=1e-3,
+        beta=[0.1],
+        loss_type="sigmoid",
+        max_new_tokens=NEW_TOKENS,
+        temperature=1.0,
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
         # TRL's default is True (recompute activations in the backward pass: less memory, more time); bpo does
         # not checkpoint, so the same settings means off unless --trl-gradient-checkpointing asks for TRL's default
         gradient_checkpointing=gradient_checkpointing,
     )
     trainer = OnlineDPOTrainer(
-        model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": setup.prompts[: steps * PROMPTS_PER_STEP]}),
-        processing_class=tokenizer, reward_processing_classes=tokenizer, peft_config=peft_config(LoraSpec(ensemble=1)),
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": setup.prompts[: steps * PROMPTS_PER_STEP]}),
+        processing_class=tokenizer,
+        reward_processing_classes=tokenizer,
+        peft_config=peft_config(LoraSpec(ensemble=1)),
     )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
     pairs = steps * PROMPTS_PER_STEP
-    return {"variant": "trl", "pairs": pairs, "loop_s": seconds, "pairs_per_s": pairs / seconds, "peak_rss_mib": peak_rss_mib()}
+    return {
+        "variant": "trl",
+        "pairs": pairs,
+        "loop_s": seconds,
+        "pairs_per_s": pairs / seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def main() -> None:
@@ -77,22 +102,35 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["online_dpo", "bpo", "bpo-F2"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"))
-    parser.add_argument("--trl-gradient-checkpointing", action="store_true",
-                        help="run TRL with its default gradient checkpointing (less memory, slower); bpo does not checkpoint")
+    parser.add_argument(
+        "--trl-gradient-checkpointing",
+        action="store_true",
+        help="run TRL with its default gradient checkpointing (less memory, slower); bpo does not checkpoint",
+    )
     args = parser.parse_args()
     setup = build(args.model, Path(args.folder))
     with tempfile.TemporaryDirectory() as runs:
-        results = [in_child(run_trl, setup, args.steps, args.threads, str(Path(runs) / "trl"), args.trl_gradient_checkpointing)]
+        results = [
+            in_child(run_trl, setup, args.steps, args.threads, str(Path(runs) / "trl"), args.trl_gradient_checkpointing)
+        ]
         print(f"trl: {results[0]['pairs_per_s']:.2f} pairs/s", flush=True)
         for name in args.variants:
-            results.append(in_child(run_variant, name, run_overrides(setup, args.steps, Path(runs) / name, VARIANTS[name]), args.threads))
+            results.append(
+                in_child(
+                    run_variant, name, run_overrides(setup, args.steps, Path(runs) / name, VARIANTS[name]), args.threads
+                )
+            )
             print(f"{name}: {results[-1]['pairs_per_s']:.2f} pairs/s", flush=True)
     trl = results[0]
-    print(f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} prompts x 2 responses of {NEW_TOKENS} tokens, {args.threads} threads")
+    print(
+        f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} prompts x 2 responses of {NEW_TOKENS} tokens, {args.threads} threads"
+    )
     print(f"{'run':<12}{'pairs/s':>9}{'x TRL':>7}{'loop s':>8}{'RSS MiB':>9}{'x TRL':>7}")
     for r in results:
-        print(f"{r['variant']:<12}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / trl['pairs_per_s']:>7.2f}{r['loop_s']:>8.1f}"
-              f"{r['peak_rss_mib']:>9.0f}{r['peak_rss_mib'] / trl['peak_rss_mib']:>7.2f}")
+        print(
+            f"{r['variant']:<12}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / trl['pairs_per_s']:>7.2f}{r['loop_s']:>8.1f}"
+            f"{r['peak_rss_mib']:>9.0f}{r['peak_rss_mib'] / trl['peak_rss_mib']:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,21 @@ def fixed_batch(tokenizer, pairs: int, prompt: int, response: int):
 
     g = torch.Generator().manual_seed(0)
     ids = lambda n: torch.randint(3, len(tokenizer), (n,), generator=g).tolist()  # noqa: E731
-    rows = [Pair(id=str(i), phase=0, prompt="", chosen="", rejected="", prompt_ids=ids(prompt), chosen_ids=ids(response),
-                 rejected_ids=ids(response), ref_chosen_logp=-300.0, ref_rejected_logp=-300.0) for i in range(pairs)]
+    rows = [
+        Pair(
+            id=str(i),
+            phase=0,
+            prompt="",
+            chosen="",
+            rejected="",
+            prompt_ids=ids(prompt),
+            chosen_ids=ids(response),
+            rejected_ids=ids(response),
+            ref_chosen_logp=-300.0,
+            ref_rejected_logp=-300.0,
+        )
+        for i in range(pairs)
+    ]
     return make_batch(rows, tokenizer.pad_token_id)
 
 
@@ -102,12 +115,16 @@ def speed(args) -> None:
             refresh.setdefault(name, []).append((time.perf_counter() - started) / args.steps)
         print(f"round {r + 1}/{args.rounds} done, load average {load_average()}", flush=True)
     base = statistics.median(runs["1 adapter"][2])
-    print(f"\nstandard model, {args.batch} pairs of {PROMPT_TOKENS}+{NEW_TOKENS} tokens per step, {args.threads} thread(s); "
-          f"median of {args.rounds} rounds of {args.steps} steps")
+    print(
+        f"\nstandard model, {args.batch} pairs of {PROMPT_TOKENS}+{NEW_TOKENS} tokens per step, {args.threads} thread(s); "
+        f"median of {args.rounds} rounds of {args.steps} steps"
+    )
     print(f"{'variant':<18}{'s/step':>9}{'x 1 adapter':>13}{'per member':>12}{'refresh %':>11}")
     for name, n, _ in variants:
         t = statistics.median(runs[name][2])
-        print(f"{name:<18}{t:>9.3f}{t / base:>13.2f}{t / base / n:>12.2f}{100 * statistics.median(refresh[name]) / t:>11.1f}")
+        print(
+            f"{name:<18}{t:>9.3f}{t / base:>13.2f}{t / base / n:>12.2f}{100 * statistics.median(refresh[name]) / t:>11.1f}"
+        )
     print(f"load average after: {load_average()}")
 
 
@@ -118,15 +135,32 @@ def train_reviews(root: Path, name: str, seed: int, args, extra: list[str]) -> d
     from bpo.cli import main
 
     out = root / f"{name.replace(' ', '_')}-s{seed}"
-    code = main(["train", "task=reviews", "method=bpo", f"schedule.steps={args.steps}", f"schedule.phases={args.phases}", f"schedule.batch_size={args.batch}",
-                 f"seed={seed}", "eval.kl=false", f"out={out}", *extra, "--quiet"])
+    code = main(
+        [
+            "train",
+            "task=reviews",
+            "method=bpo",
+            f"schedule.steps={args.steps}",
+            f"schedule.phases={args.phases}",
+            f"schedule.batch_size={args.batch}",
+            f"seed={seed}",
+            "eval.kl=false",
+            f"out={out}",
+            *extra,
+            "--quiet",
+        ]
+    )
     assert code == 0, (name, seed)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows]
     steps = [b["loss"] - a["loss"] for a, b in zip(rows, rows[1:]) if a["phase"] == b["phase"]]
     result = json.loads((out / "eval.json").read_text())
-    return {"strict": result["strict_win_rate"], "initial": result["before"]["strict_win_rate"],
-            "variation": (sum(d * d for d in steps) / len(steps)) ** 0.5, "final": statistics.mean(losses[-4:])}
+    return {
+        "strict": result["strict_win_rate"],
+        "initial": result["before"]["strict_win_rate"],
+        "variation": (sum(d * d for d in steps) / len(steps)) ** 0.5,
+        "final": statistics.mean(losses[-4:]),
+    }
 
 
 def stability(args) -> None:
@@ -136,7 +170,8 @@ def stability(args) -> None:
     if args.batch % args.ensemble:
         raise SystemExit(f"--batch {args.batch} must be a multiple of --ensemble {args.ensemble} (disjoint shares)")
     variants = [("1 adapter", ["lora.ensemble=1"])] + [
-        (f"{t} x{args.ensemble}", [f"lora.ensemble={args.ensemble}", f"lora.training={t}"]) for t in TRAININGS]
+        (f"{t} x{args.ensemble}", [f"lora.ensemble={args.ensemble}", f"lora.training={t}"]) for t in TRAININGS
+    ]
     print(f"load average before: {load_average()}", flush=True)
     started = time.time()
     results = {}
@@ -146,16 +181,21 @@ def stability(args) -> None:
                 t0 = time.time()
                 results.setdefault(name, []).append(train_reviews(Path(tmp), name, seed, args, extra))
                 r = results[name][-1]
-                print(f"{name} seed {seed}: strict {r['strict']:.3f}, variation {r['variation']:.4f}, final loss {r['final']:.4f} "
-                      f"({time.time() - t0:.0f} s, load {load_average()})", flush=True)
+                print(
+                    f"{name} seed {seed}: strict {r['strict']:.3f}, variation {r['variation']:.4f}, final loss {r['final']:.4f} "
+                    f"({time.time() - t0:.0f} s, load {load_average()})",
+                    flush=True,
+                )
 
     def cell(name: str, key: str, digits: int) -> str:
         values = [r[key] for r in results[name]]
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
-    print(f"\nreviews, method bpo, T = {args.steps}, F = {args.phases}, B = {args.batch}, seeds {args.seeds}; mean ± std over seeds "
-          f"({time.time() - started:.0f} s, load average after {load_average()})")
+    print(
+        f"\nreviews, method bpo, T = {args.steps}, F = {args.phases}, B = {args.batch}, seeds {args.seeds}; mean ± std over seeds "
+        f"({time.time() - started:.0f} s, load average after {load_average()})"
+    )
     print("| variant | strict win rate | loss step-to-step variation | final loss |\n| --- | --- | --- | --- |")
     for name, _ in variants:
         print(f"| {name} | {cell(name, 'strict', 3)} | {cell(name, 'variation', 4)} | {cell(name, 'final', 4)} |")
@@ -171,7 +211,11 @@ def main() -> None:
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--batch", type=int, default=10)
     s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"), help="where the standard models are built once")
+    s.add_argument(
+        "--folder",
+        default=str(Path(tempfile.gettempdir()) / "bpo-bench"),
+        help="where the standard models are built once",
+    )
     t = sub.add_parser("stability")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     t.add_argument("--steps", type=int, default=32)

@@ -39,7 +39,10 @@ VARIANTS = {
     "bpo": ["method=bpo"],  # F = T; the behavior log-probs come from sampling (no reference pass)
     "bpo-F2": ["method=bpo", "schedule.phases=2"],  # two phases: each samples half of the N pairs at once
     "bpo-F2-x5": ["method=bpo", "schedule.phases=2", "lora.ensemble=5"],  # the paper's ensemble of 5
-    "bpo-gc": ["method=bpo", "policy.gradient_checkpointing=true"],  # F = T, activations recomputed in the backward pass
+    "bpo-gc": [
+        "method=bpo",
+        "policy.gradient_checkpointing=true",
+    ],  # F = T, activations recomputed in the backward pass
 }
 SECTIONS = ("setup", "sampling", "annotation", "reference", "training", "evaluation")
 
@@ -47,11 +50,26 @@ SECTIONS = ("setup", "sampling", "annotation", "reference", "training", "evaluat
 def run_overrides(setup, steps: int, out: Path, extra: list[str]) -> list[str]:
     """The standard settings as `bpo train` overrides (`extra` last, so a variant can change them)."""
     return [
-        f"task={setup.task}", f"policy.path={setup.policy}", "policy.device=cpu", "loss=dpo", "beta=0.1", "seed=0",
-        f"schedule.steps={steps}", f"schedule.batch_size={PROMPTS_PER_STEP}", f"sampling.max_new_tokens={NEW_TOKENS}",
-        "sampling.temperature=1.0", f"sampling.batch_size={steps * PROMPTS_PER_STEP}",  # a phase's prompts in one call
-        "lora.rank=8", "lora.alpha=16", "lora.ensemble=1", "annotator.kind=reward_model", f"annotator.judge={setup.reward}",
-        "eval.prompts=32", "optim.lr=1e-3", f"out={out}", *extra,
+        f"task={setup.task}",
+        f"policy.path={setup.policy}",
+        "policy.device=cpu",
+        "loss=dpo",
+        "beta=0.1",
+        "seed=0",
+        f"schedule.steps={steps}",
+        f"schedule.batch_size={PROMPTS_PER_STEP}",
+        f"sampling.max_new_tokens={NEW_TOKENS}",
+        "sampling.temperature=1.0",
+        f"sampling.batch_size={steps * PROMPTS_PER_STEP}",  # a phase's prompts in one call
+        "lora.rank=8",
+        "lora.alpha=16",
+        "lora.ensemble=1",
+        "annotator.kind=reward_model",
+        f"annotator.judge={setup.reward}",
+        "eval.prompts=32",
+        "optim.lr=1e-3",
+        f"out={out}",
+        *extra,
     ]
 
 
@@ -77,8 +95,8 @@ class Timers:
 
 def instrument(timers: Timers, last_step: dict) -> None:
     """Time the loop's pieces where bpo.loop.online and bpo.judging.pairs call them (the library itself is unchanged)."""
-    import bpo.loop.online
     import bpo.judging.pairs
+    import bpo.loop.online
     import bpo.training.reference
 
     bpo.judging.pairs.generate = timers.wrap("sampling", bpo.judging.pairs.generate)
@@ -128,8 +146,8 @@ def run_variant(name: str, overrides: list[str], threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from bpo.loop.config import RunConfig
     from bpo.common.configlib import load_config
+    from bpo.loop.config import RunConfig
     from bpo.loop.online import run_online
 
     timers, last_step = Timers(), {}
@@ -141,15 +159,28 @@ def run_variant(name: str, overrides: list[str], threads: int) -> dict:
     schedule = cfg.resolved_schedule()
     loop_peak = last_step["loop_peak_rss_mib"]
     flops = step_flops(last_step)
-    matmul = max(matmul_flops(), matmul_flops())  # the machine's best of two measurements, after the run (not in its peak)
+    matmul = max(
+        matmul_flops(), matmul_flops()
+    )  # the machine's best of two measurements, after the run (not in its peak)
     loop = total - timers.seconds["setup"] - timers.seconds["evaluation"]
     step_seconds = timers.seconds["training"] / schedule.steps
     return {
-        "variant": name, "pairs": schedule.pairs, "steps": schedule.steps, "phases": schedule.phases,
-        "ensemble": cfg.lora.ensemble, "total_s": total, "loop_s": loop, "pairs_per_s": schedule.pairs / loop,
-        **{f"{k}_s": timers.seconds[k] for k in SECTIONS}, "other_s": loop - sum(timers.seconds[k] for k in SECTIONS[1:5]),
-        "peak_rss_mib": loop_peak, "peak_rss_with_eval_mib": peak_rss_mib(), "step_flops": flops, "train_flops_per_s": flops / step_seconds,
-        "matmul_flops_per_s": matmul, "train_fraction_of_matmul": flops / step_seconds / matmul,
+        "variant": name,
+        "pairs": schedule.pairs,
+        "steps": schedule.steps,
+        "phases": schedule.phases,
+        "ensemble": cfg.lora.ensemble,
+        "total_s": total,
+        "loop_s": loop,
+        "pairs_per_s": schedule.pairs / loop,
+        **{f"{k}_s": timers.seconds[k] for k in SECTIONS},
+        "other_s": loop - sum(timers.seconds[k] for k in SECTIONS[1:5]),
+        "peak_rss_mib": loop_peak,
+        "peak_rss_with_eval_mib": peak_rss_mib(),
+        "step_flops": flops,
+        "train_flops_per_s": flops / step_seconds,
+        "matmul_flops_per_s": matmul,
+        "train_fraction_of_matmul": flops / step_seconds / matmul,
     }
 
 
@@ -161,14 +192,20 @@ def in_child(fn, *args):
 
 def print_table(results: list[dict]) -> None:
     base = results[0]["pairs_per_s"]
-    print(f"{'variant':<13}{'pairs/s':>9}{'ratio':>7}{'loop s':>8}{'sample':>8}{'annot':>7}{'ref':>6}{'train':>7}{'other':>7}"
-          f"{'eval':>7}{'setup':>7}{'RSS MiB':>9}{'train GF/s':>11}{'of mm':>7}")
+    print(
+        f"{'variant':<13}{'pairs/s':>9}{'ratio':>7}{'loop s':>8}{'sample':>8}{'annot':>7}{'ref':>6}{'train':>7}{'other':>7}"
+        f"{'eval':>7}{'setup':>7}{'RSS MiB':>9}{'train GF/s':>11}{'of mm':>7}"
+    )
     for r in results:
-        print(f"{r['variant']:<13}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / base:>7.2f}{r['loop_s']:>8.1f}{r['sampling_s']:>8.1f}"
-              f"{r['annotation_s']:>7.1f}{r['reference_s']:>6.1f}{r['training_s']:>7.1f}{r['other_s']:>7.1f}{r['evaluation_s']:>7.1f}"
-              f"{r['setup_s']:>7.1f}{r['peak_rss_mib']:>9.0f}{r['train_flops_per_s'] / 1e9:>11.1f}{r['train_fraction_of_matmul']:>7.2f}")
-    print(f"(float32 matmul, best per process: {min(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} to "
-          f"{max(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} GFLOP/s)")
+        print(
+            f"{r['variant']:<13}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / base:>7.2f}{r['loop_s']:>8.1f}{r['sampling_s']:>8.1f}"
+            f"{r['annotation_s']:>7.1f}{r['reference_s']:>6.1f}{r['training_s']:>7.1f}{r['other_s']:>7.1f}{r['evaluation_s']:>7.1f}"
+            f"{r['setup_s']:>7.1f}{r['peak_rss_mib']:>9.0f}{r['train_flops_per_s'] / 1e9:>11.1f}{r['train_fraction_of_matmul']:>7.2f}"
+        )
+    print(
+        f"(float32 matmul, best per process: {min(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} to "
+        f"{max(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} GFLOP/s)"
+    )
 
 
 def main() -> None:
@@ -177,7 +214,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="T: training steps of 8 pairs (N = 8 T)")
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"), help="where the models are built once")
+    parser.add_argument(
+        "--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"), help="where the models are built once"
+    )
     args = parser.parse_args()
     setup = build(args.model, Path(args.folder))
     results = []
@@ -186,7 +225,9 @@ def main() -> None:
             overrides = run_overrides(setup, args.steps, Path(runs) / name, VARIANTS[name])
             results.append(in_child(run_variant, name, overrides, args.threads))
             print(f"{name}: {results[-1]['pairs_per_s']:.2f} pairs/s", flush=True)
-    print(f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} pairs, {NEW_TOKENS} new tokens, {args.threads} threads")
+    print(
+        f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} pairs, {NEW_TOKENS} new tokens, {args.threads} threads"
+    )
     print_table(results)
 
 

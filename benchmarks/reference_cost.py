@@ -14,14 +14,14 @@ import time
 
 import torch
 
+from bpo.core.losses import bind_loss
+from bpo.data.records import Pair, make_batch
 from bpo.loop.build import cache_dir
 from bpo.loop.config import LoraSpec, OptimSpec
-from bpo.core.losses import bind_loss
 from bpo.model.loading import load_causal_lm, load_tokenizer
 from bpo.model.policy import EnsemblePolicy
 from bpo.training.reference import SyncReference
 from bpo.training.train_step import EnsembleOptimizer, train_step
-from bpo.data.records import Pair, make_batch
 
 
 def folder(name: str):
@@ -45,15 +45,31 @@ def main() -> None:
     vocab = len(policy.tokenizer)
     g = torch.Generator().manual_seed(0)
     ids = lambda n: torch.randint(10, vocab - 1, (n,), generator=g).tolist()  # noqa: E731
-    pairs = [Pair(id=str(i), phase=0, prompt="", chosen="", rejected="", prompt_ids=ids(48), chosen_ids=ids(32),
-                  rejected_ids=ids(32), ref_chosen_logp=-50.0, ref_rejected_logp=-50.0) for i in range(args.batch)]
+    pairs = [
+        Pair(
+            id=str(i),
+            phase=0,
+            prompt="",
+            chosen="",
+            rejected="",
+            prompt_ids=ids(48),
+            chosen_ids=ids(32),
+            rejected_ids=ids(32),
+            ref_chosen_logp=-50.0,
+            ref_rejected_logp=-50.0,
+        )
+        for i in range(args.batch)
+    ]
     batch = make_batch(pairs, policy.tokenizer.pad_token_id)
     optim = EnsembleOptimizer(policy, OptimSpec(), 1000)
     sync = SyncReference(every=10**9)
     sync.on_phase_start(policy, 0)
     loss = bind_loss("dpo", 0.1)
     timings = {}
-    for name, reference in (("stored", lambda: batch.stored_ref_logp), ("forward", lambda: sync.batch_logprobs(policy, batch))):
+    for name, reference in (
+        ("stored", lambda: batch.stored_ref_logp),
+        ("forward", lambda: sync.batch_logprobs(policy, batch)),
+    ):
         train_step(policy, optim, batch, reference(), loss)  # warm-up
         started = time.perf_counter()
         for _ in range(args.steps):

@@ -42,7 +42,18 @@ BASELINES = {
 
 def train(name: str, config: Path, overrides: list[str], seed: int, ensemble: int, root: Path) -> Path:
     out = root / f"{name}-s{seed}"
-    code = main(["train", str(config), *overrides, f"seed={seed}", f"lora.ensemble={ensemble}", "eval.kl=false", f"out={out}", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(config),
+            *overrides,
+            f"seed={seed}",
+            f"lora.ensemble={ensemble}",
+            "eval.kl=false",
+            f"out={out}",
+            "--quiet",
+        ]
+    )
     assert code == 0, (name, seed)
     return out
 
@@ -74,9 +85,14 @@ def main_() -> None:
         pairs_file = held_out_pairs(root / "held-out.jsonl")
         for seed in args.seeds:
             runs = {
-                "iopo_symmetric": train("iopo_symmetric", IOPO, ["iopo.adversary=symmetric"], seed, args.ensemble, root),
+                "iopo_symmetric": train(
+                    "iopo_symmetric", IOPO, ["iopo.adversary=symmetric"], seed, args.ensemble, root
+                ),
                 "iopo_reversed": train("iopo_reversed", IOPO, ["iopo.adversary=reversed"], seed, args.ensemble, root),
-                **{b: train(b, ROOT / "configs" / BASELINES[b][0], BASELINES[b][1], seed, args.ensemble, root) for b in args.baselines},
+                **{
+                    b: train(b, ROOT / "configs" / BASELINES[b][0], BASELINES[b][1], seed, args.ensemble, root)
+                    for b in args.baselines
+                },
             }
             for name, run in runs.items():
                 result = json.loads((run / "eval.json").read_text())
@@ -95,7 +111,9 @@ def main_() -> None:
             for n in names:
                 held[n].append((report["policies"][n]["mean_margin"], report["policies"][n]["accuracy"]))
     print(f"seeds {args.seeds}, ensemble {args.ensemble}; means over seeds")
-    print("\n| policy | win rate vs references | held-out reward margin | pairwise accuracy |\n| --- | --- | --- | --- |")
+    print(
+        "\n| policy | win rate vs references | held-out reward margin | pairwise accuracy |\n| --- | --- | --- | --- |"
+    )
     for n in names + ["sft"]:
         m = np.mean(held[n], axis=0) if n in held else (0.0, 0.0)
         print(f"| {n} | {np.mean(win[n]):.3f} | {m[0]:.3f} | {m[1]:.3f} |")

@@ -26,8 +26,19 @@ METHODS = ("bpo", "online_dpo", "offline_dpo")
 def run(method: str, beta: float, seed: int, ensemble: int, root: Path, sampled: bool = False) -> dict:
     out = root / f"{method}-b{beta}-s{seed}"
     config = ROOT / "configs" / f"reviews-{method.replace('_', '-')}.yaml"
-    code = main(["train", str(config), f"beta={beta}", f"seed={seed}", f"lora.ensemble={ensemble}",
-                 "eval.kl=false", f"eval.greedy={str(not sampled).lower()}", f"out={out}", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(config),
+            f"beta={beta}",
+            f"seed={seed}",
+            f"lora.ensemble={ensemble}",
+            "eval.kl=false",
+            f"eval.greedy={str(not sampled).lower()}",
+            f"out={out}",
+            "--quiet",
+        ]
+    )
     assert code == 0, (method, beta, seed)
     return json.loads((out / "eval.json").read_text())
 
@@ -37,7 +48,9 @@ def main_() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--betas", type=float, nargs="+", default=[0.1, 0.5, 1.0])
     parser.add_argument("--ensemble", type=int, default=2)
-    parser.add_argument("--sampled", action="store_true", help="evaluate sampled responses (temperature 1) instead of greedy")
+    parser.add_argument(
+        "--sampled", action="store_true", help="evaluate sampled responses (temperature 1) instead of greedy"
+    )
     args = parser.parse_args()
     started = time.time()
     rows = []
@@ -53,7 +66,9 @@ def main_() -> None:
                 sft = np.mean([r["before"]["win_rate"] for r in results])
             rows.append(f"| {beta:g} | " + " | ".join(cells) + f" | {sft:.3f} |")
     mode = "sampled (temperature 1)" if args.sampled else "greedy"
-    print(f"seeds {args.seeds}, ensemble {args.ensemble}, {mode} evaluation; mean win rate (ties 1/2) ± mean 95% half-width over seeds, (mean strict win rate)")
+    print(
+        f"seeds {args.seeds}, ensemble {args.ensemble}, {mode} evaluation; mean win rate (ties 1/2) ± mean 95% half-width over seeds, (mean strict win rate)"
+    )
     print("| beta | bpo | online_dpo | offline_dpo | SFT |\n| --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     print(f"({time.time() - started:.0f} s)")

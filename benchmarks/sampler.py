@@ -39,9 +39,24 @@ def transformers_generate(model, tokenizer, prompt_ids, n: int, batch_size: int)
     from bpo.data.tokens import collate
 
     for start in range(0, len(prompt_ids), batch_size):
-        ids, attention, _ = collate(prompt_ids[start : start + batch_size], [[]] * len(prompt_ids[start : start + batch_size]), tokenizer.pad_token_id, side="left")
-        model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=NEW_TOKENS, num_return_sequences=n, do_sample=True, top_k=0,
-                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, output_logits=True, return_dict_in_generate=True)
+        ids, attention, _ = collate(
+            prompt_ids[start : start + batch_size],
+            [[]] * len(prompt_ids[start : start + batch_size]),
+            tokenizer.pad_token_id,
+            side="left",
+        )
+        model.generate(
+            input_ids=ids,
+            attention_mask=attention,
+            max_new_tokens=NEW_TOKENS,
+            num_return_sequences=n,
+            do_sample=True,
+            top_k=0,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
 
 
 def main() -> None:
@@ -51,12 +66,12 @@ def main() -> None:
     parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "bpo-bench"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from bpo.data.records import Pair, make_batch
     from bpo.loop.config import LoraSpec, SamplingSpec
-    from bpo.model.logprobs import pair_sequence_logprobs
     from bpo.model.loading import load_causal_lm, load_tokenizer
+    from bpo.model.logprobs import pair_sequence_logprobs
     from bpo.model.policy import MERGED, EnsemblePolicy
     from bpo.model.sampler import generate
-    from bpo.data.records import Pair, make_batch
 
     setup = build(args.model, Path(args.folder))
     tokenizer = load_tokenizer(setup.policy)
@@ -68,21 +83,31 @@ def main() -> None:
             spec = SamplingSpec(max_new_tokens=NEW_TOKENS, batch_size=per_call)
             theirs = best_of(lambda: transformers_generate(model, tokenizer, prompt_ids, 2, per_call))
             ours = best_of(lambda: generate(model, tokenizer, prompt_ids, 2, spec))
-            print(f"  {per_call:>2} prompts per call: generate {theirs:.2f} s, bpo {ours:.2f} s, {theirs / ours:.2f}x", flush=True)
+            print(
+                f"  {per_call:>2} prompts per call: generate {theirs:.2f} s, bpo {ours:.2f} s, {theirs / ours:.2f}x",
+                flush=True,
+            )
     generator = torch.Generator().manual_seed(0)
     answer = lambda: torch.randint(3, len(tokenizer), (NEW_TOKENS // 2,), generator=generator).tolist()  # noqa: E731
-    batch = make_batch([Pair(str(i), 0, "", "", "", ids, answer(), answer()) for i, ids in enumerate(prompt_ids[:8])], tokenizer.pad_token_id)
+    batch = make_batch(
+        [Pair(str(i), 0, "", "", "", ids, answer(), answer()) for i, ids in enumerate(prompt_ids[:8])],
+        tokenizer.pad_token_id,
+    )
     model = policy.train_member(0)
 
     def step(share: bool) -> float:
         started = time.perf_counter()
-        pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask, share_prompt=share).sum().backward()
+        pair_sequence_logprobs(
+            model, batch.input_ids, batch.attention_mask, batch.response_mask, share_prompt=share
+        ).sum().backward()
         return time.perf_counter() - started
 
     step(True), step(False)  # warm-up
     shared, full = (statistics.median(step(share) for _ in range(5)) for share in (True, False))
-    print(f"training pass, 8 pairs of {PROMPT_TOKENS} + {NEW_TOKENS // 2} tokens (median of 5): full rows {full:.3f} s, "
-          f"prompt once {shared:.3f} s, {full / shared:.2f}x")
+    print(
+        f"training pass, 8 pairs of {PROMPT_TOKENS} + {NEW_TOKENS // 2} tokens (median of 5): full rows {full:.3f} s, "
+        f"prompt once {shared:.3f} s, {full / shared:.2f}x"
+    )
 
 
 if __name__ == "__main__":

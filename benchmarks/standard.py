@@ -55,8 +55,12 @@ def train_tokenizer(texts: list[str]):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<pad>", "<bos>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tk.train_from_iterator(texts, trainer)
     tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>")
@@ -77,9 +81,17 @@ def _llama_config(tokenizer):
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=HEADS,
-        intermediate_size=MLP, max_position_embeddings=CONTEXT, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, num_labels=1,
+        vocab_size=VOCAB,
+        hidden_size=WIDTH,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        intermediate_size=MLP,
+        max_position_embeddings=CONTEXT,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
     )
 
 
@@ -114,7 +126,9 @@ def build_standard(folder: Path) -> Setup:
         chunks = windows(tokenizer, texts, PROMPT_TOKENS, TRAIN_PROMPTS + 2 * EVAL_PROMPTS)
         held_out, references = chunks[TRAIN_PROMPTS::2], chunks[TRAIN_PROMPTS + 1 :: 2]
         _write_task(folder / "task", chunks[:TRAIN_PROMPTS], references, held_out, reward.resolve())
-    return Setup(policy.resolve(), reward.resolve(), (folder / "task" / "task.yaml").resolve(), _read_prompts(folder / "task"))
+    return Setup(
+        policy.resolve(), reward.resolve(), (folder / "task" / "task.yaml").resolve(), _read_prompts(folder / "task")
+    )
 
 
 def build_smollm2(folder: Path) -> Setup:
@@ -136,9 +150,19 @@ def build_smollm2(folder: Path) -> Setup:
         standard = build_standard(folder)
         cut = lambda t: tokenizer.decode(tokenizer(t, add_special_tokens=False)["input_ids"][:PROMPT_TOKENS])  # noqa: E731
         evals = [json.loads(line) for line in (standard.task.parent / "eval.jsonl").read_text().splitlines()]
-        _write_task(folder / "smollm2-task", [cut(p) for p in standard.prompts], [cut(e["reference"]) for e in evals],
-                    [cut(e["prompt"]) for e in evals], reward.resolve())
-    return Setup(Path(policy).resolve(), reward.resolve(), (folder / "smollm2-task" / "task.yaml").resolve(), _read_prompts(folder / "smollm2-task"))
+        _write_task(
+            folder / "smollm2-task",
+            [cut(p) for p in standard.prompts],
+            [cut(e["reference"]) for e in evals],
+            [cut(e["prompt"]) for e in evals],
+            reward.resolve(),
+        )
+    return Setup(
+        Path(policy).resolve(),
+        reward.resolve(),
+        (folder / "smollm2-task" / "task.yaml").resolve(),
+        _read_prompts(folder / "smollm2-task"),
+    )
 
 
 def _read_prompts(task_folder: Path) -> list[str]:

@@ -125,9 +125,18 @@ def load_run(folder: str | Path) -> Run:
     return Run(Path(folder))
 
 
-def train(config: RunConfig | Mapping | str | Path | None = None, out: str | Path | None = None, *, overrides: Overrides = (),
-          model=None, tokenizer=None, judge: Callable | None = None, pairs=None, prompts: Sequence[str] | None = None,
-          progress: bool = True) -> Run:
+def train(
+    config: RunConfig | Mapping | str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    overrides: Overrides = (),
+    model=None,
+    tokenizer=None,
+    judge: Callable | None = None,
+    pairs=None,
+    prompts: Sequence[str] | None = None,
+    progress: bool = True,
+) -> Run:
     """Train a policy as the configuration says (BPO's Algorithm 1, or IOPO); a finished, evaluated Run.
 
     config: a RunConfig, a mapping or a YAML path (None: the defaults); `overrides` as `key=value` strings
@@ -141,7 +150,9 @@ def train(config: RunConfig | Mapping | str | Path | None = None, out: str | Pat
     from bpo.loop.inputs import given_inputs
 
     cfg = make_config(config, overrides)
-    cfg = given_inputs(cfg, model=model, tokenizer=tokenizer, judge=judge, pairs=pairs, prompts=prompts, progress=progress)
+    cfg = given_inputs(
+        cfg, model=model, tokenizer=tokenizer, judge=judge, pairs=pairs, prompts=prompts, progress=progress
+    )
     if out is not None:
         cfg = dataclasses.replace(cfg, out=str(out))
     folder = cfg.out or default_out(cfg)
@@ -203,8 +214,10 @@ def open_trained(folder: str | Path, overrides: Overrides = (), progress: bool =
     try:
         policy.load_members(run.adapters)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # damaged or foreign adapter files
-        raise RunDirError(f"{run.adapters}: cannot load the trained adapters ({str(err)[:120]}); "
-                          f"rewrite them with bpo train --resume {folder}") from None
+        raise RunDirError(
+            f"{run.adapters}: cannot load the trained adapters ({str(err)[:120]}); "
+            f"rewrite them with bpo train --resume {folder}"
+        ) from None
     return run, cfg, task, policy
 
 
@@ -225,17 +238,29 @@ def evaluate(run: Run | str | Path, overrides: Overrides = (), *, write: bool = 
     return result
 
 
-def compare(run_a: Run | str | Path, run_b: Run | str | Path = "sft", *, out: str | Path | None = None, temperature: float = 0.8,
-            tie_margin: float = 0.0, bad_threshold: float | None = None, pairs: str | Path | None = None,
-            beta: float | None = None, prompts: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+def compare(
+    run_a: Run | str | Path,
+    run_b: Run | str | Path = "sft",
+    *,
+    out: str | Path | None = None,
+    temperature: float = 0.8,
+    tie_margin: float = 0.0,
+    bad_threshold: float | None = None,
+    pairs: str | Path | None = None,
+    beta: float | None = None,
+    prompts: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Win/tie/lose of run_a's policy against run_b's (or "sft": run_a's initial policy) under run_a's
     evaluation judge, on run_a's held-out prompts; with `pairs`, held-out reward margins and pairwise
     accuracy too. Written to OUT/compare.json (default RUN_A/compare-<RUN_B name>)."""
-    from bpo.evaluation.compare import Contender, compare as compare_policies, heldout_report
+    from bpo.common.files import atomic_write_text
+    from bpo.evaluation.compare import Contender, heldout_report
+    from bpo.evaluation.compare import compare as compare_policies
     from bpo.loop.build import build_eval_judge
     from bpo.model.policy import MERGED
     from bpo.run.rundir import COMPARE_FILE
-    from bpo.common.files import atomic_write_text
 
     if tie_margin < 0 or temperature <= 0:
         raise ConfigError("--tie-margin must be >= 0 and --temperature > 0")
@@ -254,9 +279,13 @@ def compare(run_a: Run | str | Path, run_b: Run | str | Path = "sft", *, out: st
     examples = task.eval[: prompts or cfg.eval.prompts]
     sampling = dataclasses.replace(cfg.sampling, temperature=temperature)
     judge = build_eval_judge(cfg, task)
-    result = compare_policies(a, b, examples, judge, sampling, tie_margin, bad_threshold, task.chat_template, seed, progress)
+    result = compare_policies(
+        a, b, examples, judge, sampling, tie_margin, bad_threshold, task.chat_template, seed, progress
+    )
     if pairs:
-        result["heldout"] = heldout_report([a, b], str(pairs), beta or cfg.beta, task.chat_template, folder / "margins.png")
+        result["heldout"] = heldout_report(
+            [a, b], str(pairs), beta or cfg.beta, task.chat_template, folder / "margins.png"
+        )
     atomic_write_text(folder / COMPARE_FILE, json.dumps(result, indent=2))  # complete or absent: a sweep reuses it
     result["written"] = str(folder / COMPARE_FILE)
     return result

@@ -1,11 +1,11 @@
 """The `bpo` command line: one plain function per sub-command.
 
-    bpo train [CONFIG.yaml] [key=value ...]   run the online loop; writes a run folder
-    bpo eval RUN_DIR                          re-evaluate a finished run's adapters
-    bpo compare RUN_A RUN_B                   win/tie/lose of two runs' policies (RUN_B may be `sft`)
-    bpo annotate RUN_DIR                      the labelling page of a run with human raters (bpo.annotate)
-    bpo status RUN_DIR                        steps done, labels per phase, raters' agreement
-    bpo demo                                  the README's first command: a small end-to-end run
+bpo train [CONFIG.yaml] [key=value ...]   run the online loop; writes a run folder
+bpo eval RUN_DIR                          re-evaluate a finished run's adapters
+bpo compare RUN_A RUN_B                   win/tie/lose of two runs' policies (RUN_B may be `sft`)
+bpo annotate RUN_DIR                      the labelling page of a run with human raters (bpo.annotate)
+bpo status RUN_DIR                        steps done, labels per phase, raters' agreement
+bpo demo                                  the README's first command: a small end-to-end run
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bpo.common.configlib import ConfigError, describe, load_config
 
 if TYPE_CHECKING:
-    from bpo.loop.config import RunConfig
+    pass
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -36,8 +35,8 @@ def keys_help() -> str:
 
 def cmd_train(args) -> int:
     from bpo import api
-    from bpo.loop.online import TrainingDiverged
     from bpo.common.stop import StopRequested
+    from bpo.loop.online import TrainingDiverged
 
     try:
         if args.resume:
@@ -80,9 +79,19 @@ def cmd_compare(args) -> int:
     from bpo import api
     from bpo.evaluation.compare import summary_text
 
-    result = api.compare(args.run_a, args.run_b, out=args.out, temperature=args.temperature, tie_margin=args.tie_margin,
-                         bad_threshold=args.bad_threshold, pairs=args.pairs, beta=args.beta, prompts=args.prompts, seed=args.seed,
-                         progress=not args.quiet)
+    result = api.compare(
+        args.run_a,
+        args.run_b,
+        out=args.out,
+        temperature=args.temperature,
+        tie_margin=args.tie_margin,
+        bad_threshold=args.bad_threshold,
+        pairs=args.pairs,
+        beta=args.beta,
+        prompts=args.prompts,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     written = result.pop("written")
     print(summary_text(result) + f"\nwritten: {written}")
     return 0
@@ -92,7 +101,9 @@ def cmd_export(args) -> int:
     from bpo import api
 
     out = api.export(args.run_dir, args.out, progress=not args.quiet)
-    print(f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: {api.load_run(args.run_dir).dir.adapters}")
+    print(
+        f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: {api.load_run(args.run_dir).dir.adapters}"
+    )
     return 0
 
 
@@ -105,8 +116,8 @@ def cmd_annotate(args) -> int:
 
 def cmd_status(args) -> int:
     """Where a run stands: training steps done, phases with pairs, and (human annotation) labels and agreement."""
-    from bpo.loop.config import RunConfig
     from bpo.common.jsonl import read_log
+    from bpo.loop.config import RunConfig
     from bpo.run.rundir import RunDir
 
     run = RunDir(args.run_dir)
@@ -115,8 +126,11 @@ def cmd_status(args) -> int:
     schedule = cfg.resolved_schedule()
     steps = sum(1 for row in read_log(run.metrics) if "loss" in row)
     phases = run.pair_phases()
-    print(f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps trained; "
-          f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; " + ("evaluated" if run.eval.exists() else "not evaluated yet"))
+    print(
+        f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps trained; "
+        f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; "
+        + ("evaluated" if run.eval.exists() else "not evaluated yet")
+    )
     if run.labels.exists():
         from bpo.annotate.status import labels_status
         from bpo.annotate.store import LabelStore
@@ -130,8 +144,16 @@ def cmd_reproduce(args) -> int:
     from bpo.experiments.papers import reproduce_papers
 
     command = "bpo reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bpo reproduce"
-    report = reproduce_papers(args.out, quick=args.quick, tasks=args.task, seeds=args.seeds, overrides=args.overrides, jobs=args.jobs,
-                           progress=not args.quiet, command=command)
+    report = reproduce_papers(
+        args.out,
+        quick=args.quick,
+        tasks=args.task,
+        seeds=args.seeds,
+        overrides=args.overrides,
+        jobs=args.jobs,
+        progress=not args.quiet,
+        command=command,
+    )
     print(f"report: {report}")
     return 0
 
@@ -171,27 +193,49 @@ class Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="bpo", description="Online preference optimisation under an annotation budget (BPO).")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="run the online loop", config_keys=True, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "train", help="run the online loop", config_keys=True, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     t.add_argument("config", nargs="?", help="a YAML config (optional: the defaults run the built-in task)")
     t.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=bpo schedule.phases=4 beta=0.5")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run from its last complete checkpoint")
+    t.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a stopped or crashed run from its last complete checkpoint"
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("eval", help="re-evaluate a run folder's adapters (writes eval.json)")
     e.add_argument("run_dir", help="a run folder written by `bpo train`")
-    e.add_argument("overrides", nargs="*", help="key=value settings for evaluation, e.g. eval.prompts=64 eval.greedy=false")
+    e.add_argument(
+        "overrides", nargs="*", help="key=value settings for evaluation, e.g. eval.prompts=64 eval.greedy=false"
+    )
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(fn=cmd_eval)
-    c = sub.add_parser("compare", help="win/tie/lose of two runs' policies under the judge (IOPO's metrics): compare.json",
-                       description="Sample both policies' responses to RUN_A's held-out prompts at --temperature (same seed), score "
-                       "each with RUN_A's evaluation judge, count a win where the score difference exceeds --tie-margin; "
-                       "with --pairs, also each policy's reward margin and pairwise accuracy on a held-out preference file.")
+    c = sub.add_parser(
+        "compare",
+        help="win/tie/lose of two runs' policies under the judge (IOPO's metrics): compare.json",
+        description="Sample both policies' responses to RUN_A's held-out prompts at --temperature (same seed), score "
+        "each with RUN_A's evaluation judge, count a win where the score difference exceeds --tie-margin; "
+        "with --pairs, also each policy's reward margin and pairwise accuracy on a held-out preference file.",
+    )
     c.add_argument("run_a", help="a finished run folder")
     c.add_argument("run_b", help="another finished run folder on the same task, or `sft`: RUN_A's initial policy")
-    c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of both policies (default 0.8, the IOPO paper's)")
+    c.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="sampling temperature of both policies (default 0.8, the IOPO paper's)",
+    )
     c.add_argument("--tie-margin", type=float, default=0.0, help="score differences up to this are ties (default 0)")
-    c.add_argument("--bad-threshold", type=float, help="also report the bad-case rate: prompts where both responses score below this")
-    c.add_argument("--pairs", metavar="FILE", help="a held-out preference file (TRL layout): reward margins vs the SFT policy, pairwise accuracy, margins.png")
+    c.add_argument(
+        "--bad-threshold",
+        type=float,
+        help="also report the bad-case rate: prompts where both responses score below this",
+    )
+    c.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="a held-out preference file (TRL layout): reward margins vs the SFT policy, pairwise accuracy, margins.png",
+    )
     c.add_argument("--beta", type=float, help="beta of the reward margins (default: RUN_A's beta)")
     c.add_argument("--prompts", type=int, help="held-out prompts to compare on (default: RUN_A's eval.prompts)")
     c.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -203,23 +247,47 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("out", help="a new folder for the merged model")
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(fn=cmd_export)
-    a = sub.add_parser("annotate", help="label a run's pairs in a web page (annotator.kind=human): serve it, add a rater, export labels",
-                       description="Serve the labelling page of RUN_DIR's pairs awaiting labels (on 127.0.0.1 unless --host is given). "
-                       "Every rater needs their own secret link: add them with --add-rater NAME first.")
+    a = sub.add_parser(
+        "annotate",
+        help="label a run's pairs in a web page (annotator.kind=human): serve it, add a rater, export labels",
+        description="Serve the labelling page of RUN_DIR's pairs awaiting labels (on 127.0.0.1 unless --host is given). "
+        "Every rater needs their own secret link: add them with --add-rater NAME first.",
+    )
     a.add_argument("run_dir", help="a run folder with annotator.kind=human (its labels.sqlite)")
     a.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
-    a.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only); e.g. 0.0.0.0 to serve a network")
-    a.add_argument("--allow-host", action="append", metavar="NAME", help="a further name raters reach this server by (Host header check), e.g. the machine's DNS name; repeatable")
+    a.add_argument(
+        "--host", help="address to listen on (default 127.0.0.1: this machine only); e.g. 0.0.0.0 to serve a network"
+    )
+    a.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="a further name raters reach this server by (Host header check), e.g. the machine's DNS name; repeatable",
+    )
     a.add_argument("--add-rater", metavar="NAME", help="add a rater and print their secret link, then exit")
-    a.add_argument("--export", metavar="FILE", help="write the decided pairs as preference JSONL (prompt/chosen/rejected, TRL's layout), then exit")
+    a.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the decided pairs as preference JSONL (prompt/chosen/rejected, TRL's layout), then exit",
+    )
     a.set_defaults(fn=cmd_annotate)
     st = sub.add_parser("status", help="where a run stands: steps trained, phases, labels and raters' agreement")
     st.add_argument("run_dir", help="a run folder")
     st.set_defaults(fn=cmd_status)
-    r = sub.add_parser("reproduce", help="the BPO paper's experiments on our tasks: runs (reused when finished), report.md and plots")
+    r = sub.add_parser(
+        "reproduce", help="the BPO paper's experiments on our tasks: runs (reused when finished), report.md and plots"
+    )
     r.add_argument("overrides", nargs="*", help="key=value settings given to every run, e.g. policy.path=/models/sft")
-    r.add_argument("--quick", action="store_true", help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (5-10 min on 2 cores)")
-    r.add_argument("--task", action="append", help="a built-in task or a task YAML file (repeat for several; default: reviews and sorting)")
+    r.add_argument(
+        "--quick",
+        action="store_true",
+        help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (5-10 min on 2 cores)",
+    )
+    r.add_argument(
+        "--task",
+        action="append",
+        help="a built-in task or a task YAML file (repeat for several; default: reviews and sorting)",
+    )
     r.add_argument("--seeds", type=int, help="number of seeds (default 2 with --quick, else 3)")
     r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")
     r.add_argument("--jobs", type=int, help="runs in parallel processes (default: one per 2 cores)")
@@ -240,18 +308,28 @@ def split_config_arg(args) -> None:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    from bpo.loop.build import VocabularyMismatch
-    from bpo.common.jsonl import DataFileError
-    from bpo.judging.judges import JudgeError
-    from bpo.model.loading import ModelFolderError
-    from bpo.judging.pairs import BudgetError
     from bpo.annotate.store import StoreError
+    from bpo.common.jsonl import DataFileError
+    from bpo.core.schedule import ScheduleError
+    from bpo.judging.judges import JudgeError
+    from bpo.judging.pairs import BudgetError
+    from bpo.loop.build import VocabularyMismatch
+    from bpo.model.loading import ModelFolderError
     from bpo.model.pretrained import PretrainedModelError
     from bpo.run.rundir import RunDirError
-    from bpo.core.schedule import ScheduleError
 
-    return (ConfigError, DataFileError, ModelFolderError, RunDirError, ScheduleError, JudgeError, VocabularyMismatch,
-            BudgetError, PretrainedModelError, StoreError)
+    return (
+        ConfigError,
+        DataFileError,
+        ModelFolderError,
+        RunDirError,
+        ScheduleError,
+        JudgeError,
+        VocabularyMismatch,
+        BudgetError,
+        PretrainedModelError,
+        StoreError,
+    )
 
 
 def _fail(text: str, err: BaseException, code: int) -> int:

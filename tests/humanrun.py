@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from tinytask import run_args, write_task
 
 TESTS = Path(__file__).parent
@@ -44,8 +43,13 @@ class Server:
 
     def start(self) -> "Server":
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bpo.cli", "annotate", str(self.run), "--port", str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bpo.cli", "annotate", str(self.run), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -23,9 +23,9 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 import torch
 
 import bpo.common.files
-import bpo.run.checkpoint
-import bpo.loop.online
 import bpo.judging.pairs
+import bpo.loop.online
+import bpo.run.checkpoint
 import bpo.run.rundir
 from bpo.cli import main
 from bpo.core.losses import Loss

@@ -12,7 +12,9 @@ from bpo.annotate.store import LabelStore
 from bpo.cli import main
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it with apt-get)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it with apt-get)"
+)
 HTML = "<script>window.pwned = 1</script><b>bold</b> &amp; co"
 
 
@@ -36,7 +38,9 @@ def test_a_rater_labels_a_phase_with_the_keyboard_and_the_run_trains_on_those_la
         def press(key: str) -> None:
             before = page.evaluate("document.body.dataset.pair")
             page.keyboard.press(key)
-            page.wait_for_function("([p]) => !document.body.dataset.busy && document.body.dataset.pair !== p", arg=[before])
+            page.wait_for_function(
+                "([p]) => !document.body.dataset.busy && document.body.dataset.pair !== p", arg=[before]
+            )
 
         lost = []  # the answer to the second label is lost after the server committed it: the page must retry
 
@@ -51,7 +55,9 @@ def test_a_rater_labels_a_phase_with_the_keyboard_and_the_run_trains_on_those_la
         while page.evaluate("document.body.dataset.pair"):
             pid = page.evaluate("document.body.dataset.pair")
             left, right = page.text_content("#left"), page.text_content("#right")
-            assert {left, right} == {pairs[pid].first.text, pairs[pid].second.text} and page.text_content("#prompt") == pairs[pid].prompt
+            assert {left, right} == {pairs[pid].first.text, pairs[pid].second.text} and page.text_content(
+                "#prompt"
+            ) == pairs[pid].prompt
             if HTML in (left, right):  # shown as text: no script ran, no element was made
                 assert page.evaluate("window.pwned") is None and page.locator("main b").count() == 0
             if not shown:  # the first pair: a wrong label, undone, then the right one

@@ -10,8 +10,8 @@ from humanrun import paused_run
 
 from bpo.annotate.store import LabelConflict, LabelStore
 from bpo.cli import main
-from bpo.judging.pairs import PromptStream
 from bpo.data.prefdata import read_preferences
+from bpo.judging.pairs import PromptStream
 from bpo.tasks.files import load_task_file
 
 F, S = "first", "second"
@@ -58,7 +58,8 @@ def test_a_phase_waits_for_labels_and_trains_on_exactly_them(run, capsys):
     label_all(store, 0, lambda c: F if c.index % 2 else S)
     assert resume(run) == 4  # phase 0 trained, phase 1 sampled and waiting
     assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs_file(run, 0)] == [
-        (c.id, *((c.first.text, c.second.text) if c.index % 2 else (c.second.text, c.first.text))) for c in stored]
+        (c.id, *((c.first.text, c.second.text) if c.index % 2 else (c.second.text, c.first.text))) for c in stored
+    ]
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0, 1]
     assert len(store.candidates(1)) == 4
@@ -105,14 +106,18 @@ def test_two_raters_combine_by_majority_and_their_agreement_is_reported(tmp_path
     assert "Cohen's kappa = 0.636 over 4 pairs" in out and "2 decided, undecided: split 1, tie 1" in out
     assert main(["annotate", str(run), "--export", str(tmp_path / "prefs.jsonl")]) == 0
     exported = read_preferences(tmp_path / "prefs.jsonl")  # TRL's layout; the split and the tie have no winner
-    assert [(r.id, r.chosen, r.rejected) for r in exported] == [(stored[0].id, stored[0].first.text, stored[0].second.text),
-                                                                (stored[1].id, stored[1].second.text, stored[1].first.text)]
+    assert [(r.id, r.chosen, r.rejected) for r in exported] == [
+        (stored[0].id, stored[0].first.text, stored[0].second.text),
+        (stored[1].id, stored[1].second.text, stored[1].first.text),
+    ]
     assert main(["annotate", str(run)]) == 2  # no rater was added: no server without credentials
     assert "no raters yet; add one with bpo annotate" in capsys.readouterr().err
     assert resume(run) == 0
     trained = pairs_file(run, 0)
-    assert [(p["chosen"], p["rejected"]) for p in trained[:2]] == [(stored[0].first.text, stored[0].second.text),
-                                                                  (stored[1].second.text, stored[1].first.text)]
+    assert [(p["chosen"], p["rejected"]) for p in trained[:2]] == [
+        (stored[0].first.text, stored[0].second.text),
+        (stored[1].second.text, stored[1].first.text),
+    ]
     for p, c in zip(trained[2:], stored[2:]):  # coin: each undecided pair once, in some order
         assert {p["chosen"], p["rejected"]} == {c.first.text, c.second.text}
 
@@ -125,7 +130,14 @@ def test_external_round_trip(tmp_path, capsys):
 
     task = write_task(tmp_path / "task").parent
     run = tmp_path / "run"
-    assert bpo(run_args(task, run, "annotator.kind=external", "schedule.steps=2", "schedule.phases=1", "schedule.batch_size=2")) == 4
+    assert (
+        bpo(
+            run_args(
+                task, run, "annotator.kind=external", "schedule.steps=2", "schedule.phases=1", "schedule.batch_size=2"
+            )
+        )
+        == 4
+    )
     assert "external/phase-000-*.jsonl into Argilla or Label Studio" in capsys.readouterr().err
     rows = [json.loads(line) for line in (run / "external" / "phase-000-round-0.jsonl").read_text().splitlines()]
     assert json.loads((run / "external" / "phase-000-round-0.json").read_text()) == rows
@@ -135,33 +147,68 @@ def test_external_round_trip(tmp_path, capsys):
     ids = [r["pair_id"] for r in rows]
 
     # Label Studio JSON export (a list, pretty-printed) for pairs 0 and 1; an unlabelled task is skipped
-    ls = [{"id": 1, "data": rows[0], "annotations": [{"completed_by": 7, "result": [{"from_name": "preference", "to_name": "prompt",
-                                                                                       "type": "choices", "value": {"choices": ["A"]}}]}]},
-          {"id": 2, "data": rows[1], "annotations": [{"completed_by": 7, "result": [{"from_name": "preference", "value": {"choices": ["B"]}}]}]},
-          {"id": 3, "data": rows[2], "annotations": []}]
+    ls = [
+        {
+            "id": 1,
+            "data": rows[0],
+            "annotations": [
+                {
+                    "completed_by": 7,
+                    "result": [
+                        {"from_name": "preference", "to_name": "prompt", "type": "choices", "value": {"choices": ["A"]}}
+                    ],
+                }
+            ],
+        },
+        {
+            "id": 2,
+            "data": rows[1],
+            "annotations": [{"completed_by": 7, "result": [{"from_name": "preference", "value": {"choices": ["B"]}}]}],
+        },
+        {"id": 3, "data": rows[2], "annotations": []},
+    ]
     (labels / "project-1.json").write_text(json.dumps(ls, indent=2))
     # Argilla records (one per line) for pair 2, the flat layout for pair 3
-    (labels / "argilla.jsonl").write_text(json.dumps({"fields": rows[2], "responses": {"preference": [{"value": "B", "user_id": "u1"}]}}) + "\n")
+    (labels / "argilla.jsonl").write_text(
+        json.dumps({"fields": rows[2], "responses": {"preference": [{"value": "B", "user_id": "u1"}]}}) + "\n"
+    )
     (labels / "flat.jsonl").write_text(json.dumps({"pair_id": ids[3], "preference": "A", "annotator": "zoe"}) + "\n")
     assert bpo(["train", "--resume", str(run), "--quiet"]) == 0
     trained = pairs_file(run, 0)
-    expect = [(rows[0]["response_a"], rows[0]["response_b"]), (rows[1]["response_b"], rows[1]["response_a"]),
-              (rows[2]["response_b"], rows[2]["response_a"]), (rows[3]["response_a"], rows[3]["response_b"])]
+    expect = [
+        (rows[0]["response_a"], rows[0]["response_b"]),
+        (rows[1]["response_b"], rows[1]["response_a"]),
+        (rows[2]["response_b"], rows[2]["response_a"]),
+        (rows[3]["response_a"], rows[3]["response_b"]),
+    ]
     assert [(p["chosen"], p["rejected"]) for p in trained] == expect
     assert {r.rater for r in LabelStore.open(run).labels()} == {"labelstudio:7", "argilla:u1", "external:zoe"}
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"pair_id": "p000-09999", "preference": "A"}, "bad.jsonl:2: pair_id: 'p000-09999' is not a pair of this run"),
-    ({"pair_id": "p000-00000", "preference": "maybe"}, "bad.jsonl:2: preference: 'maybe' is not one of A, B, tie, both_bad"),
-    ({"preference": "A"}, "bad.jsonl:2: pair_id: missing"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"pair_id": "p000-09999", "preference": "A"}, "bad.jsonl:2: pair_id: 'p000-09999' is not a pair of this run"),
+        (
+            {"pair_id": "p000-00000", "preference": "maybe"},
+            "bad.jsonl:2: preference: 'maybe' is not one of A, B, tie, both_bad",
+        ),
+        ({"preference": "A"}, "bad.jsonl:2: pair_id: missing"),
+    ],
+)
 def test_external_labels_for_unknown_pairs_or_values_are_refused(tmp_path, capsys, row, message):
     from tinytask import run_args, write_task
 
     task = write_task(tmp_path / "task").parent
     run = tmp_path / "run"
-    assert main(run_args(task, run, "annotator.kind=external", "schedule.steps=2", "schedule.phases=1", "schedule.batch_size=2")) == 4
+    assert (
+        main(
+            run_args(
+                task, run, "annotator.kind=external", "schedule.steps=2", "schedule.phases=1", "schedule.batch_size=2"
+            )
+        )
+        == 4
+    )
     capsys.readouterr()
     good = {"pair_id": "p000-00001", "preference": "B"}
     (run / "external" / "labels" / "bad.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
@@ -187,7 +234,15 @@ def test_a_waiting_run_continues_once_labelled_and_a_signal_stops_the_wait(tmp_p
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
 
     def start(run, *extra):
-        args = run_args(task, run, "annotator.kind=human", "annotator.wait=true", "schedule.steps=2", "schedule.batch_size=2", *extra)
+        args = run_args(
+            task,
+            run,
+            "annotator.kind=human",
+            "annotator.wait=true",
+            "schedule.steps=2",
+            "schedule.batch_size=2",
+            *extra,
+        )
         return subprocess.Popen([sys.executable, "-m", "bpo.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
 
     def stored(run, n):

@@ -42,7 +42,12 @@ def test_requests_without_a_token_or_with_a_wrong_one_are_refused(server, tokens
         assert httpx.get(server.url + path).status_code == 401
         assert httpx.get(server.url + path, headers=bearer("not-a-token")).status_code == 403
         assert httpx.get(server.url + path, headers=bearer(tokens["ann"])).status_code == 200
-    assert httpx.post(server.url + "/api/label", json={"pair_id": "p000-00000", "choice": "left", "nonce": "x"}).status_code == 401
+    assert (
+        httpx.post(
+            server.url + "/api/label", json={"pair_id": "p000-00000", "choice": "left", "nonce": "x"}
+        ).status_code
+        == 401
+    )
     assert httpx.get(server.url + "/api/state?token=wrong").status_code == 403
 
 
@@ -50,20 +55,35 @@ def test_foreign_host_or_origin_is_refused(server, tokens):
     """DNS rebinding: a page of evil.example resolving to 127.0.0.1 sends Host: evil.example; a cross-site
     page sends its own Origin. Both are refused even with a valid token."""
     auth = bearer(tokens["ann"])
-    assert httpx.get(server.url + "/api/state", headers={**auth, "Host": f"evil.example:{server.port}"}).status_code == 403
+    assert (
+        httpx.get(server.url + "/api/state", headers={**auth, "Host": f"evil.example:{server.port}"}).status_code == 403
+    )
     assert httpx.get(server.url + "/api/state", headers={**auth, "Host": "127.0.0.1:1"}).status_code == 403
-    assert httpx.post(server.url + "/api/undo", json={"nonce": "x"}, headers={**auth, "Origin": "http://evil.example"}).status_code == 403
+    assert (
+        httpx.post(
+            server.url + "/api/undo", json={"nonce": "x"}, headers={**auth, "Origin": "http://evil.example"}
+        ).status_code
+        == 403
+    )
     assert httpx.get(server.url + "/api/state", headers={**auth, "Origin": "null"}).status_code == 403
-    ok = httpx.get(server.url + "/api/state", headers={**auth, "Host": f"localhost:{server.port}", "Origin": f"http://localhost:{server.port}"})
+    ok = httpx.get(
+        server.url + "/api/state",
+        headers={**auth, "Host": f"localhost:{server.port}", "Origin": f"http://localhost:{server.port}"},
+    )
     assert ok.status_code == 200
 
 
 def test_page_is_static_and_forbids_inline_script(server, tokens):
     page = httpx.get(server.url + "/", headers=bearer(tokens["ann"]))
-    assert "script-src 'self'" in page.headers["content-security-policy"] and "unsafe-inline" not in page.headers["content-security-policy"]
+    assert (
+        "script-src 'self'" in page.headers["content-security-policy"]
+        and "unsafe-inline" not in page.headers["content-security-policy"]
+    )
     assert "<script>window.pwned" not in page.text  # model text never goes into the HTML; the script adds it as text
     script = httpx.get(server.url + "/app.js", headers=bearer(tokens["ann"])).text
-    assert "textContent" in script and not any(sink in script for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write"))
+    assert "textContent" in script and not any(
+        sink in script for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write")
+    )
 
 
 def test_rater_link_sets_a_cookie_and_leaves_the_address_bar(server, tokens):
@@ -71,7 +91,10 @@ def test_rater_link_sets_a_cookie_and_leaves_the_address_bar(server, tokens):
     assert r.status_code == 303 and r.headers["location"] == "/"
     cookie = r.headers["set-cookie"]
     assert f"bpo_rater_{server.port}={tokens['bob']}" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    assert httpx.get(server.url + "/api/state", cookies={f"bpo_rater_{server.port}": tokens["bob"]}).json()["rater"] == "bob"
+    assert (
+        httpx.get(server.url + "/api/state", cookies={f"bpo_rater_{server.port}": tokens["bob"]}).json()["rater"]
+        == "bob"
+    )
 
 
 def test_two_raters_fifty_concurrent_requests(tmp_path):
@@ -82,20 +105,28 @@ def test_two_raters_fifty_concurrent_requests(tmp_path):
     tokens = {name: store.add_rater(name) for name in ("ann", "bob")}
     pairs = [c.id for c in store.candidates(0)]
     jobs = [(name, pid, f"{name}-{pid}") for name in tokens for pid in pairs]  # 8 labels, one nonce each
-    requests = [("label", *jobs[i % len(jobs)]) for i in range(44)] + [("state", name, None, None) for name in tokens for _ in range(3)]
+    requests = [("label", *jobs[i % len(jobs)]) for i in range(44)] + [
+        ("state", name, None, None) for name in tokens for _ in range(3)
+    ]
     with Server(run) as server, httpx.Client(timeout=60) as client:
+
         def send(request):
             kind, name, pid, nonce = request
             if kind == "state":
                 return client.get(server.url + "/api/state", headers=bearer(tokens[name]))
-            return client.post(server.url + "/api/label", headers=bearer(tokens[name]),
-                               json={"pair_id": pid, "choice": "left" if hash(nonce) % 2 else "right", "nonce": nonce})
+            return client.post(
+                server.url + "/api/label",
+                headers=bearer(tokens[name]),
+                json={"pair_id": pid, "choice": "left" if hash(nonce) % 2 else "right", "nonce": nonce},
+            )
 
         with ThreadPoolExecutor(max_workers=50) as pool:
             answers = list(pool.map(send, requests))
         err = server.stop()
     assert len(requests) == 50 and [a.status_code for a in answers] == [200] * 50
-    assert sum(a.json().get("applied", False) for a in answers) == 8  # each label applied once, its repeats changed nothing
+    assert (
+        sum(a.json().get("applied", False) for a in answers) == 8
+    )  # each label applied once, its repeats changed nothing
     rows = store.labels(0)
     assert sorted((r.pair_id, r.rater) for r in rows) == sorted((pid, name) for name, pid, _ in jobs)
     assert "locked" not in err and "Traceback" not in err
@@ -110,7 +141,11 @@ def test_acknowledged_labels_survive_sigkill(tmp_path):
     acked = []
     with httpx.Client(timeout=30) as client:
         for pair in store.candidates(0)[:3]:
-            r = client.post(server.url + "/api/label", headers=bearer(token), json={"pair_id": pair.id, "choice": "left", "nonce": uuid.uuid4().hex})
+            r = client.post(
+                server.url + "/api/label",
+                headers=bearer(token),
+                json={"pair_id": pair.id, "choice": "left", "nonce": uuid.uuid4().hex},
+            )
             assert r.status_code == 200
             acked.append(pair.id)
     server.proc.send_signal(signal.SIGKILL)
@@ -131,7 +166,12 @@ def test_undo_is_idempotent_and_kept_in_history(tmp_path):
         first = client.get(server.url + "/api/state").json()["pair"]["id"]
         r = client.post(server.url + "/api/label", json={"pair_id": first, "choice": "tie", "nonce": "n1"}).json()
         assert r["applied"] and r["undo"] == "n1" and r["pair"]["id"] != first
-        assert client.post(server.url + "/api/label", json={"pair_id": first, "choice": "tie", "nonce": "n1"}).json()["applied"] is False
+        assert (
+            client.post(server.url + "/api/label", json={"pair_id": first, "choice": "tie", "nonce": "n1"}).json()[
+                "applied"
+            ]
+            is False
+        )
         u = client.post(server.url + "/api/undo", json={"nonce": "n1"}).json()
         assert u["applied"] and u["pair"]["id"] == first and u["undo"] is None
         assert client.post(server.url + "/api/undo", json={"nonce": "n1"}).json()["applied"] is False  # a retried undo
@@ -139,5 +179,8 @@ def test_undo_is_idempotent_and_kept_in_history(tmp_path):
         assert late["applied"] is False  # a label that was undone is not brought back by a late retry
         bad = client.post(server.url + "/api/label", json={"pair_id": "p000-09999", "choice": "left", "nonce": "n2"})
         assert bad.status_code == 404
-        assert client.post(server.url + "/api/label", json={"pair_id": first, "choice": "best", "nonce": "n3"}).status_code == 400
+        assert (
+            client.post(server.url + "/api/label", json={"pair_id": first, "choice": "best", "nonce": "n3"}).status_code
+            == 400
+        )
     assert store.labels(0) == [] and store.undone_count() == 1

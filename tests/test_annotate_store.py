@@ -17,7 +17,9 @@ CONVERSATION = [
 def stored_round(tmp_path):
     store = LabelStore.create(tmp_path / "labels.sqlite", overlap=1)
     a, b = Response("yes", [5, 2], -1.5), Response("no", [6, 2], -2.25)
-    store.add_round(0, 0, [("plain prompt", [1, 3], (a, b)), (CONVERSATION, [1, 4, 7], (b, a))], prompts=2, draws=2, identical=0)
+    store.add_round(
+        0, 0, [("plain prompt", [1, 3], (a, b)), (CONVERSATION, [1, 4, 7], (b, a))], prompts=2, draws=2, identical=0
+    )
     return store
 
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import tinytask
+import torch
 
 import bpo
 from bpo.common.configlib import ConfigError, load_config
@@ -19,8 +19,17 @@ from bpo.loop.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
-SETTINGS = {"schedule.steps": 4, "schedule.phases": 2, "schedule.batch_size": 4, "lora.ensemble": 2, "lora.dropout": 0.1,
-            "sampling.max_new_tokens": 8, "eval.prompts": 4, "eval.kl": False, "eval.cache_before": False}
+SETTINGS = {
+    "schedule.steps": 4,
+    "schedule.phases": 2,
+    "schedule.batch_size": 4,
+    "lora.ensemble": 2,
+    "lora.dropout": 0.1,
+    "sampling.max_new_tokens": 8,
+    "eval.prompts": 4,
+    "eval.kl": False,
+    "eval.cache_before": False,
+}
 
 
 def rows(path: Path) -> list[dict]:
@@ -77,8 +86,15 @@ def test_objects_train_the_same_run_as_their_paths(task, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(task.parent / "model")
     tokenizer = AutoTokenizer.from_pretrained(task.parent / "model")
     config = {k: v for k, v in tiny_config(task).items() if k != "policy.path"}
-    by_object = bpo.train(None, tmp_path / "by-object", overrides=config, model=model, tokenizer=tokenizer,
-                          judge=tinytask.score, progress=False)
+    by_object = bpo.train(
+        None,
+        tmp_path / "by-object",
+        overrides=config,
+        model=model,
+        tokenizer=tokenizer,
+        judge=tinytask.score,
+        progress=False,
+    )
     assert by_object.config.policy.path != str(task.parent / "model")  # the saved copy, content-addressed
     assert by_object.config.eval.judge == by_object.config.annotator.judge == "tinytask:score"  # importable: by name
     assert pairs_of(by_object.folder) == pairs_of(by_path.folder)
@@ -89,23 +105,32 @@ def test_objects_train_the_same_run_as_their_paths(task, tmp_path):
 def test_a_judge_object_is_recorded_and_needed_again_in_another_process(task, tmp_path):
     """A lambda cannot be imported by name: it is registered for this process. Its run resumes here with
     it; in a new process without it, the resume is refused with a message saying to give it again."""
+
     def liked(prompts, responses):
         return tinytask.score(prompts, responses)
 
     run = bpo.train(tiny_config(task), tmp_path / "run", judge=liked, progress=False)
     assert run.config.annotator.judge.startswith("api:") and run.config.eval.judge == run.config.annotator.judge
     assert run.evaluation["n"] == 4
-    code = ("import sys; from bpo.cli import main; "
-            f"sys.exit(main(['train', '--resume', {str(run.folder)!r}, '--quiet']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**__import__("os").environ, "PYTHONPATH": str(HERE)})
+    code = (
+        f"import sys; from bpo.cli import main; sys.exit(main(['train', '--resume', {str(run.folder)!r}, '--quiet']))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(HERE)},
+    )
     assert out.returncode == 2 and "give it again" in out.stderr and "Traceback" not in out.stderr
     assert run.resume(judge=liked, progress=False).evaluation["n"] == 4
 
 
 def test_preference_data_as_dicts_equals_the_same_file(task, tmp_path):
     """pairs=[{prompt, chosen, rejected}, ...] trains on exactly what data.pairs=FILE with those rows does."""
-    records = [{"prompt": f"w{i} w{i + 1} w{i + 2}", "chosen": "w40 w41", "rejected": "w5 w6 w7 w8"} for i in range(4, 20)]
+    records = [
+        {"prompt": f"w{i} w{i + 1} w{i + 2}", "chosen": "w40 w41", "rejected": "w5 w6 w7 w8"} for i in range(4, 20)
+    ]
     path = tmp_path / "prefs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     offline = {**tiny_config(task), "method": "offline_dpo", "schedule.phases": 1}

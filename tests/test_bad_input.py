@@ -28,14 +28,24 @@ import torch
 from tinytask import write_task
 
 from bpo.cli import main
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError, load_config
 from bpo.common.jsonl import DataFileError
 from bpo.data.prefdata import read_preferences
+from bpo.loop.config import RunConfig
 
 BAD = Path(__file__).parent / "data" / "bad"
 EXPECTED = json.loads((BAD / "EXPECTED.json").read_text())
-FAMILIES = {"preference file", "config file", "config value", "task file", "judge", "model folder", "run folder", "OS and decoding", "mid-run"}
+FAMILIES = {
+    "preference file",
+    "config file",
+    "config value",
+    "task file",
+    "judge",
+    "model folder",
+    "run folder",
+    "OS and decoding",
+    "mid-run",
+}
 
 
 def _edit_json(path: Path, **changes) -> None:
@@ -92,7 +102,11 @@ MODELS = {
     "weights_truncated": lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:3000]),
     "weights_garbage": lambda f: (f / "model.safetensors").write_bytes(b"not a safetensors file at all"),
     "weights_missing_tensors": _drop_tensors,
-    "no_tokenizer": lambda f: [(f / n).unlink() for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json") if (f / n).exists()],
+    "no_tokenizer": lambda f: [
+        (f / n).unlink()
+        for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+        if (f / n).exists()
+    ],
     "tokenizer_broken": lambda f: (f / "tokenizer.json").write_text("{oops"),
     "tokenizer_no_eos": _no_eos,
 }
@@ -123,7 +137,11 @@ def _setup_out_holds_run(out: Path, tmp: Path, world) -> None:
 def _setup_fake_run(out: Path, tmp: Path, world, **edit) -> None:
     from bpo.run.rundir import RunDir
 
-    cfg = load_config(RunConfig, None, [f"task={world['task']}", f"policy.path={world['model']}", "schedule.steps=6", "schedule.batch_size=4"])
+    cfg = load_config(
+        RunConfig,
+        None,
+        [f"task={world['task']}", f"policy.path={world['model']}", "schedule.steps=6", "schedule.batch_size=4"],
+    )
     RunDir(out).create(cfg)
 
 
@@ -180,8 +198,16 @@ def _state(path: Path):
 def argv_of(case: dict, places: dict) -> list[str]:
     if "argv" in case:
         return [_fill(a, places) for a in case["argv"]] + ["--quiet"]
-    base = [f"task={places['task']}", f"policy.path={places['model']}", f"out={places['out']}", "schedule.steps=6",
-            "schedule.batch_size=4", "lora.ensemble=1", "sampling.max_new_tokens=8", "eval.prompts=2"]
+    base = [
+        f"task={places['task']}",
+        f"policy.path={places['model']}",
+        f"out={places['out']}",
+        "schedule.steps=6",
+        "schedule.batch_size=4",
+        "lora.ensemble=1",
+        "sampling.max_new_tokens=8",
+        "eval.prompts=2",
+    ]
     config = [str(BAD / case["config"])] if "config" in case else []
     return ["train", *config, *base, *[_fill(a, places) for a in case.get("args", [])], "--quiet"]
 
@@ -194,7 +220,9 @@ def test_corpus_is_large_and_covers_every_family():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_bad_input_exits_with_its_code_and_message_no_traceback_no_run_folder(name, world, tmp_path, capsys, monkeypatch):
+def test_bad_input_exits_with_its_code_and_message_no_traceback_no_run_folder(
+    name, world, tmp_path, capsys, monkeypatch
+):
     case = EXPECTED[name]
     monkeypatch.syspath_prepend(str(BAD))  # badjudges.py
     monkeypatch.syspath_prepend(str(tmp_path))  # modules a setup writes
@@ -215,10 +243,16 @@ def test_bad_input_exits_with_its_code_and_message_no_traceback_no_run_folder(na
 
 # ---- the files of the corpus, read directly: the message starts with the file (and line) ----
 
-AGAINST_THE_RUN = {"too_few_pairs", "too_long_pair", "conversation_no_chat_template"}  # valid files, refused against the schedule or the model (context, chat template)
+AGAINST_THE_RUN = {
+    "too_few_pairs",
+    "too_long_pair",
+    "conversation_no_chat_template",
+}  # valid files, refused against the schedule or the model (context, chat template)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in EXPECTED.items() if c["family"] == "preference file" and n not in AGAINST_THE_RUN))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, c in EXPECTED.items() if c["family"] == "preference file" and n not in AGAINST_THE_RUN)
+)
 def test_bad_preference_file_is_refused_by_the_reader(name):
     path = BAD / next(a for a in EXPECTED[name]["args"] if a.startswith("data.pairs=")).split("/")[-1]
     with pytest.raises(DataFileError) as err:
@@ -250,8 +284,12 @@ def test_raw_line_separators_in_strings_are_accepted(tmp_path):
 
 def test_message_lists_accept_every_known_role(tmp_path):
     path = tmp_path / "chat.jsonl"
-    row = {"prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-           "chosen": [{"role": "assistant", "content": "hello"}], "rejected": [{"role": "assistant", "content": "go"}], "id": 3}
+    row = {
+        "prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+        "chosen": [{"role": "assistant", "content": "hello"}],
+        "rejected": [{"role": "assistant", "content": "go"}],
+        "id": 3,
+    }
     path.write_text(json.dumps(row) + "\n")
     (record,) = read_preferences(path)
     assert (record.id, record.prompt, record.chosen) == ("3", row["prompt"], "hello")  # the whole conversation

@@ -29,12 +29,12 @@ def test_empty_answer():
 
 
 def test_one_word_answer():
-    """"Lima": neutral (compound 0), no prompt word, one word below MIN_WORDS=2: -0.25."""
+    """ "Lima": neutral (compound 0), no prompt word, one word below MIN_WORDS=2: -0.25."""
     assert vader_score(PROMPT, "Lima") == -0.25
 
 
 def test_relevance():
-    """"The capital of Peru is Lima.": neutral; shares capital, peru of {city, capital, peru}:
+    """ "The capital of Peru is Lima.": neutral; shares capital, peru of {city, capital, peru}:
     0.5 * 2/3 = 0.333333 (rounded to 6 decimals)."""
     assert vader_score(PROMPT, "The capital of Peru is Lima.") == 0.333333
 
@@ -59,21 +59,29 @@ def test_long_answer():
 
 
 def test_repeated_words():
-    """"lima lima lima lima": 3-grams (lima,lima,lima) x2, 1 distinct: -1.0 * (1 - 1/2) = -0.5;
+    """ "lima lima lima lima": 3-grams (lima,lima,lima) x2, 1 distinct: -1.0 * (1 - 1/2) = -0.5;
     content words 4, 1 distinct: -0.5 * (1 - 1/4) = -0.375. Neutral, no relevance: -0.875."""
     assert vader_score(PROMPT, "lima lima lima lima") == -0.875
 
 
 def test_repeated_stopwords():
-    """"the the the the the": 3 trigrams, 1 distinct: -(1 - 1/3) = -0.666667; no content words."""
+    """ "the the the the the": 3 trigrams, 1 distinct: -(1 - 1/3) = -0.666667; no content words."""
     assert vader_score(PROMPT, "the the the the the") == -0.666667
 
 
 def test_sentiment_is_vader_compound():
     """A neutral prompt with no content shared: the score is VADER's compound (0.7712 here)."""
     assert score_terms("Hello", "I am happy to help!") == pytest.approx(
-        {"sentiment": 0.7712, "relevance": 0.0, "empty": 0.0, "short": 0.0, "long": 0.0,
-         "repeats": 0.0, "unprintable": 0.0, "template": 0.0}
+        {
+            "sentiment": 0.7712,
+            "relevance": 0.0,
+            "empty": 0.0,
+            "short": 0.0,
+            "long": 0.0,
+            "repeats": 0.0,
+            "unprintable": 0.0,
+            "template": 0.0,
+        }
     )
 
 
@@ -83,10 +91,12 @@ def test_orderings():
     normal = "The capital of Peru is Lima."
     junk = "great great great great great great"  # very positive words, but one repeated
     off_topic = "I like trains."
-    scores = dict(zip(
-        ["positive", "negative", "normal", "junk", "off_topic", "empty"],
-        vader_judge([PROMPT] * 6, [positive, negative, normal, junk, off_topic, ""]),
-    ))
+    scores = dict(
+        zip(
+            ["positive", "negative", "normal", "junk", "off_topic", "empty"],
+            vader_judge([PROMPT] * 6, [positive, negative, normal, junk, off_topic, ""]),
+        )
+    )
     assert scores["positive"] > scores["normal"] > scores["negative"]
     assert scores["junk"] < scores["normal"]
     assert scores["empty"] == min(scores.values())
@@ -155,9 +165,9 @@ def test_smollm2_folder_converts_once_and_loads(smollm2_cache, monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bpo.model import pretrained
     from bpo.common.cachefolder import COMPLETE_MARKER
     from bpo.data.tokens import encode_prompt, strip_eos
+    from bpo.model import pretrained
 
     folder = pretrained.smollm2_folder(smollm2_cache, progress=False)
     assert folder == smollm2_cache / "smollm2-135m-instruct"
@@ -182,7 +192,8 @@ def test_smollm2_folder_converts_once_and_loads(smollm2_cache, monkeypatch):
     ids = encode_prompt(tokenizer, "What is your favorite color?", chat_template=True)
     assert tokenizer.decode(ids).endswith("<|im_start|>assistant\n")
     with torch.no_grad():
-        out = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
-    text = tokenizer.decode(strip_eos(out[0, len(ids):].tolist(), tokenizer.eos_token_id))
+        out = model.generate(
+            torch.tensor([ids]), max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+    text = tokenizer.decode(strip_eos(out[0, len(ids) :].tolist(), tokenizer.eos_token_id))
     assert len(text.split()) >= 2 and "<|" not in text

@@ -27,7 +27,9 @@ def test_importing_the_cli_loads_no_heavy_package():
     assert not set(HEAVY) & loaded_after("import bpo.cli")
 
 
-@pytest.mark.parametrize("command", [[], ["eval"], ["compare"], ["export"], ["annotate"], ["status"], ["reproduce"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["eval"], ["compare"], ["export"], ["annotate"], ["status"], ["reproduce"], ["demo"]]
+)
 def test_help_loads_no_heavy_package(command):
     assert not set(HEAVY) & loaded_after(f"import bpo.cli; bpo.cli.main({command + ['--help']!r})")
 

@@ -9,7 +9,14 @@ import pytest
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.evaluation.compare import bad_case_rate, head_to_head, margin_histogram, pairwise_accuracy, reward_margins, win_tie_lose
+from bpo.evaluation.compare import (
+    bad_case_rate,
+    head_to_head,
+    margin_histogram,
+    pairwise_accuracy,
+    reward_margins,
+    win_tie_lose,
+)
 
 # ---- metrics ---------------------------------------------------------------------------------------
 
@@ -75,9 +82,19 @@ def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compare-tinytask")
     write_task(folder)
     run = folder / "iopo"
-    assert main(run_args(folder, run, "method=iopo", "iopo.rounds=2", "iopo.protagonist_steps=2", "iopo.adversary_steps=1")) == 0
+    assert (
+        main(
+            run_args(folder, run, "method=iopo", "iopo.rounds=2", "iopo.protagonist_steps=2", "iopo.adversary_steps=1")
+        )
+        == 0
+    )
     held_out = folder / "held-out.jsonl"
-    held_out.write_text("".join(json.dumps({"prompt": f"w{5 + i} w6", "chosen": "w40 w41", "rejected": f"w{20 + i} w21 w22"}) + "\n" for i in range(6)))
+    held_out.write_text(
+        "".join(
+            json.dumps({"prompt": f"w{5 + i} w6", "chosen": "w40 w41", "rejected": f"w{20 + i} w21 w22"}) + "\n"
+            for i in range(6)
+        )
+    )
     return run, held_out
 
 
@@ -86,7 +103,12 @@ def test_compare_against_the_sft_start(tiny_run, capsys):
     so its accuracy is 0; the histogram and compare.json are written."""
     run, held_out = tiny_run
     out = run.parent / "vs-sft"
-    assert main(["compare", str(run), "sft", "--pairs", str(held_out), "--bad-threshold", "0", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            ["compare", str(run), "sft", "--pairs", str(held_out), "--bad-threshold", "0", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     result = json.loads((out / "compare.json").read_text())
     assert result["n"] == 4 and result["win"] + result["tie"] + result["lose"] == pytest.approx(1.0)
     assert (result["temperature"], result["tie_margin"]) == (0.8, 0.0)

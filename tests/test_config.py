@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from bpo.cli import main
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError, load_config
+from bpo.loop.config import RunConfig
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "bpo" / "configs").glob("*.yaml"))

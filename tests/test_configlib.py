@@ -6,7 +6,16 @@ from typing import Literal, Optional
 
 import pytest
 
-from bpo.common.configlib import ConfigError, config_from_dict, describe, dump_yaml, fixed_settings, load_config, option, to_dict
+from bpo.common.configlib import (
+    ConfigError,
+    config_from_dict,
+    describe,
+    dump_yaml,
+    fixed_settings,
+    load_config,
+    option,
+    to_dict,
+)
 
 
 @dataclass
@@ -65,8 +74,11 @@ def error(*args, **kwargs) -> str:
 
 def test_option_metadata():
     f = {f.name: f for f in fields(Config)}
-    assert f["method"].metadata == {"help": "algorithm",
-                                    "choices": ["bpo", "online_dpo", "offline_dpo"], "may_change_on_resume": False}
+    assert f["method"].metadata == {
+        "help": "algorithm",
+        "choices": ["bpo", "online_dpo", "offline_dpo"],
+        "may_change_on_resume": False,
+    }
     assert f["beta"].default == 0.1 and f["tags"].default_factory() == []
 
 
@@ -74,6 +86,7 @@ def test_fixed_settings_leave_out_what_may_change_on_resume():
     """A marked leaf and a marked section are left out; a mapping's entries are leaves of their own:
     Outer(a=1, where="x" (marked), inner=Inner(b=2, c=3 (marked)), logs=Inner (section marked),
     extra={"k": 4, "n": {"m": 5}}) -> {a: 1, inner.b: 2, extra.k: 4, extra.n.m: 5}."""
+
     @dataclass(frozen=True)
     class Inner:
         b: int = option(2, help="")
@@ -91,10 +104,13 @@ def test_fixed_settings_leave_out_what_may_change_on_resume():
 
 
 def test_loads_yaml_and_converts_types(tmp_path):
-    path = write(tmp_path, "model: gpt2\nbeta: 1\noutput_dir: out/x\n"
-                           "schedule:\n  steps: 40\n  pairs: [3, 4]\n"
-                           "  phases:\n    - {name: a}\n    - {name: b, weight: 2}\n"
-                           "weights: {chat: 1, code: 0.5}\nreward: {scale: 3}\n")
+    path = write(
+        tmp_path,
+        "model: gpt2\nbeta: 1\noutput_dir: out/x\n"
+        "schedule:\n  steps: 40\n  pairs: [3, 4]\n"
+        "  phases:\n    - {name: a}\n    - {name: b, weight: 2}\n"
+        "weights: {chat: 1, code: 0.5}\nreward: {scale: 3}\n",
+    )
     cfg = load_config(Config, path)
     assert cfg.beta == 1.0 and type(cfg.beta) is float
     assert cfg.output_dir == Path("out/x")
@@ -106,8 +122,9 @@ def test_loads_yaml_and_converts_types(tmp_path):
 
 def test_overrides_are_parsed_as_yaml(tmp_path):
     path = write(tmp_path, "model: gpt2\nseed: 3\n")
-    cfg = load_config(Config, path, ["beta=0.5", "use_lora=true", "tags=[a,b]", "seed=null",
-                                     "method=online_dpo", "weights.chat=2"])
+    cfg = load_config(
+        Config, path, ["beta=0.5", "use_lora=true", "tags=[a,b]", "seed=null", "method=online_dpo", "weights.chat=2"]
+    )
     assert (cfg.beta, cfg.use_lora, cfg.tags, cfg.seed) == (0.5, True, ["a", "b"], None)
     assert cfg.method == "online_dpo"
     assert cfg.weights == {"chat": 2.0}
@@ -125,21 +142,24 @@ def test_override_of_str_field_keeps_text_as_typed():
     # YAML 1.1 reads `on` as True; the str field keeps the text instead
     assert load_config(Config, None, ["model=on", "seed=7"]).model == "on"
     # only a whole scalar override keeps its text; list items were parsed by YAML
-    assert error(Config, None, ["model=m", "tags=[on]"]) == \
-        "override 'tags=[on]': 'tags.0' must be a str, got True (bool)"
+    assert (
+        error(Config, None, ["model=m", "tags=[on]"]) == "override 'tags=[on]': 'tags.0' must be a str, got True (bool)"
+    )
 
 
 def test_unknown_key_in_file_names_line_and_suggests(tmp_path):
     path = write(tmp_path, "model: gpt2\nschedule:\n  steps: 40\n  stpes: 3\n")
     assert error(Config, path) == (
         f"{path}:4: unknown key 'schedule.stpes'; allowed keys of 'schedule': "
-        "steps, phases, pairs, batch_size (did you mean 'steps'?)")
+        "steps, phases, pairs, batch_size (did you mean 'steps'?)"
+    )
 
 
 def test_unknown_key_in_override():
     assert error(Config, None, ["model=m", "schedule.stpes=3"]) == (
         "override 'schedule.stpes=3': unknown key 'schedule.stpes'; allowed keys of 'schedule': "
-        "steps, phases, pairs, batch_size (did you mean 'steps'?)")
+        "steps, phases, pairs, batch_size (did you mean 'steps'?)"
+    )
     msg = error(Config, None, ["model=m", "zzz=1"])
     assert msg.startswith("override 'zzz=1': unknown key 'zzz'; allowed top-level keys: model,")
     assert "did you mean" not in msg
@@ -150,44 +170,51 @@ def test_wrong_type_names_line(tmp_path):
     assert error(Config, path) == f"{path}:3: 'beta' must be a float, got 'abc' (str)"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("beta=true", "'beta' must be a float, got True (bool)"),
-    ("schedule.steps=1.5", "'schedule.steps' must be an int, got 1.5 (float)"),
-    ("schedule.steps=false", "'schedule.steps' must be an int, got False (bool)"),
-    ("use_lora=1", "'use_lora' must be a bool, got 1 (int)"),
-    ("seed=x", "'seed' must be an int, got 'x' (str)"),
-    ("tags=a", "'tags' must be a list[str], got 'a' (str)"),
-    ("weights=[1]", "'weights' must be a dict[str, float], got [1] (list)"),
-    ("output_dir=3", "'output_dir' must be a path, got 3 (int)"),
-    ("schedule.pairs=[1, x]", "'schedule.pairs.1' must be an int, got 'x' (str)"),
-    ("model=null", "'model' must be a str, got null"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("beta=true", "'beta' must be a float, got True (bool)"),
+        ("schedule.steps=1.5", "'schedule.steps' must be an int, got 1.5 (float)"),
+        ("schedule.steps=false", "'schedule.steps' must be an int, got False (bool)"),
+        ("use_lora=1", "'use_lora' must be a bool, got 1 (int)"),
+        ("seed=x", "'seed' must be an int, got 'x' (str)"),
+        ("tags=a", "'tags' must be a list[str], got 'a' (str)"),
+        ("weights=[1]", "'weights' must be a dict[str, float], got [1] (list)"),
+        ("output_dir=3", "'output_dir' must be a path, got 3 (int)"),
+        ("schedule.pairs=[1, x]", "'schedule.pairs.1' must be an int, got 'x' (str)"),
+        ("model=null", "'model' must be a str, got null"),
+    ],
+)
 def test_wrong_type_in_override(override, message):
     assert error(Config, None, ["model=m", override]) == f"override '{override}': {message}"
 
 
 def test_bad_choice():
-    assert error(Config, None, ["model=m", "method=foo"]) == \
-        "override 'method=foo': 'method' must be one of bpo, online_dpo, offline_dpo; got 'foo'"
-    assert error(Config, None, ["model=m", "loss=hinge"]) == \
-        "override 'loss=hinge': 'loss' must be one of sigmoid, ipo; got 'hinge'"
+    assert (
+        error(Config, None, ["model=m", "method=foo"])
+        == "override 'method=foo': 'method' must be one of bpo, online_dpo, offline_dpo; got 'foo'"
+    )
+    assert (
+        error(Config, None, ["model=m", "loss=hinge"])
+        == "override 'loss=hinge': 'loss' must be one of sigmoid, ipo; got 'hinge'"
+    )
 
 
 def test_malformed_overrides():
     assert error(Config, None, ["abc"]) == "override 'abc': expected key=value"
     assert error(Config, None, ["=3"]) == "override '=3': expected key=value"
-    assert error(Config, None, ["model=[1"]) == \
-        "override 'model=[1': cannot parse '[1' as a YAML value"
-    assert error(Config, None, ["model=m", "beta.x=1"]) == \
-        "override 'beta.x=1': 'beta' must be a float, got {'x': 1} (dict)"
+    assert error(Config, None, ["model=[1"]) == "override 'model=[1': cannot parse '[1' as a YAML value"
+    assert (
+        error(Config, None, ["model=m", "beta.x=1"])
+        == "override 'beta.x=1': 'beta' must be a float, got {'x': 1} (dict)"
+    )
 
 
 def test_bad_files(tmp_path):
     missing = tmp_path / "nope.yaml"
     assert error(Config, missing) == f"{missing}: config file not found"
     path = write(tmp_path, "- a\n- b\n")
-    assert error(Config, path) == \
-        f"{path}: the top level must be a mapping of keys, got ['a', 'b'] (list)"
+    assert error(Config, path) == f"{path}: the top level must be a mapping of keys, got ['a', 'b'] (list)"
     path = write(tmp_path, "model: gpt2\nbeta: [1, 2\n")
     assert error(Config, path).startswith(f"{path}:3: invalid YAML: ")
     # an empty file means all defaults
@@ -196,12 +223,15 @@ def test_bad_files(tmp_path):
 
 def test_scalar_where_section_expected(tmp_path):
     path = write(tmp_path, "model: gpt2\nschedule: 5\n")
-    assert error(Config, path) == \
-        f"{path}:2: 'schedule' must be a mapping (section Schedule), got 5 (int)"
-    assert error(Config, None, ["model=m", "schedule=5"]) == \
-        "override 'schedule=5': 'schedule' must be a mapping (section Schedule), got 5 (int)"
-    assert error(Config, path, ["schedule.steps=3"]) == \
-        "override 'schedule.steps=3': 'schedule' is not a section, cannot set 'schedule.steps'"
+    assert error(Config, path) == f"{path}:2: 'schedule' must be a mapping (section Schedule), got 5 (int)"
+    assert (
+        error(Config, None, ["model=m", "schedule=5"])
+        == "override 'schedule=5': 'schedule' must be a mapping (section Schedule), got 5 (int)"
+    )
+    assert (
+        error(Config, path, ["schedule.steps=3"])
+        == "override 'schedule.steps=3': 'schedule' is not a section, cannot set 'schedule.steps'"
+    )
 
 
 def test_missing_required_key(tmp_path):
@@ -218,8 +248,10 @@ def test_validate_runs_bottom_up_with_prefix():
 
 
 def test_type_errors_come_before_validation():
-    assert error(Config, None, ["model=m", "schedule.batch_size=99", "beta=x"]) == \
-        "override 'beta=x': 'beta' must be a float, got 'x' (str)"
+    assert (
+        error(Config, None, ["model=m", "schedule.batch_size=99", "beta=x"])
+        == "override 'beta=x': 'beta' must be a float, got 'x' (str)"
+    )
 
 
 def test_config_from_dict_and_round_trip(tmp_path):
@@ -227,8 +259,7 @@ def test_config_from_dict_and_round_trip(tmp_path):
     cfg = config_from_dict(Config, {"model": "m", "schedule": schedule, "output_dir": "o"})
     assert cfg.schedule.pairs == (5,) and cfg.output_dir == Path("o")
     data = to_dict(cfg)
-    assert data["schedule"] == {"steps": 50, "phases": [{"name": "a", "weight": 1.0}], "pairs": [5],
-                                "batch_size": 8}
+    assert data["schedule"] == {"steps": 50, "phases": [{"name": "a", "weight": 1.0}], "pairs": [5], "batch_size": 8}
     assert data["output_dir"] == "o" and list(data)[:3] == ["model", "method", "beta"]
     dump_yaml(cfg, tmp_path / "resolved.yaml")
     assert load_config(Config, tmp_path / "resolved.yaml") == cfg
@@ -237,8 +268,7 @@ def test_config_from_dict_and_round_trip(tmp_path):
     assert str(info.value) == "defaults: missing required key 'model'"
     with pytest.raises(ConfigError) as info:
         config_from_dict(Config, [1])  # type: ignore[arg-type]
-    assert str(info.value) == \
-        "<dict>: the top level must be a mapping (section Config), got [1] (list)"
+    assert str(info.value) == "<dict>: the top level must be a mapping (section Config), got [1] (list)"
 
 
 def test_describe_lists_every_leaf():
@@ -260,8 +290,7 @@ class Levels:
 
 def test_bool_does_not_match_numeric_choice():
     assert load_config(Levels, None, ["level=1"]).level == 1
-    assert error(Levels, None, ["level=true"]) == \
-        "override 'level=true': 'level' must be one of 0, 1; got True"
+    assert error(Levels, None, ["level=true"]) == "override 'level=true': 'level' must be one of 0, 1; got True"
 
 
 @dataclass

@@ -10,13 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from tinytask import run_args, write_task
 
 import bpo.loop.build
-from bpo.data.chat import prompt_text
 from bpo.cli import main
 from bpo.common.jsonl import DataFileError
+from bpo.data.chat import prompt_text
 from bpo.data.prefdata import PreferenceRecord, read_preferences, write_preferences
 from bpo.tasks.files import load_task_file
 
@@ -29,8 +28,10 @@ TALK = [  # a system prompt, two earlier turns, the last user turn
     {"role": "assistant", "content": "w53 w54"},
     {"role": "user", "content": "w55 w56"},
 ]
-TALKS = [PreferenceRecord("a", TALK, "w40 w41", "w10"),
-         PreferenceRecord("b", [{"role": "user", "content": "w57"}], "w42", "w11 w12")]
+TALKS = [
+    PreferenceRecord("a", TALK, "w40 w41", "w10"),
+    PreferenceRecord("b", [{"role": "user", "content": "w57"}], "w42", "w11 w12"),
+]
 PLAIN = [PreferenceRecord("c", "w5 w6", "w40", "w10"), PreferenceRecord("7", "w8", "w43 w44", "w13")]
 
 
@@ -84,14 +85,22 @@ def test_the_plain_layout_keeps_a_conversation_prompt_as_messages(tmp_path):
     """(as `bpo annotate --export` writes stored pairs): texts stay texts, a conversation stays whole."""
     write_preferences(tmp_path / "p.jsonl", TALKS + PLAIN)
     assert read_preferences(tmp_path / "p.jsonl") == TALKS + PLAIN
-    assert json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0]) == {"id": "a", "prompt": TALK, "chosen": "w40 w41", "rejected": "w10"}
+    assert json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0]) == {
+        "id": "a",
+        "prompt": TALK,
+        "chosen": "w40 w41",
+        "rejected": "w10",
+    }
 
 
 def test_task_file_with_conversation_prompts_from_parquet_and_datasets(tmp_path):
     """A `prompt` message list is a conversation (not a Python list's repr); a reference may be one
     assistant message; held-out leakage is found through the conversation's text."""
     save_parquet(tmp_path / "train.parquet", [{"prompt": TALK}, {"prompt": [{"role": "user", "content": "w9"}]}])
-    save_dataset(tmp_path / "eval", [{"prompt": [{"role": "user", "content": "w20"}], "reference": [{"role": "assistant", "content": "w40"}]}])
+    save_dataset(
+        tmp_path / "eval",
+        [{"prompt": [{"role": "user", "content": "w20"}], "reference": [{"role": "assistant", "content": "w40"}]}],
+    )
     (tmp_path / "task.yaml").write_text("train: train.parquet\neval: eval\n")
     task = load_task_file(tmp_path / "task.yaml")
     assert task.train[0].prompt == TALK and task.eval[0].reference == "w40"
@@ -105,17 +114,51 @@ def test_task_file_with_conversation_prompts_from_parquet_and_datasets(tmp_path)
 
 
 @pytest.mark.parametrize("save", [save_parquet, save_dataset], ids=["parquet", "datasets"])
-@pytest.mark.parametrize("rows, message", [
-    ([{"prompt": "w5", "chosen": "w40", "rejected": "w10"}, {"prompt": "w6", "chosen": " ", "rejected": "w10"}], ":2: chosen: empty string"),
-    ([{"prompt": "w5", "rejected": "w10"}], ":1: chosen: missing field (have: prompt, rejected)"),
-    ([{"prompt": "w5", "chosen": "w40", "rejected": "w10"}, {"prompt": None, "chosen": "w40", "rejected": "w10"}], ":2: prompt: expected a string, got NoneType"),
-    ([{"prompt": "w5", "chosen": 3, "rejected": "w10"}], ":1: chosen: expected a string, got int"),
-    ([{"prompt": [{"role": "user", "content": "w5"}], "chosen": [{"role": "assistant", "content": "w40"}], "rejected": [{"role": "human", "content": "w10"}]}],
-     ":1: rejected[0]: role: 'human' is not one of system, user, assistant, tool"),
-    ([{"chosen": [{"role": "user", "content": "w5"}, {"role": "assistant", "content": "w40"}],
-       "rejected": [{"role": "user", "content": "w6"}, {"role": "assistant", "content": "w10"}]}], ":1: prompt: missing field, and chosen and rejected share no first message"),
-    ([{"id": 1, "prompt": "w5", "chosen": "w40", "rejected": "w10"}, {"id": 1, "prompt": "w6", "chosen": "w41", "rejected": "w10"}], ":2: id: duplicate id '1'"),
-], ids=["empty", "missing", "null", "int", "role", "implicit", "duplicate-id"])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [{"prompt": "w5", "chosen": "w40", "rejected": "w10"}, {"prompt": "w6", "chosen": " ", "rejected": "w10"}],
+            ":2: chosen: empty string",
+        ),
+        ([{"prompt": "w5", "rejected": "w10"}], ":1: chosen: missing field (have: prompt, rejected)"),
+        (
+            [
+                {"prompt": "w5", "chosen": "w40", "rejected": "w10"},
+                {"prompt": None, "chosen": "w40", "rejected": "w10"},
+            ],
+            ":2: prompt: expected a string, got NoneType",
+        ),
+        ([{"prompt": "w5", "chosen": 3, "rejected": "w10"}], ":1: chosen: expected a string, got int"),
+        (
+            [
+                {
+                    "prompt": [{"role": "user", "content": "w5"}],
+                    "chosen": [{"role": "assistant", "content": "w40"}],
+                    "rejected": [{"role": "human", "content": "w10"}],
+                }
+            ],
+            ":1: rejected[0]: role: 'human' is not one of system, user, assistant, tool",
+        ),
+        (
+            [
+                {
+                    "chosen": [{"role": "user", "content": "w5"}, {"role": "assistant", "content": "w40"}],
+                    "rejected": [{"role": "user", "content": "w6"}, {"role": "assistant", "content": "w10"}],
+                }
+            ],
+            ":1: prompt: missing field, and chosen and rejected share no first message",
+        ),
+        (
+            [
+                {"id": 1, "prompt": "w5", "chosen": "w40", "rejected": "w10"},
+                {"id": 1, "prompt": "w6", "chosen": "w41", "rejected": "w10"},
+            ],
+            ":2: id: duplicate id '1'",
+        ),
+    ],
+    ids=["empty", "missing", "null", "int", "role", "implicit", "duplicate-id"],
+)
 def test_malformed_table_rows_are_refused_with_file_row_and_field(tmp_path, save, rows, message):
     path = save(tmp_path / ("p.parquet" if save is save_parquet else "p"), rows)
     with pytest.raises(DataFileError) as err:
@@ -133,7 +176,9 @@ def test_broken_tables_are_refused_naming_the_file(tmp_path):
     datasets = pytest.importorskip("datasets")
     whole = datasets.Dataset.from_list(rows_of(PLAIN, "plain"))
     datasets.DatasetDict({"train": whole, "test": whole}).save_to_disk(str(tmp_path / "dd"))
-    with pytest.raises(DataFileError, match=r"dd: a DatasetDict with splits train, test; give one split's folder, e.g. .*dd/train"):
+    with pytest.raises(
+        DataFileError, match=r"dd: a DatasetDict with splits train, test; give one split's folder, e.g. .*dd/train"
+    ):
         read_preferences(tmp_path / "dd")
     assert read_preferences(tmp_path / "dd" / "train") == PLAIN
     save_dataset(tmp_path / "gone", rows_of(PLAIN, "plain"))
@@ -146,14 +191,19 @@ def test_malformed_task_rows_are_refused(tmp_path):
     (tmp_path / "eval.jsonl").write_text(json.dumps({"prompt": "w20", "reference": "w40"}) + "\n")
     (tmp_path / "task.yaml").write_text("train: train.jsonl\neval: eval.jsonl\nformat: hh\n")
     (tmp_path / "train.jsonl").write_text(json.dumps({"prompt": TALK}) + "\n")
-    with pytest.raises(DataFileError, match=r"train.jsonl:1: prompt: expected a string \(a message list is a conversation: use format plain\)"):
+    with pytest.raises(
+        DataFileError,
+        match=r"train.jsonl:1: prompt: expected a string \(a message list is a conversation: use format plain\)",
+    ):
         load_task_file(tmp_path / "task.yaml")
     (tmp_path / "task.yaml").write_text("train: train.jsonl\neval: eval.jsonl\n")
     (tmp_path / "train.jsonl").write_text(json.dumps({"prompt": TALK[:3]}) + "\n")
     with pytest.raises(DataFileError, match=r"train.jsonl:1: prompt: the conversation ends with an assistant message"):
         load_task_file(tmp_path / "task.yaml")
     (tmp_path / "train.jsonl").write_text(json.dumps({"prompt": TALK, "reference": TALK[2:]}) + "\n")
-    with pytest.raises(DataFileError, match=r"train.jsonl:1: reference: a conversational response is one assistant message, got 2"):
+    with pytest.raises(
+        DataFileError, match=r"train.jsonl:1: reference: a conversational response is one assistant message, got 2"
+    ):
         load_task_file(tmp_path / "task.yaml")
 
 
@@ -177,7 +227,9 @@ def chat_task(tmp_path_factory):
     return folder
 
 
-def test_a_conversation_with_a_system_prompt_and_two_earlier_turns_reaches_the_model_whole(chat_task, tmp_path, monkeypatch):
+def test_a_conversation_with_a_system_prompt_and_two_earlier_turns_reaches_the_model_whole(
+    chat_task, tmp_path, monkeypatch
+):
     """Offline DPO on an implicit-prompt Parquet file whose pairs share TALK: every training row the
     model's embedding receives for pair `a` starts with the ids of the whole conversation rendered by the
     chat template, `w1 w50 w51 w2 w52 w3 w53 w54 w2 w55 w56 w3`, and goes on with the response."""
@@ -197,17 +249,31 @@ def test_a_conversation_with_a_system_prompt_and_two_earlier_turns_reaches_the_m
         return model
 
     monkeypatch.setattr(bpo.loop.build, "load_causal_lm", recording)
-    records = [PreferenceRecord(f"r{i}", TALK if i == 0 else [{"role": "user", "content": f"w{i + 4}"}], "w40 w41", "w10") for i in range(24)]
+    records = [
+        PreferenceRecord(f"r{i}", TALK if i == 0 else [{"role": "user", "content": f"w{i + 4}"}], "w40 w41", "w10")
+        for i in range(24)
+    ]
     prefs = save_parquet(tmp_path / "prefs.parquet", rows_of(records, "implicit"))
     out = tmp_path / "run"
-    assert main(run_args(chat_task, out, "method=offline_dpo", "schedule.phases=1", f"data.pairs={prefs}", "eval.before=false")) == 0
-    (pair,) = [json.loads(line) for line in (out / "pairs" / "phase-000.jsonl").read_text().splitlines() if '"r0"' in line]
+    assert (
+        main(
+            run_args(
+                chat_task, out, "method=offline_dpo", "schedule.phases=1", f"data.pairs={prefs}", "eval.before=false"
+            )
+        )
+        == 0
+    )
+    (pair,) = [
+        json.loads(line) for line in (out / "pairs" / "phase-000.jsonl").read_text().splitlines() if '"r0"' in line
+    ]
     assert pair["prompt"] == TALK and pair["prompt_ids"] == expected
     chosen = expected + pair["chosen_ids"]
     assert any(row[: len(chosen)] == chosen for row in seen)  # the model saw the whole conversation and the response
 
 
-def test_sampled_task_with_conversation_prompts_renders_them_for_the_model_and_as_text_for_the_judge(chat_task, tmp_path, monkeypatch):
+def test_sampled_task_with_conversation_prompts_renders_them_for_the_model_and_as_text_for_the_judge(
+    chat_task, tmp_path, monkeypatch
+):
     """A task file whose prompts are message lists: sampling starts from the rendered conversation, and
     the judge (a Python function of text) gets the conversation as text, never a list."""
     import tinytask
@@ -223,7 +289,10 @@ def test_sampled_task_with_conversation_prompts_renders_them_for_the_model_and_a
     (chat_task / "talk.jsonl").write_text("\n".join(json.dumps(t) for t in talks) + "\n")
     (chat_task / "talk.yaml").write_text("train: talk.jsonl\neval: eval.jsonl\njudge: tinytask:talk_judge\n")
     out = tmp_path / "run"
-    args = [a.replace("task.yaml", "talk.yaml") for a in run_args(chat_task, out, "schedule.steps=2", "schedule.phases=1", "eval.kl=false")]
+    args = [
+        a.replace("task.yaml", "talk.yaml")
+        for a in run_args(chat_task, out, "schedule.steps=2", "schedule.phases=1", "eval.kl=false")
+    ]
     assert main(args) == 0
     pairs = [json.loads(line) for line in (out / "pairs" / "phase-000.jsonl").read_text().splitlines()]
     from transformers import AutoTokenizer
@@ -243,22 +312,44 @@ def test_sft_data_fine_tunes_on_the_chosen_responses(chat_task, tmp_path):
     """SFT on a preference file raises log pi(chosen | prompt) of its pairs far more than
     log pi(rejected | prompt): the stage trained on the chosen responses only. The run then no longer
     needs the file: `bpo eval` loads the saved SFT base after the file moved away."""
+    from bpo.data.tokens import encode_prompt, encode_response
     from bpo.model.loading import load_causal_lm, load_tokenizer
     from bpo.model.scoring import response_logprobs
-    from bpo.data.tokens import encode_prompt, encode_response
 
-    records = [PreferenceRecord(f"r{i}", f"w{i % 20 + 4} w{i % 7 + 4}", "w40 w41 w42", "w10 w11 w12") for i in range(32)]
+    records = [
+        PreferenceRecord(f"r{i}", f"w{i % 20 + 4} w{i % 7 + 4}", "w40 w41 w42", "w10 w11 w12") for i in range(32)
+    ]
     prefs = tmp_path / "prefs.jsonl"
     write_preferences(prefs, records)
     out = tmp_path / "run"
-    assert main(run_args(chat_task, out, f"sft.data={prefs}", "sft.steps=20", "sft.lr=0.01", "sft.batch_size=8",
-                         "schedule.steps=2", "schedule.phases=1", "eval.prompts=2")) == 0
+    assert (
+        main(
+            run_args(
+                chat_task,
+                out,
+                f"sft.data={prefs}",
+                "sft.steps=20",
+                "sft.lr=0.01",
+                "sft.batch_size=8",
+                "schedule.steps=2",
+                "schedule.phases=1",
+                "eval.prompts=2",
+            )
+        )
+        == 0
+    )
     tok = load_tokenizer(chat_task / "model")
     prompts = [encode_prompt(tok, r.prompt) for r in records[:8]]
 
     def mean_logp(folder, side):
         model = load_causal_lm(folder)
-        return response_logprobs(model, prompts, [encode_response(tok, getattr(r, side)) for r in records[:8]], tok.pad_token_id).mean().item()
+        return (
+            response_logprobs(
+                model, prompts, [encode_response(tok, getattr(r, side)) for r in records[:8]], tok.pad_token_id
+            )
+            .mean()
+            .item()
+        )
 
     gain_chosen = mean_logp(out / "sft-base", "chosen") - mean_logp(chat_task / "model", "chosen")
     gain_rejected = mean_logp(out / "sft-base", "rejected") - mean_logp(chat_task / "model", "rejected")
@@ -284,5 +375,8 @@ def test_tables_without_pyarrow_are_refused_with_the_extra_named(tmp_path, monke
 
     path = save_parquet(tmp_path / "p.parquet", rows_of(PLAIN, "plain"))
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
-    with pytest.raises(DataFileError, match=r"p.parquet: reading Parquet files and datasets folders needs pyarrow: pip install 'bpo\[data\]'"):
+    with pytest.raises(
+        DataFileError,
+        match=r"p.parquet: reading Parquet files and datasets folders needs pyarrow: pip install 'bpo\[data\]'",
+    ):
         read_preferences(path)

@@ -17,10 +17,16 @@ def test_device_names_resolve(name, cuda_count, expected):
     assert resolve_device(name, cuda_count=cuda_count) == torch.device(expected)
 
 
-@pytest.mark.parametrize("name, cuda_count, message", [
-    ("cuda", 0, "torch sees no CUDA device"), ("cuda:2", 2, "torch sees 2 CUDA device(s)"), ("gpu", 1, "auto, cpu, cuda or cuda:N"),
-    ("cuda:", 1, "auto, cpu, cuda or cuda:N"), ("CPU", 0, "auto, cpu, cuda or cuda:N"),
-])
+@pytest.mark.parametrize(
+    "name, cuda_count, message",
+    [
+        ("cuda", 0, "torch sees no CUDA device"),
+        ("cuda:2", 2, "torch sees 2 CUDA device(s)"),
+        ("gpu", 1, "auto, cpu, cuda or cuda:N"),
+        ("cuda:", 1, "auto, cpu, cuda or cuda:N"),
+        ("CPU", 0, "auto, cpu, cuda or cuda:N"),
+    ],
+)
 def test_bad_or_missing_devices_are_refused(name, cuda_count, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         resolve_device(name, cuda_count=cuda_count)

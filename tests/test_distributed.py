@@ -31,23 +31,33 @@ def test_shares_split_a_phase_and_a_batch():
     assert SINGLE.mean([1.5, 2.0]) == [1.5, 2.0] and SINGLE.gather([4]) == [4] and SINGLE.broadcast(7) == 7
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["schedule.batch_size=5"], "schedule.batch_size=5 does not split evenly over 2 processes"),
-    (["schedule.batch_size=4", "lora.ensemble=4", "lora.training=disjoint"],
-     "each process's 2 pairs per step must split evenly over lora.ensemble=4 members; make schedule.batch_size a multiple of 8"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["schedule.batch_size=5"], "schedule.batch_size=5 does not split evenly over 2 processes"),
+        (
+            ["schedule.batch_size=4", "lora.ensemble=4", "lora.training=disjoint"],
+            "each process's 2 pairs per step must split evenly over lora.ensemble=4 members; make schedule.batch_size a multiple of 8",
+        ),
+    ],
+)
 def test_batches_that_do_not_split_over_the_processes_are_refused(overrides, message):
     """Over 2 processes: B = 5 has no equal shares; B = 4 with 4 disjoint members passes the one-process
     check (4 = 4 x 1) but gives each process 2 pairs for 4 members. Both refused by the check open_session
     runs before any model is loaded; B = 8 with 4 disjoint members passes (2 x 4 x 1)."""
-    from bpo.loop.config import RunConfig
     from bpo.common.configlib import ConfigError, load_config
+    from bpo.loop.config import RunConfig
     from bpo.loop.online import check_batch_shares
 
     two = Ranks(0, 2)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_batch_shares(load_config(RunConfig, None, ["schedule.steps=4", *overrides]), two)
-    check_batch_shares(load_config(RunConfig, None, ["schedule.steps=4", "schedule.batch_size=8", "lora.ensemble=4", "lora.training=disjoint"]), two)
+    check_batch_shares(
+        load_config(
+            RunConfig, None, ["schedule.steps=4", "schedule.batch_size=8", "lora.ensemble=4", "lora.training=disjoint"]
+        ),
+        two,
+    )
 
 
 @pytest.mark.parametrize("training", ["independent", "disjoint", "joint"])
@@ -57,9 +67,24 @@ def test_two_processes_train_as_one_on_the_whole_batch(tiny_model_dir, tmp_path,
     For every lora.training: disjoint's strided shares (member i: pairs i, i + 2, ...) are the same pairs
     whether the batch is on one process or split over two."""
     steps = 3
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(HERE / "ddp_steps.py"), str(tiny_model_dir), str(tmp_path), str(steps), training]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(HERE / "ddp_steps.py"),
+        str(tiny_model_dir),
+        str(tmp_path),
+        str(steps),
+        training,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [load_file(str(tmp_path / f"members-{r}.safetensors")) for r in range(2)]
@@ -83,15 +108,26 @@ def test_two_process_run_writes_the_folder_one_process_writes(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tinytask")
     write_task(folder)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bpo.cli"]
     for name, prefix in (("two", launch), ("one", [sys.executable, "-m", "bpo.cli"])):
-        done = subprocess.run(prefix + run_args(folder, folder / name), env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            prefix + run_args(folder, folder / name), env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-3000:]
-    files = {name: sorted(str(p.relative_to(folder / name)) for p in (folder / name).rglob("*")) for name in ("one", "two")}
+    files = {
+        name: sorted(str(p.relative_to(folder / name)) for p in (folder / name).rglob("*")) for name in ("one", "two")
+    }
     assert files["two"] == files["one"]
     for phase in (0, 1):
-        rows = [json.loads(line) for line in (folder / "two" / "pairs" / f"phase-{phase:03d}.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (folder / "two" / "pairs" / f"phase-{phase:03d}.jsonl").read_text().splitlines()
+        ]
         assert [r["id"] for r in rows] == [f"p{phase:03d}-{i:05d}" for i in range(12)]
     steps = [json.loads(line)["step"] for line in (folder / "two" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(6))

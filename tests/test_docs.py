@@ -22,7 +22,10 @@ def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     assert importlib.util.find_spec("mkdocs"), "mkdocs is not installed: pip install 'bpo[docs]' (in .[test])"
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
-        cwd=config.parent, capture_output=True, text=True, timeout=300,
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -43,7 +46,9 @@ def test_the_site_builds_strictly(site):
 
 def test_the_readme_is_short():
     lines = (ROOT / "README.md").read_text().splitlines()
-    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; at most {README_MAX_LINES} (the rest goes to docs/)"
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines; at most {README_MAX_LINES} (the rest goes to docs/)"
+    )
 
 
 def test_the_readme_links_resolve():
@@ -77,7 +82,8 @@ def test_the_strict_build_fails_on_a_broken_link(tmp_path):
     config["nav"].append({"Broken": "broken.md"})
     (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     (tmp_path / "docs" / "broken.md").write_text(
-        "# Broken\n\nSee [a page that is not there](no-such-page.md) and [an anchor](methods.md#no-such-anchor).\n")
+        "# Broken\n\nSee [a page that is not there](no-such-page.md) and [an anchor](methods.md#no-such-anchor).\n"
+    )
     result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0, result.stderr
     assert "no-such-page.md" in result.stderr and "no-such-anchor" in result.stderr, result.stderr

@@ -44,7 +44,10 @@ def test_run_folder_matches_the_schedule(runs, method, phases):
         rows = [json.loads(line) for line in f.read_text().splitlines()]
         assert len(rows) == 1024 // phases
         assert {r["phase"] for r in rows} == {i}
-        assert all({"prompt", "chosen", "rejected", "chosen_score", "rejected_score", "behavior_chosen_logp"} <= r.keys() for r in rows)
+        assert all(
+            {"prompt", "chosen", "rejected", "chosen_score", "rejected_score", "behavior_chosen_logp"} <= r.keys()
+            for r in rows
+        )
         assert all(r["chosen_score"] is not None for r in rows)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == list(range(64))
@@ -60,6 +63,7 @@ def test_run_folder_matches_the_schedule(runs, method, phases):
 
 def test_bpo_reference_is_the_behavior_policy(runs):
     """BPO stores the sampler's log-probs as the reference; online DPO stores the SFT policy's."""
+
     def first(method):
         return json.loads((runs[method] / "pairs" / "phase-001.jsonl").read_text().splitlines()[0])
 
@@ -92,9 +96,19 @@ def test_smollm2_chatterbot_smoke(tmp_path):
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "smol"
-    args = ["demo", f"out={out}", "schedule.steps=1", "schedule.batch_size=2",
-            "schedule.phases=1", "lora.ensemble=1", "sampling.max_new_tokens=8", "eval.prompts=2",
-            "eval.kl=false", "annotator.kind=rule", "--quiet"]
+    args = [
+        "demo",
+        f"out={out}",
+        "schedule.steps=1",
+        "schedule.batch_size=2",
+        "schedule.phases=1",
+        "lora.ensemble=1",
+        "sampling.max_new_tokens=8",
+        "eval.prompts=2",
+        "eval.kl=false",
+        "annotator.kind=rule",
+        "--quiet",
+    ]
     assert main(args) == 0
     pairs = [json.loads(line) for line in (out / "pairs" / "phase-000.jsonl").read_text().splitlines()]
     assert len(pairs) == 2 and all(p["chosen_score"] >= p["rejected_score"] for p in pairs)
@@ -117,7 +131,9 @@ def test_report_states_the_measured_win_rates(runs):
 
     result = json.loads((runs["online_dpo"] / "eval.json").read_text())
     report = write_report(runs["online_dpo"], seconds=12.0).read_text()
-    assert f"after (aligned policy): {result['win_rate']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}]" in report
+    assert (
+        f"after (aligned policy): {result['win_rate']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}]" in report
+    )
     assert f"before (initial policy): {result['before']['win_rate']:.3f}" in report
     assert "256 labelled pairs" not in report and "1024 labelled pairs" in report and "0.2 min (12 s)" in report
     assert (runs["online_dpo"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

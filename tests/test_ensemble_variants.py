@@ -19,15 +19,15 @@ import torch
 from conftest import make_policy
 from ddp_steps import fixed_pairs
 
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError, load_config
-from bpo.model.logprobs import pair_sequence_logprobs
 from bpo.core.losses import bind_loss, get_loss
+from bpo.data.records import make_batch
+from bpo.loop.config import RunConfig
 from bpo.model.distributed import SINGLE
 from bpo.model.loading import load_causal_lm, load_tokenizer
+from bpo.model.logprobs import pair_sequence_logprobs
 from bpo.model.policy import MERGED, EnsemblePolicy, LoraSpec
 from bpo.training.train_step import EnsembleOptimizer, OptimSpec, select_pairs, train_step
-from bpo.data.records import make_batch
 
 BETA, LR, MAX_NORM = 0.5, 1e-2, 0.5
 RANK, SCALING = 4, 2.0  # make_policy: alpha = 2 r, so s_i = alpha / r = 2
@@ -43,7 +43,9 @@ def variant(policy: EnsemblePolicy, training: str) -> EnsemblePolicy:
 
 def lone_adapter(folder, factors: dict) -> EnsemblePolicy:
     """A one-member policy whose adapter has the given factors (a member of another ensemble, alone)."""
-    policy = EnsemblePolicy(load_causal_lm(folder), load_tokenizer(folder), LoraSpec(rank=RANK, alpha=2.0 * RANK, ensemble=1))
+    policy = EnsemblePolicy(
+        load_causal_lm(folder), load_tokenizer(folder), LoraSpec(rank=RANK, alpha=2.0 * RANK, ensemble=1)
+    )
     policy.load_member_states([factors])
     return policy
 
@@ -53,7 +55,9 @@ def step(policy: EnsemblePolicy, pairs, ref=None, steps: int = 1):
     batch = make_batch(pairs, pad_id=0)
     optim = EnsembleOptimizer(policy, OptimSpec(lr=LR, max_grad_norm=MAX_NORM), 10)
     for _ in range(steps):
-        metrics = train_step(policy, optim, batch, batch.stored_ref_logp if ref is None else ref, bind_loss("dpo", BETA))
+        metrics = train_step(
+            policy, optim, batch, batch.stored_ref_logp if ref is None else ref, bind_loss("dpo", BETA)
+        )
     return metrics
 
 
@@ -103,7 +107,10 @@ def test_disjoint_member_steps_as_a_lone_adapter_on_its_share_only(tiny_model_di
         assert_same_factors(policy.member_states()[i], alone.member_states()[0])
         whole = lone_adapter(tiny_model_dir, start[i])
         step(whole, pairs, steps=2)
-        assert max((policy.member_states()[i][k] - whole.member_states()[0][k]).abs().max().item() for k in start[i]) > 1e-4
+        assert (
+            max((policy.member_states()[i][k] - whole.member_states()[0][k]).abs().max().item() for k in start[i])
+            > 1e-4
+        )
 
 
 def test_disjoint_metrics_count_each_pair_once_under_its_member(tiny_model_dir):
@@ -132,7 +139,9 @@ def test_select_pairs_takes_both_rows_of_each_pair_cut_to_the_longest(tiny_model
     batch, share = make_batch(pairs, pad_id=0), make_batch(pairs[1::2], pad_id=0)
     got = select_pairs(batch, torch.arange(1, 8, 2))
     assert torch.equal(got.input_ids, share.input_ids) and torch.equal(got.attention_mask, share.attention_mask)
-    assert torch.equal(got.response_mask, share.response_mask) and torch.equal(got.stored_ref_logp, share.stored_ref_logp)
+    assert torch.equal(got.response_mask, share.response_mask) and torch.equal(
+        got.stored_ref_logp, share.stored_ref_logp
+    )
     assert got.pair_ids == ["p1", "p3", "p5", "p7"]
 
 
@@ -241,7 +250,9 @@ def test_joint_step_is_each_members_adamw_step_on_its_share_of_the_mean_gradient
 
 
 def test_joint_needs_the_exact_merge_and_no_dropout():
-    with pytest.raises(ConfigError, match="training=joint trains the mean of the members, which only merge=exact samples"):
+    with pytest.raises(
+        ConfigError, match="training=joint trains the mean of the members, which only merge=exact samples"
+    ):
         load_config(RunConfig, overrides=["lora.training=joint", "lora.merge=linear"])
     with pytest.raises(ConfigError, match="set dropout=0"):
         load_config(RunConfig, overrides=["lora.training=joint", "lora.dropout=0.1"])

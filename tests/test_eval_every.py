@@ -47,7 +47,9 @@ def test_evaluation_rows_after_every_k_steps(runs):
 
 
 def test_training_is_unchanged(runs):
-    assert without_seconds(read_log(runs["every"] / "metrics.jsonl")) == without_seconds(read_log(runs["plain"] / "metrics.jsonl"))
+    assert without_seconds(read_log(runs["every"] / "metrics.jsonl")) == without_seconds(
+        read_log(runs["plain"] / "metrics.jsonl")
+    )
     assert len(read_log(runs["plain"] / "metrics.jsonl")) == 6
 
 
@@ -68,4 +70,6 @@ def test_resume_logs_the_same_evaluations(runs, tmp_path):
     (run / "eval.json").unlink()
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert read_log(run / "evals.jsonl") == read_log(runs["every"] / "evals.jsonl")
-    assert without_seconds(read_log(run / "metrics.jsonl")) == without_seconds(read_log(runs["every"] / "metrics.jsonl"))
+    assert without_seconds(read_log(run / "metrics.jsonl")) == without_seconds(
+        read_log(runs["every"] / "metrics.jsonl")
+    )

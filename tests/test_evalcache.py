@@ -12,9 +12,9 @@ import torch
 from conftest import make_policy
 
 import bpo.evaluation.evaluate
+from bpo.data.task import Example
 from bpo.evaluation.evaluate import evaluate_policy
 from bpo.model.sampler import SamplingSpec
-from bpo.data.task import Example
 
 EXAMPLES = [Example(f"w{4 + i} w{10 + i}", f"w{40 + i % 5} w{20 + i}") for i in range(6)]
 SPEC = SamplingSpec(temperature=1.0, max_new_tokens=6, batch_size=4)
@@ -43,7 +43,9 @@ def calls(monkeypatch):
 
 
 def initial(policy, cache, judge=count_words, spec=SPEC, seed=0):
-    return evaluate_policy(policy, EXAMPLES, judge, spec, None, estimate_kl=False, seed=seed, progress=False, cache=cache).to_json()
+    return evaluate_policy(
+        policy, EXAMPLES, judge, spec, None, estimate_kl=False, seed=seed, progress=False, cache=cache
+    ).to_json()
 
 
 def test_second_evaluation_reads_the_responses_back_and_equals_an_uncached_one(tiny_model_dir, tmp_path, calls):
@@ -55,7 +57,9 @@ def test_second_evaluation_reads_the_responses_back_and_equals_an_uncached_one(t
     again = initial(make_policy(tiny_model_dir, ensemble=2, seed=5), tmp_path)
     assert len(calls) == 2  # no generation: read back
     assert again == first == uncached
-    assert [e["response"] for e in again["examples"]] == json.loads(next(tmp_path.glob("*.json")).read_text())["responses"]
+    assert [e["response"] for e in again["examples"]] == json.loads(next(tmp_path.glob("*.json")).read_text())[
+        "responses"
+    ]
 
 
 def test_a_changed_judge_scores_the_cached_responses_again(tiny_model_dir, tmp_path, calls):
@@ -77,7 +81,9 @@ def test_what_the_responses_depend_on_changes_the_key(tiny_model_dir, tmp_path, 
     elif change == "sampling":
         initial(policy, tmp_path, spec=replace(SPEC, greedy=True))
     elif change == "prompts":
-        evaluate_policy(policy, EXAMPLES[:5], count_words, SPEC, None, estimate_kl=False, progress=False, cache=tmp_path)
+        evaluate_policy(
+            policy, EXAMPLES[:5], count_words, SPEC, None, estimate_kl=False, progress=False, cache=tmp_path
+        )
     elif change == "model config":  # a value no state_dict holds (another folder's norm epsilon), no weight changes
         policy.model.config.rms_norm_eps *= 10
         initial(policy, tmp_path)

@@ -139,7 +139,10 @@ def test_summary_shows_the_strict_win_rate_and_ties():
     result["before"] = {**hand_made_result(), "win_rate": 0.1}
     text = summary(result, "runs/x")
     r = result
-    assert f"(ties 1/2): 0.500 [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; strict 0.200 [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties 0.600 (n=5)" in text
+    assert (
+        f"(ties 1/2): 0.500 [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; strict 0.200 [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties 0.600 (n=5)"
+        in text
+    )
     assert "initial policy: 0.100 [" in text and text.endswith("run folder: runs/x")
 
 

@@ -14,9 +14,9 @@ import json
 
 import pytest
 
+from bpo.common.configlib import load_config
 from bpo.loop.build import build_task, initial_model_folder
 from bpo.loop.config import RunConfig
-from bpo.common.configlib import load_config
 
 SEEDS = range(5)
 

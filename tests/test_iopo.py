@@ -26,8 +26,8 @@ from tinytask import run_args, write_task
 import bpo.loop.online
 from bpo.cli import main
 from bpo.common.configlib import ConfigError, load_config
-from bpo.loop.config import RunConfig
 from bpo.core.losses import ADVERSARY_LOSSES, dpo, iopo, iopo_reversed, iopo_weight
+from bpo.loop.config import RunConfig
 from bpo.training.players import IOPOConfig
 
 HERE = Path(__file__).parent
@@ -115,7 +115,9 @@ def test_gradient_is_r_times_dpo_gradient_by_autograd():
 def test_turns_and_schedule_follow_the_iopo_section():
     """N_iter = 3, N_mu = 2, N_nu = 1: T = 3 * 3 = 9, steps 0,1 mu, 2 nu, 3,4 mu, 5 nu, ...; online: one
     phase per round (F = 3), B = 16 so N = 144; offline (data.pairs): F = 1."""
-    cfg = load_config(RunConfig, None, ["method=iopo", "iopo.rounds=3", "iopo.protagonist_steps=2", "iopo.adversary_steps=1"])
+    cfg = load_config(
+        RunConfig, None, ["method=iopo", "iopo.rounds=3", "iopo.protagonist_steps=2", "iopo.adversary_steps=1"]
+    )
     assert [cfg.iopo.turn(s)[0] for s in range(9)] == list("ppappappa")
     s = cfg.resolved_schedule()
     assert (s.steps, s.phases, s.batch_size, s.pairs) == (9, 3, 16, 144)
@@ -127,7 +129,10 @@ def test_turns_and_schedule_follow_the_iopo_section():
     "overrides, message",
     [
         (["schedule.steps=10"], "method=iopo trains T = iopo.rounds"),
-        (["iopo.rounds=4", "schedule.phases=8", "iopo.protagonist_steps=2", "iopo.adversary_steps=2"], "must divide iopo.rounds=4"),
+        (
+            ["iopo.rounds=4", "schedule.phases=8", "iopo.protagonist_steps=2", "iopo.adversary_steps=2"],
+            "must divide iopo.rounds=4",
+        ),
         (["loss=ipo"], "method=iopo trains its own loss"),
         (["reference.kind=ema"], "each player's reference is the other player"),
         (["loss_reduction=mean"], "needs summed sequence log-probs"),
@@ -180,13 +185,37 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
     extra = []
     if mode == "offline":
         prefs = tmp_path / "prefs.jsonl"
-        prefs.write_text("".join(json.dumps({"prompt": f"w{4 + i} w{5 + i}", "chosen": f"w40 w{41 + i % 4}", "rejected": f"w{10 + i} w12 w13"}) + "\n" for i in range(20)))
+        prefs.write_text(
+            "".join(
+                json.dumps(
+                    {"prompt": f"w{4 + i} w{5 + i}", "chosen": f"w40 w{41 + i % 4}", "rejected": f"w{10 + i} w12 w13"}
+                )
+                + "\n"
+                for i in range(20)
+            )
+        )
         extra = [f"data.pairs={prefs}"]
-    cfg = load_config(RunConfig, None, [
-        f"task={task_dir / 'task.yaml'}", f"policy.path={task_dir / 'model'}", "method=iopo", f"iopo.adversary={adversary}",
-        "iopo.rounds=2", "iopo.protagonist_steps=3", "iopo.adversary_steps=2", "schedule.batch_size=2", "lora.ensemble=2",
-        "lora.dropout=0.1", "sampling.max_new_tokens=6", "eval.prompts=2", "eval.kl=false", "eval.before=false", *extra,
-    ])
+    cfg = load_config(
+        RunConfig,
+        None,
+        [
+            f"task={task_dir / 'task.yaml'}",
+            f"policy.path={task_dir / 'model'}",
+            "method=iopo",
+            f"iopo.adversary={adversary}",
+            "iopo.rounds=2",
+            "iopo.protagonist_steps=3",
+            "iopo.adversary_steps=2",
+            "schedule.batch_size=2",
+            "lora.ensemble=2",
+            "lora.dropout=0.1",
+            "sampling.max_new_tokens=6",
+            "eval.prompts=2",
+            "eval.kl=false",
+            "eval.before=false",
+            *extra,
+        ],
+    )
     seen = {}
     real_two_players, real_train_step = bpo.loop.online.two_players, bpo.loop.online.train_step
 
@@ -205,9 +234,20 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
         before = (mu.member_states(), nu.member_states())
         out = real_train_step(policy, optim, batch, ref_logp, loss, **kwargs)
         deltas = merged_by_hand(other, turn_start["other"])
-        expected = [by_hand_logprob(other, deltas, *row) for row in zip(batch.input_ids, batch.attention_mask, batch.response_mask)]
-        steps.append({"policy": policy, "loss": loss, "ref": ref_logp.tolist(), "expected": expected,
-                      "mu_changed": changed(before[0], mu.member_states()), "nu_changed": changed(before[1], nu.member_states())})
+        expected = [
+            by_hand_logprob(other, deltas, *row)
+            for row in zip(batch.input_ids, batch.attention_mask, batch.response_mask)
+        ]
+        steps.append(
+            {
+                "policy": policy,
+                "loss": loss,
+                "ref": ref_logp.tolist(),
+                "expected": expected,
+                "mu_changed": changed(before[0], mu.member_states()),
+                "nu_changed": changed(before[1], nu.member_states()),
+            }
+        )
         return out
 
     monkeypatch.setattr(bpo.loop.online, "two_players", spy_players)
@@ -218,11 +258,16 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
     mu, nu = players.get("protagonist").policy, players.get("adversary").policy
     assert mu.model is nu.model  # one base model; the adversary's adapters sit beside the protagonist's
     assert [s["policy"] is mu for s in steps] == [True] * 3 + [False] * 2 + [True] * 3 + [False] * 2
-    assert [(s["mu_changed"], s["nu_changed"]) for s in steps] == [(s["policy"] is mu, s["policy"] is nu) for s in steps]
+    assert [(s["mu_changed"], s["nu_changed"]) for s in steps] == [
+        (s["policy"] is mu, s["policy"] is nu) for s in steps
+    ]
     for s in steps:
         assert s["ref"] == pytest.approx(s["expected"], abs=1e-4)
     # each player's loss: mu the protagonist's, nu its reading's (checked on the hand-worked batch)
-    hand = {True: t(LN(2), 0.5 * LN(4 / 3), 1.3 * LN(4)), False: ADVERSARY_LOSSES[adversary](REF_W + D_W, REF_L + D_L, REF_W, REF_L, 1.0)}
+    hand = {
+        True: t(LN(2), 0.5 * LN(4 / 3), 1.3 * LN(4)),
+        False: ADVERSARY_LOSSES[adversary](REF_W + D_W, REF_L + D_L, REF_W, REF_L, 1.0),
+    }
     for s in steps:
         assert torch.allclose(s["loss"].fn(REF_W + D_W, REF_L + D_L, REF_W, REF_L, 1.0), hand[s["policy"] is mu])
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -231,7 +276,10 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
     phases = sorted(p.name for p in (tmp_path / "run" / "pairs").iterdir())
     assert phases == (["phase-000.jsonl", "phase-001.jsonl"] if mode == "online" else ["phase-000.jsonl"])
     # every optimiser's schedule counted only its own player's steps
-    assert [o.schedulers[0].last_epoch for o in (players.get("protagonist").optim, players.get("adversary").optim)] == [6, 4]
+    assert [o.schedulers[0].last_epoch for o in (players.get("protagonist").optim, players.get("adversary").optim)] == [
+        6,
+        4,
+    ]
     adapters = {p.name for p in (tmp_path / "run" / "adapters").iterdir()}
     assert {"a0", "a1", "merged", "nu_a0", "nu_a1", "nu_merged"} <= adapters
 
@@ -271,13 +319,21 @@ def test_sigkill_mid_round_then_resume_equals_uninterrupted(task_dir, tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(KILL_AFTER_STEP)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(driver), "6", *run_args(task_dir, killed, *IOPO)], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(driver), "6", *run_args(task_dir, killed, *IOPO)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (killed / "eval.json").exists()
     assert main(["train", "--resume", str(killed), "--quiet"]) == 0
     for phase in (0, 1):
         a, b = (rows(r / "pairs" / f"phase-{phase:03d}.jsonl") for r in (killed, uninterrupted))
-        assert [(p["prompt"], p["chosen"], p["rejected"]) for p in a] == [(p["prompt"], p["chosen"], p["rejected"]) for p in b]
+        assert [(p["prompt"], p["chosen"], p["rejected"]) for p in a] == [
+            (p["prompt"], p["chosen"], p["rejected"]) for p in b
+        ]
     a, b = (rows(r / "metrics.jsonl") for r in (killed, uninterrupted))
     assert [(m["step"], m["player"]) for m in a] == [(m["step"], m["player"]) for m in b]
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) <= 1e-5
@@ -300,8 +356,20 @@ def test_iopo_on_a_builtin_task_improves_over_sft(tmp_path, task):
     CI builds it), seed 0: `reviews` wins 0.469 [0.383, 0.555] and loses 0.266 [0.195, 0.344]; `sorting`
     wins 0.531 [0.445, 0.617] and loses 0.164 [0.102, 0.234] (docs/reproduce-full, the IOPO section)."""
     run = tmp_path / "iopo"
-    assert main(["train", str(HERE.parent / "configs" / "reviews-iopo.yaml"), f"task={task}", "lora.ensemble=2", "eval.kl=false",
-                 f"out={run}", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(HERE.parent / "configs" / "reviews-iopo.yaml"),
+                f"task={task}",
+                "lora.ensemble=2",
+                "eval.kl=false",
+                f"out={run}",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = json.loads((run / "eval.json").read_text())
     assert result["win_rate"] > result["before"]["win_rate"], (result["win_rate"], result["before"]["win_rate"])
     assert result["mean_score"] > result["before"]["mean_score"]

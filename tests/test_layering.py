@@ -102,7 +102,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(m)
         for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
-                return path[path.index(n):] + [n]
+                return path[path.index(n) :] + [n]
             if n not in state and (cycle := visit(n)):
                 return cycle
         path.pop()
@@ -162,7 +162,9 @@ def modules_under(package: str) -> list[str]:
 @pytest.mark.parametrize("package", sorted(SEPARATE))
 def test_tasks_and_annotators_do_not_import_each_other(package):
     other = SEPARATE[package]
-    crossing = {m: sorted(n for n in imported_names(m, MODULES[m]) if is_within(n, other)) for m in modules_under(package)}
+    crossing = {
+        m: sorted(n for n in imported_names(m, MODULES[m]) if is_within(n, other)) for m in modules_under(package)
+    }
     assert {m: names for m, names in crossing.items() if names} == {}
 
 
@@ -181,7 +183,9 @@ def test_importing_one_package_loads_nothing_of_the_other(package):
         "            raise\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE_ROOT.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE_ROOT.parent
+    )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert package in loaded
     assert [m for m in loaded if is_within(m, SEPARATE[package])] == []

@@ -27,6 +27,19 @@ def test_the_check_can_fail(tmp_path):
     """A line past the configured length and an unused import are reported (the configuration is read)."""
     bad = tmp_path / "bad.py"
     bad.write_text("import os\n\nx = '" + "a" * 130 + "'\n")
-    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"),
-                          "--output-format", "concise", str(bad)], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            "--output-format",
+            "concise",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and "E501" in out.stdout and "F401" in out.stdout

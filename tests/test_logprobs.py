@@ -2,9 +2,9 @@
 
 import torch
 
-from bpo.model.logprobs import model_sequence_logprobs, sequence_logprobs
-from bpo.model.loading import load_causal_lm
 from bpo.data.tokens import collate
+from bpo.model.loading import load_causal_lm
+from bpo.model.logprobs import model_sequence_logprobs, sequence_logprobs
 
 
 def direct(logits, ids, response_mask):
@@ -27,7 +27,9 @@ def test_sequence_logprobs_match_direct_sum_and_mean():
     expected = direct(logits, ids, mask)
     assert torch.allclose(sequence_logprobs(logits, ids, mask, "sum").double(), expected.double(), atol=1e-5)
     lengths = torch.tensor([3.0, 6.0, 1.0])
-    assert torch.allclose(sequence_logprobs(logits, ids, mask, "mean").double(), (expected / lengths).double(), atol=1e-5)
+    assert torch.allclose(
+        sequence_logprobs(logits, ids, mask, "mean").double(), (expected / lengths).double(), atol=1e-5
+    )
 
 
 def test_prompt_and_padding_do_not_count():
@@ -87,16 +89,23 @@ def test_a_pairs_prompt_runs_once_for_both_responses_with_the_full_passs_values_
     equals the full pass's. Rows that are not pairs (rejected row with another prompt) run the full pass."""
     from conftest import make_policy
 
-    from bpo.model.logprobs import pair_sequence_logprobs, shared_prompt_layout
     from bpo.data.records import Pair, make_batch
+    from bpo.model.logprobs import pair_sequence_logprobs, shared_prompt_layout
 
     policy = make_policy(tiny_model_dir, ensemble=1, perturb=0.3)
     prompts = [[2, 5, 6, 7], [2, 9, 10, 11, 12, 13, 14, 15], [2, 16]]
-    chosen, rejected = [[20, 21, 3], [30, 31, 32, 33, 34, 3], [40, 41, 3]], [[22, 3, 3], [35, 3, 3, 3], [42, 43, 44, 45, 46, 3]]
-    batch = make_batch([Pair(str(i), 0, "", "", "", p, c, r) for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected))], pad_id=0)
+    chosen, rejected = (
+        [[20, 21, 3], [30, 31, 32, 33, 34, 3], [40, 41, 3]],
+        [[22, 3, 3], [35, 3, 3, 3], [42, 43, 44, 45, 46, 3]],
+    )
+    batch = make_batch(
+        [Pair(str(i), 0, "", "", "", p, c, r) for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected))], pad_id=0
+    )
     model, params = policy.train_member(0), policy.member_parameters(0)
     shapes = []
-    hook = model.get_base_model().register_forward_hook(lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    hook = model.get_base_model().register_forward_hook(
+        lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
 
     def run(fn):
         for p in params:
@@ -110,7 +119,9 @@ def test_a_pairs_prompt_runs_once_for_both_responses_with_the_full_passs_values_
     full, full_grads = run(model_sequence_logprobs)
     assert shapes[-1] == (6, 14)
     with torch.no_grad():
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # right-padded: positions as is
+        logits = model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask
+        ).logits  # right-padded: positions as is
     assert torch.allclose(shared.double(), direct(logits, batch.input_ids, batch.response_mask).double(), atol=1e-4)
     assert torch.allclose(shared, full, atol=1e-4)
     for a, b in zip(shared_grads, full_grads):
@@ -140,9 +151,23 @@ def test_pairs_share_their_prompt_only_where_the_full_pass_computes_the_same(tmp
     assert make_policy(tiny_model_dir, ensemble=1).shares_prompts
     tok = tiny_tokenizer()
     for pdrop, shares in ((0.1, False), (0.0, True)):
-        gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, resid_pdrop=pdrop, embd_pdrop=pdrop, attn_pdrop=pdrop))
-        assert EnsemblePolicy(gpt2, tok, LoraSpec(rank=2, ensemble=1, target_modules=("c_attn",))).shares_prompts is shares
-    with_lora_dropout = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=2, ensemble=1, dropout=0.1))
+        gpt2 = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=len(tok),
+                n_embd=16,
+                n_layer=1,
+                n_head=2,
+                resid_pdrop=pdrop,
+                embd_pdrop=pdrop,
+                attn_pdrop=pdrop,
+            )
+        )
+        assert (
+            EnsemblePolicy(gpt2, tok, LoraSpec(rank=2, ensemble=1, target_modules=("c_attn",))).shares_prompts is shares
+        )
+    with_lora_dropout = EnsemblePolicy(
+        load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=2, ensemble=1, dropout=0.1)
+    )
     assert not with_lora_dropout.shares_prompts
     checkpointed = make_policy(tiny_model_dir, ensemble=1)
     checkpointed.checkpoint_activations()

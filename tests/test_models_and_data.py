@@ -10,9 +10,9 @@ import torch
 from tinytask import run_args, write_task
 
 from bpo.cli import main
+from bpo.data.prefdata import PreferenceRecord, read_preferences, write_preferences
 from bpo.model.loading import ModelFolderError, check_model_folder, load_causal_lm
 from bpo.model.policy import MERGED
-from bpo.data.prefdata import PreferenceRecord, read_preferences, write_preferences
 
 
 def test_pickle_only_folder_is_refused_unless_allowed(tiny_model_dir, tmp_path):
@@ -67,9 +67,22 @@ def test_vocabulary_mismatch_of_fixed_reference_is_refused(tmp_path, capsys):
     vocab = {"<pad>": 0, "<unk>": 1, "<eos>": 2, "x": 3}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>").save_pretrained(other)
-    LlamaForCausalLM(LlamaConfig(vocab_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(other)
-    code = main(run_args(task, tmp_path / "run", "method=online_dpo", "schedule.phases=null", "reference.kind=fixed", f"reference.path={other}"))
+    PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    ).save_pretrained(other)
+    LlamaForCausalLM(
+        LlamaConfig(vocab_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(other)
+    code = main(
+        run_args(
+            task,
+            tmp_path / "run",
+            "method=online_dpo",
+            "schedule.phases=null",
+            "reference.kind=fixed",
+            f"reference.path={other}",
+        )
+    )
     assert code == 2
     assert "vocabulary differs from the policy's (4 vs 64 tokens)" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before the run folder is created
@@ -90,7 +103,9 @@ def test_preference_file_round_trip_plain_and_conversational(tmp_path):
 def test_offline_baseline_trains_from_a_preference_file(tmp_path):
     task = write_task(tmp_path / "t").parent
     prefs = tmp_path / "prefs.jsonl"
-    write_preferences(prefs, [PreferenceRecord(f"r{i}", f"w{i % 20 + 4} w5", "w40 w41", "w10 w11 w12") for i in range(24)])
+    write_preferences(
+        prefs, [PreferenceRecord(f"r{i}", f"w{i % 20 + 4} w5", "w40 w41", "w10 w11 w12") for i in range(24)]
+    )
     run = tmp_path / "run"
     args = run_args(task, run, "method=offline_dpo", "schedule.phases=1", f"data.pairs={prefs}")
     assert main(args) == 0

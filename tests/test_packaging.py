@@ -63,7 +63,7 @@ def test_the_chatterbot_task_without_the_demo_packages_says_which_extra(monkeypa
     from bpo.cli import main
 
     for name in ("vaderSentiment", "vaderSentiment.vaderSentiment"):  # as if not installed (an earlier test may
-        monkeypatch.setitem(sys.modules, name, None)                  # have imported the submodule the task uses)
+        monkeypatch.setitem(sys.modules, name, None)  # have imported the submodule the task uses)
     monkeypatch.delitem(sys.modules, "bpo.tasks.chatterbot", raising=False)
     assert main(["train", "task=chatterbot", f"out={tmp_path / 'run'}", "--quiet"]) == 2
     err = capsys.readouterr().err

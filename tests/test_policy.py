@@ -2,7 +2,6 @@
 peft's linear combination as the documented alternative, dense weight deltas (use_deltas), cheap
 snapshots, peft-format save/load."""
 
-
 import pytest
 import torch
 from conftest import make_policy
@@ -80,7 +79,9 @@ def test_fresh_policy_equals_base_and_use_deltas_adds_dense_updates(tiny_model_d
     from bpo.model.loading import load_tokenizer
     from bpo.model.policy import EnsemblePolicy
 
-    policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2))
+    policy = EnsemblePolicy(
+        load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2)
+    )
     assert "reference" not in policy.model.peft_config  # no second merged slot: moving references hold dense deltas
     ids = torch.tensor([[2, 5, 6, 7]])
     with torch.no_grad():
@@ -179,8 +180,10 @@ def old_way_members(folder, spec, seed: int, model=None, prefix: str = ""):
     rank = merged_rank(spec.merge, [spec.rank] * spec.ensemble)
     model.add_adapter(prefix + MERGED, peft_config(spec, rank=rank, alpha=rank, dropout=0.0))
     layers = [(path, m) for path, m in model.named_modules() if hasattr(m, "lora_A") and names[0] in m.lora_A]
-    return model, [{f"{path}.{k}": getattr(m, f"lora_{k}")[name].weight.detach().clone() for path, m in layers for k in "AB"} for name in names]
-
+    return model, [
+        {f"{path}.{k}": getattr(m, f"lora_{k}")[name].weight.detach().clone() for path, m in layers for k in "AB"}
+        for name in names
+    ]
 
 
 def assert_same_states(new, old):
@@ -212,7 +215,9 @@ def test_adapter_factors_and_the_training_stream_start_as_before(tiny_model_dir,
     assert_same_states(policy.member_states(), old_members)
     assert_same_states(adversary.member_states(), old_adversary)
     first = next(iter(old_members[0]))
-    assert not torch.equal(policy.member_states()[0][first], policy.member_states()[1][first])  # each member its own seed
+    assert not torch.equal(
+        policy.member_states()[0][first], policy.member_states()[1][first]
+    )  # each member its own seed
 
 
 def test_building_a_policy_leaves_the_global_rng_alone(tiny_model_dir):
@@ -223,5 +228,7 @@ def test_building_a_policy_leaves_the_global_rng_alone(tiny_model_dir):
     torch.manual_seed(12345)
     torch.rand(3)  # somewhere in the caller's stream
     state = torch.get_rng_state()
-    EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, alpha=8.0, ensemble=3), seed=0)
+    EnsemblePolicy(
+        load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, alpha=8.0, ensemble=3), seed=0
+    )
     assert torch.equal(torch.get_rng_state(), state)

@@ -12,13 +12,13 @@ from tinytask import run_args, write_task
 
 import bpo.loop.online
 from bpo.cli import main
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import load_config
-from bpo.judging.judges import JudgeError
-from bpo.model.loading import load_tokenizer
-from bpo.loop.preflight import Base, fit_task
-from bpo.run.rundir import RunDir
 from bpo.data.task import Example, Task
+from bpo.judging.judges import JudgeError
+from bpo.loop.config import RunConfig
+from bpo.loop.preflight import Base, fit_task
+from bpo.model.loading import load_tokenizer
+from bpo.run.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,12 @@ def task_dir(tmp_path_factory):
 
 def test_prompts_longer_than_the_context_are_skipped_with_a_count(task_dir):
     long = " ".join(["w5"] * 130)
-    task = Task("t", train=[Example("w4 w5", "w40"), Example(long, "w40"), Example("w6", "w41")],
-                eval=[Example("w7", "w42"), Example(long, "w42")], demonstrations=[Example("w4", long)])
+    task = Task(
+        "t",
+        train=[Example("w4 w5", "w40"), Example(long, "w40"), Example("w6", "w41")],
+        eval=[Example("w7", "w42"), Example(long, "w42")],
+        demonstrations=[Example("w4", long)],
+    )
     base = Base(task_dir / "model", load_tokenizer(task_dir / "model"), context=128)
     cfg = load_config(RunConfig, None, ["sampling.max_new_tokens=8"])
     with pytest.warns(UserWarning) as caught:
@@ -99,7 +103,10 @@ def test_an_os_error_while_writing_names_the_file_and_leaves_no_folder(task_dir,
     monkeypatch.setattr(RunDir, "create", create_then_fail)
     assert main(run_args(task_dir, out)) == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[0] == f"bpo: error: {out / 'metrics.jsonl'}: No space left on device" and "Traceback" not in err
+    assert (
+        err.splitlines()[0] == f"bpo: error: {out / 'metrics.jsonl'}: No space left on device"
+        and "Traceback" not in err
+    )
     assert not out.exists()
 
 

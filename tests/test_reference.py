@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import make_policy
 
+from bpo.core.schedule import resolve_schedule
+from bpo.data.records import Pair, make_batch
 from bpo.model.loading import load_causal_lm
 from bpo.model.policy import MERGED
 from bpo.training.reference import (
@@ -18,8 +20,6 @@ from bpo.training.reference import (
     SFTReference,
     SyncReference,
 )
-from bpo.core.schedule import resolve_schedule
-from bpo.data.records import Pair, make_batch
 
 
 def fake_training(policy, strategy, schedule):
@@ -48,7 +48,9 @@ def hand_policy_delta(policy, path):
     """The merged policy's weight update of one layer, from the members' factors: mean_i s_i B_i A_i."""
     m = dict(policy._layers)[path]
     s = policy.spec.alpha / policy.spec.rank
-    return sum(s * m.lora_B[n].weight.detach() @ m.lora_A[n].weight.detach() for n in policy.members) / len(policy.members)
+    return sum(s * m.lora_B[n].weight.detach() @ m.lora_A[n].weight.detach() for n in policy.members) / len(
+        policy.members
+    )
 
 
 def model_with_deltas(folder, deltas):
@@ -81,9 +83,18 @@ SCHEDULE = resolve_schedule(steps=8, phases=4, batch_size=2)
 
 def sample_pairs(n=3):
     return [
-        Pair(id=f"x{i}", phase=0, prompt="p", chosen="a", rejected="b", prompt_ids=[2, 5 + i, 6],
-             chosen_ids=[10 + i, 11, 3], rejected_ids=[20, 21 + i, 22, 3],
-             behavior_chosen_logp=-1.0 - i, behavior_rejected_logp=-2.0 - i)
+        Pair(
+            id=f"x{i}",
+            phase=0,
+            prompt="p",
+            chosen="a",
+            rejected="b",
+            prompt_ids=[2, 5 + i, 6],
+            chosen_ids=[10 + i, 11, 3],
+            rejected_ids=[20, 21 + i, 22, 3],
+            behavior_chosen_logp=-1.0 - i,
+            behavior_rejected_logp=-2.0 - i,
+        )
         for i in range(n)
     ]
 
@@ -123,9 +134,11 @@ def test_ema_is_the_average_of_the_weight_deltas(tiny_model_dir):
         for path in paths:
             expected[path] = tau * hand_policy_delta(policy, path) + (1 - tau) * expected[path]
         states = policy.member_states()
-        factor_avg = states if factor_avg is None else [
-            {k: tau * new[k] + (1 - tau) * old[k] for k in new} for new, old in zip(states, factor_avg)
-        ]
+        factor_avg = (
+            states
+            if factor_avg is None
+            else [{k: tau * new[k] + (1 - tau) * old[k] for k in new} for new, old in zip(states, factor_avg)]
+        )
     got = ema.state_dict()["deltas"]
     assert set(got) == set(paths)
     for path in paths:
@@ -181,7 +194,10 @@ def test_ema_state_round_trips_through_a_checkpoint(tiny_model_dir, tmp_path):
         move_members(policy, g)
         ema.on_step_end(policy, step)
     optim = EnsembleOptimizer(policy, OptimSpec(), 10)
-    save_checkpoint(tmp_path / "ckpt", Checkpoint(2, policy.member_states(), optim.state_dict(), ema.state_dict(), torch.get_rng_state()))
+    save_checkpoint(
+        tmp_path / "ckpt",
+        Checkpoint(2, policy.member_states(), optim.state_dict(), ema.state_dict(), torch.get_rng_state()),
+    )
     assert (tmp_path / "ckpt" / "step-000002" / "reference.safetensors").is_file()
 
     restored = EMAReference(tau=0.4)
@@ -218,7 +234,9 @@ def test_stored_references_write_log_probs_once(tiny_model_dir):
     assert [p.ref_chosen_logp for p in pairs] == [-1.0, -2.0, -3.0]  # the sampler's numbers, no forward pass
     SFTReference().label_pairs(policy, pairs)
     expected = pair_logps(load_causal_lm(tiny_model_dir).eval(), pairs)  # the SFT model: the base, no adapters
-    assert torch.allclose(torch.tensor([p.ref_chosen_logp for p in pairs] + [p.ref_rejected_logp for p in pairs]), expected, atol=1e-5)
+    assert torch.allclose(
+        torch.tensor([p.ref_chosen_logp for p in pairs] + [p.ref_rejected_logp for p in pairs]), expected, atol=1e-5
+    )
     batch = make_batch(pairs, pad_id=0)
     assert torch.allclose(SFTReference().batch_logprobs(policy, batch), expected, atol=1e-5)
 
@@ -235,7 +253,9 @@ def test_fixed_reference_scores_with_its_own_model(tiny_model_dir, tmp_path):
     expected = pair_logps(other, pairs)
     got = torch.tensor([p.ref_chosen_logp for p in pairs] + [p.ref_rejected_logp for p in pairs])
     assert torch.allclose(got, expected, atol=1e-5)
-    assert not torch.allclose(got, pair_logps(load_causal_lm(tiny_model_dir).eval(), pairs), atol=1e-2)  # not the policy's base
+    assert not torch.allclose(
+        got, pair_logps(load_causal_lm(tiny_model_dir).eval(), pairs), atol=1e-2
+    )  # not the policy's base
     assert fixed.updated_at == []
 
 

@@ -16,10 +16,10 @@ from tinytask import write_task
 
 import bpo.cli
 from bpo.common.configlib import load_config
-from bpo.loop.config import RunConfig
+from bpo.common.jsonl import read_log
 from bpo.experiments.papers import reproduce
 from bpo.experiments.reproduce import ADAPTER_VARIANTS, GOLD, IOPO_BASELINES, METHODS, Plan
-from bpo.common.jsonl import read_log
+from bpo.loop.config import RunConfig
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,22 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     task = write_task(folder)
     plan = Plan(
-        tasks=(str(task),), seeds=(0, 1), losses=("dpo",), betas=(0.5,), phases=(2,), extra_seeds=(0,), iopo_round=(1, 1),
-        overrides=(f"policy.path={folder / 'model'}", "schedule.steps=4", "schedule.batch_size=2", "sampling.max_new_tokens=6",
-                   "eval.prompts=6", "eval.every_prompts=3", "lora.rank=4"),
+        tasks=(str(task),),
+        seeds=(0, 1),
+        losses=("dpo",),
+        betas=(0.5,),
+        phases=(2,),
+        extra_seeds=(0,),
+        iopo_round=(1, 1),
+        overrides=(
+            f"policy.path={folder / 'model'}",
+            "schedule.steps=4",
+            "schedule.batch_size=2",
+            "sampling.max_new_tokens=6",
+            "eval.prompts=6",
+            "eval.every_prompts=3",
+            "lora.rank=4",
+        ),
     )
     report = reproduce(plan, folder / "out", jobs=1, progress=False)
     return plan, folder / "out", report
@@ -51,8 +64,17 @@ def test_table1_and_figures_from_the_runs(sweep):
     assert len(rates) == 2
     assert f"{np.mean(rates):.3f} ± {np.std(rates, ddof=1):.3f}" in text  # the runs' own mean ± std over seeds
     assert "Headline comparison, offline DPO → BPO (F = 2)" in text and "72.0% → 80.2%" in text
-    for name in ("figure4-task-sampled.png", "figure3-sampled.png", "figure3-greedy.png", "table2-task.png", "figure5-task-sampled.png",
-                 "curves-methods-task.png", "figure6-7-task.png", "iopo-h2h-task.png", "iopo-margins-task.png"):
+    for name in (
+        "figure4-task-sampled.png",
+        "figure3-sampled.png",
+        "figure3-greedy.png",
+        "table2-task.png",
+        "figure5-task-sampled.png",
+        "curves-methods-task.png",
+        "figure6-7-task.png",
+        "iopo-h2h-task.png",
+        "iopo-margins-task.png",
+    ):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     greedy = json.loads((bpo_runs[0] / "eval-greedy.json").read_text())
     assert greedy["n"] == 6 and "before" in greedy
@@ -69,7 +91,11 @@ def test_every_run_has_learning_curves(sweep):
 def test_table2_reads_the_comparisons(sweep):
     """Table 2 with one seed: BPO's win rate against offline DPO is that comparison's own."""
     _, out, report = sweep
-    [folder] = [f for f in (out / "compare").iterdir() if f.name.startswith("bpo-dpo-0.5-4-4-0-") and "--vs--offline_dpo-" in f.name]
+    [folder] = [
+        f
+        for f in (out / "compare").iterdir()
+        if f.name.startswith("bpo-dpo-0.5-4-4-0-") and "--vs--offline_dpo-" in f.name
+    ]
     result = json.loads((folder / "compare.json").read_text())
     assert result["win"] + result["tie"] + result["lose"] == pytest.approx(1.0) and len(result["outcomes"]) == 6
     row = next(line for line in report.read_text().splitlines() if line.startswith("| BPO vs offline DPO"))
@@ -108,7 +134,9 @@ def test_second_call_reuses_finished_runs(sweep, monkeypatch):
     report = reproduce(plan, out, jobs=1, progress=False)
     assert victim.is_file()
     n = len(runs_of(out))
-    assert f"{n} runs, {n - 1} of them finished by an earlier call" in report.read_text()  # the one without its greedy eval was not
+    assert (
+        f"{n} runs, {n - 1} of them finished by an earlier call" in report.read_text()
+    )  # the one without its greedy eval was not
 
 
 def test_ordering_sentence_says_which_part_of_the_paper_holds():
@@ -118,7 +146,11 @@ def test_ordering_sentence_says_which_part_of_the_paper_holds():
     def agg(bpo, online, offline):
         return {"bpo": {"iqm": bpo}, "online_dpo": {"iqm": online}, "offline_dpo": {"iqm": offline}}
 
-    assert "the paper's ordering holds" in ordering_sentence(agg((0.4, 0.35, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")
-    assert "BPO is above both baselines" in ordering_sentence(agg((0.4, 0.35, 0.45), (0.2, 0.15, 0.34), (0.3, 0.1, 0.3)), "m")
+    assert "the paper's ordering holds" in ordering_sentence(
+        agg((0.4, 0.35, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m"
+    )
+    assert "BPO is above both baselines" in ordering_sentence(
+        agg((0.4, 0.35, 0.45), (0.2, 0.15, 0.34), (0.3, 0.1, 0.3)), "m"
+    )
     # BPO's low end (0.33) inside on-policy DPO's interval (up to 0.34): not separated, whatever the points say
     assert "not reproduced" in ordering_sentence(agg((0.4, 0.33, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")

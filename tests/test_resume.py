@@ -33,8 +33,13 @@ def baseline(task_dir):
 
 def driven(point: str, n: int, args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(HERE / "killdriver.py"), point, str(n), *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(HERE / "killdriver.py"), point, str(n), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def losses(run: Path) -> list[float]:
@@ -61,7 +66,10 @@ def assert_same_run(run: Path, baseline: Path) -> None:
     a, b = losses(run), losses(baseline)
     assert len(a) == len(b) == 6
     assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-5
-    assert json.loads((run / "eval.json").read_text())["win_rate"] == json.loads((baseline / "eval.json").read_text())["win_rate"]
+    assert (
+        json.loads((run / "eval.json").read_text())["win_rate"]
+        == json.loads((baseline / "eval.json").read_text())["win_rate"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,15 +19,28 @@ from tinytask import run_args, write_task
 from bpo.cli import main
 from bpo.common.jsonl import split_lines
 
-ODD = ["\u2028", "\u2029", "\u0085", "\x00", "\x0c", "\x1e"]  # line/paragraph separators, NEL, NUL, form feed, record sep
+ODD = [
+    "\u2028",
+    "\u2029",
+    "\u0085",
+    "\x00",
+    "\x0c",
+    "\x1e",
+]  # line/paragraph separators, NEL, NUL, form feed, record sep
 
 
 def odd_rows(n: int = 24) -> list[dict]:
     rows = []
     for i in range(n):
         c = ODD[i % len(ODD)]
-        rows.append({"id": i if i % 2 else f"r{i}", "prompt": f"w{i % 20 + 4}{c}w5 w6",
-                     "chosen": f"w40 w41{c}w42", "rejected": f"w10{c} w11 w12 w13"})
+        rows.append(
+            {
+                "id": i if i % 2 else f"r{i}",
+                "prompt": f"w{i % 20 + 4}{c}w5 w6",
+                "chosen": f"w40 w41{c}w42",
+                "rejected": f"w10{c} w11 w12 w13",
+            }
+        )
     return rows
 
 
@@ -43,7 +56,9 @@ def task_dir(tmp_path_factory):
 
 
 def offline_args(task_dir, out, *extra):
-    return run_args(task_dir, out, "method=offline_dpo", "schedule.phases=1", f"data.pairs={task_dir / 'prefs.jsonl'}", *extra)
+    return run_args(
+        task_dir, out, "method=offline_dpo", "schedule.phases=1", f"data.pairs={task_dir / 'prefs.jsonl'}", *extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +95,14 @@ def assert_same_run(run, baseline):
     la, lb = [r["loss"] for r in rows(run / "metrics.jsonl")], [r["loss"] for r in rows(baseline / "metrics.jsonl")]
     assert [r["step"] for r in rows(run / "metrics.jsonl")] == list(range(6))
     assert max(abs(x - y) for x, y in zip(la, lb)) <= 1e-5
-    assert json.loads((run / "eval.json").read_text())["win_rate"] == json.loads((baseline / "eval.json").read_text())["win_rate"]
+    assert (
+        json.loads((run / "eval.json").read_text())["win_rate"]
+        == json.loads((baseline / "eval.json").read_text())["win_rate"]
+    )
 
 
 def test_split_lines_splits_on_newline_only():
-    text = 'a\u2028b\r\nc\u0085d\x0ce\nf'
+    text = "a\u2028b\r\nc\u0085d\x0ce\nf"
     assert split_lines(text) == ["a\u2028b", "c\u0085d\x0ce", "f"]
     assert split_lines("x\n") == ["x"] and split_lines("") == []
 
@@ -242,7 +260,9 @@ def test_a_run_in_use_by_another_process_is_refused_then_resumes_once_it_ends(ki
         assert main(["train", "--resume", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert f"{out}: in use by another bpo process (pid {holder.pid})" in err and "Traceback" not in err
-        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == snapshot
+        assert {
+            p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"
+        } == snapshot
     finally:
         holder.kill()
         holder.wait()
@@ -276,7 +296,9 @@ def as_recorded_by_an_older_bpo(run, key: str) -> None:
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def test_a_run_started_before_a_setting_existed_resumes_with_its_default_and_not_with_another_value(killed, baseline, tmp_path, capsys):
+def test_a_run_started_before_a_setting_existed_resumes_with_its_default_and_not_with_another_value(
+    killed, baseline, tmp_path, capsys
+):
     """A run recorded without lora.training (added later, default independent: the behaviour it had) resumes
     and equals the uninterrupted run; asking it to resume with lora.training=joint is refused, naming it."""
     out = copy_of(killed, tmp_path)
@@ -305,12 +327,16 @@ def test_a_new_run_that_loses_the_race_for_its_folder_leaves_the_winner_s_run(ta
 
     out = tmp_path / "run"
     args = offline_args(task_dir, out)[1:-1]  # the key=value settings of `bpo train`
-    create = ("import sys, time\nfrom bpo.loop.config import RunConfig\nfrom bpo.common.configlib import load_config\nfrom bpo.run.rundir import RunDir\n"
-              "run = RunDir(sys.argv[1])\nrun.create(load_config(RunConfig, None, sys.argv[2:]))\nprint('created', flush=True)\ntime.sleep(600)")
+    create = (
+        "import sys, time\nfrom bpo.loop.config import RunConfig\nfrom bpo.common.configlib import load_config\nfrom bpo.run.rundir import RunDir\n"
+        "run = RunDir(sys.argv[1])\nrun.create(load_config(RunConfig, None, sys.argv[2:]))\nprint('created', flush=True)\ntime.sleep(600)"
+    )
     first, real_load = [], bpo.loop.online.load_base
 
     def first_one_creates_meanwhile(*a, **k):
-        first.append(subprocess.Popen([sys.executable, "-c", create, str(out), *args], stdout=subprocess.PIPE, text=True))
+        first.append(
+            subprocess.Popen([sys.executable, "-c", create, str(out), *args], stdout=subprocess.PIPE, text=True)
+        )
         assert first[0].stdout.readline().strip() == "created"
         return real_load(*a, **k)
 

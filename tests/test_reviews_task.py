@@ -36,10 +36,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bpo.common.cachefolder import COMPLETE_MARKER
-from bpo.training.sft import supervised_finetune
+from bpo.data.tokens import collate, encode_prompt, strip_eos
 from bpo.tasks import reviews
 from bpo.tasks.registry import BUILTIN_TASKS
-from bpo.data.tokens import collate, encode_prompt, strip_eos
+from bpo.training.sft import supervised_finetune
 
 PIZZA = "review the pizza recommended by anna :"
 
@@ -81,7 +81,8 @@ def test_judge_preferences() -> None:
     assert s("the pizza was great .") > s("the pizza pizza was great .")  # no repeats
     # The batch judge is the same function, pairwise.
     assert reviews.judge([PIZZA, PIZZA], ["the pizza was great .", "bad ."]) == [
-        s("the pizza was great ."), s("bad ."),
+        s("the pizza was great ."),
+        s("bad ."),
     ]
     with pytest.raises(ValueError):
         reviews.judge([PIZZA], [])
@@ -109,8 +110,9 @@ def test_data_is_what_cached_sft_policies_were_trained_on() -> None:
     task = reviews.build_task()
     data = {key: [asdict(e) for e in getattr(task, key)] for key in ("train", "eval", "demonstrations")}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    assert (reviews.TASK_VERSION, digest) == (1, "6e3da1e7f2cf878a251d383688466374b62515977b58f8b11727c61809f55f39"), \
+    assert (reviews.TASK_VERSION, digest) == (1, "6e3da1e7f2cf878a251d383688466374b62515977b58f8b11727c61809f55f39"), (
         "the reviews data changed: bump TASK_VERSION, then pin the new digest here"
+    )
 
 
 def test_references_are_decent_but_beatable_and_demonstrations_mixed() -> None:
@@ -170,8 +172,7 @@ def test_supervised_finetune_is_deterministic_and_lowers_the_loss(tiny_dir: Path
     runs = []
     for _ in range(2):
         model = AutoModelForCausalLM.from_pretrained(tiny_dir)
-        runs.append(supervised_finetune(model, tok, examples, steps=40, batch_size=8, lr=1e-2, seed=3,
-                                        progress=False))
+        runs.append(supervised_finetune(model, tok, examples, steps=40, batch_size=8, lr=1e-2, seed=3, progress=False))
     assert runs[0] == runs[1] and len(runs[0]) == 40
     assert statistics.mean(runs[0][-5:]) < 0.6 * statistics.mean(runs[0][:5])
 
@@ -195,9 +196,15 @@ def generate(model, tokenizer, prompts: list[str], *, sample: bool, n: int = 1, 
     options = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if sample else dict(do_sample=False)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=20,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **options)
-    new = out[:, input_ids.shape[1]:].tolist()
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=20,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **options,
+        )
+    new = out[:, input_ids.shape[1] :].tolist()
     return [tokenizer.decode(strip_eos(row, tokenizer.eos_token_id), skip_special_tokens=True) for row in new]
 
 
@@ -219,8 +226,11 @@ def test_sft_policy_is_cached(sft_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_left_padded_generation_matches_unpadded(sft_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(sft_dir).eval()
     tok = AutoTokenizer.from_pretrained(sft_dir)
-    prompts = ["review the pizza recommended by anna :", "what did you think of the zoo recommended by leo ?",
-               "give your opinion on the camera recommended by omar :"]
+    prompts = [
+        "review the pizza recommended by anna :",
+        "what did you think of the zoo recommended by leo ?",
+        "give your opinion on the camera recommended by omar :",
+    ]
     batched = generate(model, tok, prompts, sample=False)
     assert batched == [generate(model, tok, [p], sample=False)[0] for p in prompts]
     assert all(r.endswith(".") for r in batched)
@@ -241,9 +251,11 @@ def test_sft_policy_is_below_the_references_with_room_to_improve(sft_dir: Path) 
     greedy_win = statistics.mean(win(g, r) for g, r in zip(greedy, refs))
     sample_win = statistics.mean(win(s, r) for group, r in zip(per_prompt, refs) for s in group)
     best_of_n_win = statistics.mean(win(max(group), r) for group, r in zip(per_prompt, refs))
-    print(f"\nreference mean {statistics.mean(refs):.2f}; greedy mean {statistics.mean(greedy):.2f} "
-          f"win {greedy_win:.3f}; sampled mean {statistics.mean(sampled):.2f} win {sample_win:.3f}; "
-          f"best-of-{n} win {best_of_n_win:.3f}")
+    print(
+        f"\nreference mean {statistics.mean(refs):.2f}; greedy mean {statistics.mean(greedy):.2f} "
+        f"win {greedy_win:.3f}; sampled mean {statistics.mean(sampled):.2f} win {sample_win:.3f}; "
+        f"best-of-{n} win {best_of_n_win:.3f}"
+    )
     assert greedy_win < 0.45
     assert sample_win < 0.45
     assert best_of_n_win > sample_win + 0.15

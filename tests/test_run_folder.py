@@ -14,8 +14,8 @@ from tinytask import run_args, write_task
 import bpo.loop.build
 import bpo.loop.online
 import bpo.training.sft
-from bpo.run.checkpoint import load_latest
 from bpo.cli import main
+from bpo.run.checkpoint import load_latest
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,8 @@ def test_bpo_reference_logprobs_are_the_policy_at_the_start_of_the_pairs_phase(t
     """Phase 1 starts after step 3: its pairs' stored reference log-probs must equal a teacher-forced
     pass of the merged policy restored from the step-3 checkpoint, and differ from the SFT policy's
     and from the final policy's (so the test can tell the three apart)."""
-    from bpo.loop.config import RunConfig
     from bpo.common.configlib import load_config
+    from bpo.loop.config import RunConfig
     from bpo.model.policy import MERGED
 
     out = tmp_path / "bpo"

@@ -27,20 +27,42 @@ def events(folder) -> EventAccumulator:
 
 
 def test_scalars_keep_finite_numbers_and_nest_with_slashes():
-    row = {"step": 4, "phase": 1, "player": "mu", "loss": 0.5, "n": 3, "ok": True, "text": "x", "kl": None,
-           "bad": float("nan"), "list": [1.0], "before": {"win_rate": 0.25, "examples": []}}
+    row = {
+        "step": 4,
+        "phase": 1,
+        "player": "mu",
+        "loss": 0.5,
+        "n": 3,
+        "ok": True,
+        "text": "x",
+        "kl": None,
+        "bad": float("nan"),
+        "list": [1.0],
+        "before": {"win_rate": 0.25, "examples": []},
+    }
     assert scalars(row) == {"loss": 0.5, "n": 3.0, "before/win_rate": 0.25}
 
 
 def test_phase_time_sums_the_phase_steps_of_every_session():
     """Phase 1's row gives sampling 1.5 s, annotation 0.25 s and 2 s for the whole collection; its steps took 0.5 + 0.25 (the first
     session) + 0.125 (after a resume) = 0.875 s of training; phase 0's rows are not counted."""
-    phases = [{"phase": 0, "sampling_seconds": 9.0, "annotation_seconds": 9.0, "seconds": 20.0},
-              {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "seconds": 2.0}]
-    metrics = [{"step": 0, "phase": 0, "seconds": 7.0}, {"step": 1, "phase": 1, "seconds": 0.5}, {"step": 2, "phase": 1, "seconds": 0.25},
-               {"step": 3, "phase": 1, "seconds": 0.125}]
-    assert phase_time(1, phases, metrics) == {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "collection_seconds": 2.0,
-                                              "training_seconds": 0.875}
+    phases = [
+        {"phase": 0, "sampling_seconds": 9.0, "annotation_seconds": 9.0, "seconds": 20.0},
+        {"phase": 1, "sampling_seconds": 1.5, "annotation_seconds": 0.25, "seconds": 2.0},
+    ]
+    metrics = [
+        {"step": 0, "phase": 0, "seconds": 7.0},
+        {"step": 1, "phase": 1, "seconds": 0.5},
+        {"step": 2, "phase": 1, "seconds": 0.25},
+        {"step": 3, "phase": 1, "seconds": 0.125},
+    ]
+    assert phase_time(1, phases, metrics) == {
+        "phase": 1,
+        "sampling_seconds": 1.5,
+        "annotation_seconds": 0.25,
+        "collection_seconds": 2.0,
+        "training_seconds": 0.875,
+    }
 
 
 class Recorder:
@@ -88,22 +110,39 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert main(run_args(task_dir, out, "log.to=[jsonl,tensorboard]", "eval.every=3")) == 0
     acc = events(out / "tensorboard")
     tags = set(acc.Tags()["scalars"])
-    assert {"metrics/loss", "metrics/reward_margin", "metrics/reward_accuracy", "metrics/lr", "metrics/grad_norm",
-            "metrics/seconds", "phases/sampling_seconds", "phases/annotation_seconds", "phases/seconds",
-            "evals/win_rate", "evals/strict_win_rate", "evals/kl_to_sft", "evals/before/win_rate",
-            "phase_times/sampling_seconds", "phase_times/annotation_seconds", "phase_times/training_seconds"} <= tags
+    assert {
+        "metrics/loss",
+        "metrics/reward_margin",
+        "metrics/reward_accuracy",
+        "metrics/lr",
+        "metrics/grad_norm",
+        "metrics/seconds",
+        "phases/sampling_seconds",
+        "phases/annotation_seconds",
+        "phases/seconds",
+        "evals/win_rate",
+        "evals/strict_win_rate",
+        "evals/kl_to_sft",
+        "evals/before/win_rate",
+        "phase_times/sampling_seconds",
+        "phase_times/annotation_seconds",
+        "phase_times/training_seconds",
+    } <= tags
     logged = rows(out / "metrics.jsonl")
     losses = [r for r in logged if "loss" in r]
     assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 1, 2, 3, 4, 5]
     assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in losses], rel=1e-6)
     assert [e.step for e in acc.Scalars("phases/sampling_seconds")] == [0, 3]
     assert [e.value for e in acc.Scalars("phases/annotation_seconds")] == pytest.approx(
-        [r["annotation_seconds"] for r in rows(out / "phases.jsonl")], abs=1e-6)
+        [r["annotation_seconds"] for r in rows(out / "phases.jsonl")], abs=1e-6
+    )
     assert_phase_times(out, acc, losses)
     result = json.loads((out / "eval.json").read_text())
     evals = rows(out / "evals.jsonl")
     assert [r["step"] for r in evals] == [3, 6, 6] and evals[-1]["win_rate"] == result["win_rate"]
-    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(r["step"], pytest.approx(r["win_rate"])) for r in evals]
+    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [
+        (r["step"], pytest.approx(r["win_rate"])) for r in evals
+    ]
 
     (out / "checkpoints" / "step-000006" / "COMPLETE").unlink()  # the latest complete one is now step 4
     with pytest.warns(UserWarning, match="partial checkpoint"):
@@ -116,7 +155,9 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert_phase_times(out, acc, resumed)  # phase 1's training: step 3 of the first session, 4 and 5 of the second
     evals = rows(out / "evals.jsonl")
     assert [r["step"] for r in evals] == [3, 6, 6]
-    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [(r["step"], pytest.approx(r["win_rate"])) for r in evals]
+    assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [
+        (r["step"], pytest.approx(r["win_rate"])) for r in evals
+    ]
 
 
 def test_a_resume_at_a_phase_s_end_logs_that_phase_s_time_once(task_dir, tmp_path):
@@ -138,10 +179,14 @@ def assert_phase_times(out, acc, steps):
     sampling and annotation = its phases.jsonl row; TensorBoard holds the same points once."""
     times, collected = rows(out / "phase_times.jsonl"), rows(out / "phases.jsonl")
     assert [(r["step"], r["phase"]) for r in times] == [(3, 0), (6, 1)]
-    assert [r["training_seconds"] for r in times] == pytest.approx([sum(r["seconds"] for r in steps[:3]), sum(r["seconds"] for r in steps[3:])], abs=2e-3)
+    assert [r["training_seconds"] for r in times] == pytest.approx(
+        [sum(r["seconds"] for r in steps[:3]), sum(r["seconds"] for r in steps[3:])], abs=2e-3
+    )
     assert [r["sampling_seconds"] for r in times] == [r["sampling_seconds"] for r in collected]
-    assert [(e.step, e.value) for e in acc.Scalars("phase_times/training_seconds")] == [(3, pytest.approx(times[0]["training_seconds"])),
-                                                                                       (6, pytest.approx(times[1]["training_seconds"]))]
+    assert [(e.step, e.value) for e in acc.Scalars("phase_times/training_seconds")] == [
+        (3, pytest.approx(times[0]["training_seconds"])),
+        (6, pytest.approx(times[1]["training_seconds"])),
+    ]
     assert [e.step for e in acc.Scalars("phase_times/annotation_seconds")] == [3, 6]
 
 
@@ -168,6 +213,11 @@ def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeyp
     from bpo.loop.config import RunConfig
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find_spec(name, *a))
-    with pytest.raises(ConfigError, match=r"log: tensorboard needs the tensorboard package, which is not installed: pip install 'bpo\[tensorboard\]'"):
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find_spec(name, *a)
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"log: tensorboard needs the tensorboard package, which is not installed: pip install 'bpo\[tensorboard\]'",
+    ):
         load_config(RunConfig, None, ["log.to=[jsonl,tensorboard]"])

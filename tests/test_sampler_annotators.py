@@ -5,12 +5,12 @@ import torch
 from conftest import make_policy
 
 from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.training.buffer import phase_batches
-from bpo.loop.config import SamplingSpec
 from bpo.judging.judges import JudgeError, load_judge
+from bpo.loop.config import SamplingSpec
 from bpo.model.policy import MERGED
 from bpo.model.sampler import generate
 from bpo.model.scoring import response_logprobs
+from bpo.training.buffer import phase_batches
 
 
 def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
@@ -22,7 +22,9 @@ def test_sampled_logprobs_equal_teacher_forced_pass(tiny_model_dir):
     with policy.use(MERGED) as model:
         samples = generate(model, tok, prompts, 2, SamplingSpec(max_new_tokens=10, temperature=0.7, top_p=0.9))
         flat = [r for rs in samples for r in rs]
-        forced = response_logprobs(model, [p for p in prompts for _ in range(2)], [r.ids for r in flat], tok.pad_token_id)
+        forced = response_logprobs(
+            model, [p for p in prompts for _ in range(2)], [r.ids for r in flat], tok.pad_token_id
+        )
     assert len(samples) == 3 and all(len(s) == 2 for s in samples)
     assert torch.allclose(torch.tensor([r.logp for r in flat]), forced, atol=1e-4)
     for r in flat:  # a response stops at (and includes) its first EOS
@@ -39,8 +41,10 @@ def test_sample_tokens_by_inverse_cdf():
     from bpo.model.sampler import sample_tokens
 
     logits = torch.tensor([0.2, 0.5, 0.3]).log()
+
     def draw(temperature, top_p, us):
         return sample_tokens(logits.expand(len(us), 3), temperature, top_p, torch.tensor(us)).tolist()
+
     assert draw(1.0, 1.0, [0.1, 0.5, 0.75]) == [0, 1, 2]
     assert draw(1.0, 0.6, [0.0, 0.6, 0.7, 0.99]) == [1, 1, 2, 2]
     assert draw(0.5, 1.0, [0.1, 0.11, 0.76, 0.77]) == [0, 1, 1, 2]
@@ -134,10 +138,19 @@ def test_reward_model_judge_rescores_text_with_its_own_tokenizer(tmp_path):
     chars = ["<pad>", "<unk>", "<eos>"] + list("abcdefghijklmnopqrstuvwxyz0123456789 ")
     tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>").save_pretrained(tmp_path)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    ).save_pretrained(tmp_path)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(chars), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32, num_labels=1, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=len(chars),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+        pad_token_id=0,
+    )
     LlamaForSequenceClassification(config).save_pretrained(tmp_path)
 
     judge = load_judge(str(tmp_path))

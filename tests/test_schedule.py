@@ -2,9 +2,9 @@
 
 import pytest
 
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError, load_config
 from bpo.core.schedule import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, ScheduleError, resolve_schedule
+from bpo.loop.config import RunConfig
 
 
 @pytest.mark.parametrize(
@@ -41,13 +41,28 @@ def test_offline_and_on_policy_extremes():
 @pytest.mark.parametrize(
     "given, message",
     [
-        (dict(steps=16, phases=3, batch_size=2), "schedule.phases=3 does not divide schedule.steps=16, so phases would be unevenly spaced; use schedule.phases=2 (divisors of 16: 1, 2, 4, 8, 16)"),
-        (dict(steps=6, pairs=20, phases=1), "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24"),
-        (dict(steps=4, pairs=20, batch_size=4, phases=1), "schedule.pairs=20 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out"),
-        (dict(steps=4, phases=8, batch_size=2), "schedule.phases=8 > schedule.steps=4: at most one phase per step (schedule.phases=4 is on-policy)"),
+        (
+            dict(steps=16, phases=3, batch_size=2),
+            "schedule.phases=3 does not divide schedule.steps=16, so phases would be unevenly spaced; use schedule.phases=2 (divisors of 16: 1, 2, 4, 8, 16)",
+        ),
+        (
+            dict(steps=6, pairs=20, phases=1),
+            "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24",
+        ),
+        (
+            dict(steps=4, pairs=20, batch_size=4, phases=1),
+            "schedule.pairs=20 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out",
+        ),
+        (
+            dict(steps=4, phases=8, batch_size=2),
+            "schedule.phases=8 > schedule.steps=4: at most one phase per step (schedule.phases=4 is on-policy)",
+        ),
         (dict(steps=0, phases=1, batch_size=2), "schedule.steps must be a positive integer, got 0"),
         (dict(steps=4, phases=-1, batch_size=2), "schedule.phases must be a positive integer, got -1"),
-        (dict(pairs=10, batch_size=4, phases=1), "schedule.pairs=10 is not a multiple of schedule.batch_size=4; each pair is trained on once, so use e.g. schedule.pairs=12"),
+        (
+            dict(pairs=10, batch_size=4, phases=1),
+            "schedule.pairs=10 is not a multiple of schedule.batch_size=4; each pair is trained on once, so use e.g. schedule.pairs=12",
+        ),
         (dict(steps=4, phases=1), "give two of schedule.steps (T), schedule.pairs (N) and schedule.batch_size (B)"),
     ],
 )
@@ -95,9 +110,18 @@ def test_cli_keys_any_two_determine_the_third(overrides, expected):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=4"], "schedule.pairs=12 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out"),
-        (["schedule.steps=6", "schedule.pairs=20"], "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24"),
-        (["schedule.pairs=20"], "schedule.pairs=20 is not a multiple of schedule.batch_size=16; each pair is trained on once, so use e.g. schedule.pairs=32"),
+        (
+            ["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=4"],
+            "schedule.pairs=12 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out",
+        ),
+        (
+            ["schedule.steps=6", "schedule.pairs=20"],
+            "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24",
+        ),
+        (
+            ["schedule.pairs=20"],
+            "schedule.pairs=20 is not a multiple of schedule.batch_size=16; each pair is trained on once, so use e.g. schedule.pairs=32",
+        ),
     ],
 )
 def test_cli_keys_inconsistent_are_refused(overrides, message):

@@ -18,7 +18,9 @@ from bpo.common.seeds import (
 def test_each_stream_by_hand():
     assert derive_seed(3, 2, weights=PROMPT_ORDER) == 300_011  # 3 * 100003 + 2
     assert derive_seed(3, 2, 5, weights=PAIR_SAMPLING) == 3_002_032  # 3 * 1000003 + 2 * 1009 + 5 = 3000009 + 2018 + 5
-    assert derive_seed(3, 2, 5, 64, weights=PAIR_ANNOTATION) == 3_002_596  # 3000009 + 2018 + 5 * 101 + 64 = 3002027 + 505 + 64
+    assert (
+        derive_seed(3, 2, 5, 64, weights=PAIR_ANNOTATION) == 3_002_596
+    )  # 3000009 + 2018 + 5 * 101 + 64 = 3002027 + 505 + 64
     assert derive_seed(3, 2, weights=BATCH_ORDER) == 23_759  # 3 * 7919 + 2
     assert derive_seed(3, 4, weights=ADAPTER_INIT) == 7  # 3 + 4
     assert derive_seed(3, 1, weights=PROCESS_STREAM) == 4_294_967_299  # 3 + 2**32 = 3 + 4294967296
@@ -32,7 +34,10 @@ def test_exactly_the_old_expressions():
             for r in (0, 1, 5):
                 assert derive_seed(seed, r, weights=PROMPT_ORDER) == seed * 100_003 + r
                 assert derive_seed(seed, phase, r, weights=PAIR_SAMPLING) == seed * 1_000_003 + phase * 1009 + r
-                assert derive_seed(seed, phase, r, 32, weights=PAIR_ANNOTATION) == seed * 1_000_003 + phase * 1009 + r * 101 + 32
+                assert (
+                    derive_seed(seed, phase, r, 32, weights=PAIR_ANNOTATION)
+                    == seed * 1_000_003 + phase * 1009 + r * 101 + 32
+                )
                 assert derive_seed(seed, phase, weights=BATCH_ORDER) == seed * 7919 + phase
                 assert derive_seed(seed, r, weights=ADAPTER_INIT) == seed + r
                 assert derive_seed(seed, r, weights=PROCESS_STREAM) == seed + r * 2**32

@@ -44,15 +44,23 @@ def test_references_and_demonstrations():
     """References: correct or one slip (n, n - 1 or n - 2), a slip in about REFERENCE_SLIP of them; the
     demonstrations follow DEMO_MIX; the data are the same on every build."""
     task = sorting.build_task()
-    assert (len(task.train), len(task.eval), len(task.demonstrations)) == (sorting.N_TRAIN, sorting.N_EVAL, sorting.N_DEMONSTRATIONS)
-    gaps = [len(sorting.prompt_numbers(e.prompt)) - sorting.score(e.prompt, e.reference) for e in task.eval + task.train]
+    assert (len(task.train), len(task.eval), len(task.demonstrations)) == (
+        sorting.N_TRAIN,
+        sorting.N_EVAL,
+        sorting.N_DEMONSTRATIONS,
+    )
+    gaps = [
+        len(sorting.prompt_numbers(e.prompt)) - sorting.score(e.prompt, e.reference) for e in task.eval + task.train
+    ]
     assert set(gaps) <= {0, 1, 2}
     assert statistics.mean(g > 0 for g in gaps) == pytest.approx(sorting.REFERENCE_SLIP, abs=0.05)
 
     def kind(e):
         xs = sorting.prompt_numbers(e.prompt)
         answer = [int(w) for w in e.reference.split()[:-1]]
-        return {tuple(sorted(xs)): "sorted", tuple(xs): "as_given", tuple(sorted(xs, reverse=True)): "descending"}.get(tuple(answer), "slip")
+        return {tuple(sorted(xs)): "sorted", tuple(xs): "as_given", tuple(sorted(xs, reverse=True)): "descending"}.get(
+            tuple(answer), "slip"
+        )
 
     counts = Counter(kind(e) for e in task.demonstrations)
     for name, p in sorting.DEMO_MIX:
@@ -63,7 +71,9 @@ def test_references_and_demonstrations():
 def test_vocabulary_covers_the_task():
     known = set(sorting.VOCABULARY)
     task = sorting.build_task()
-    assert all(set(sorting.split_words(e.prompt + " " + e.reference)) <= known for e in task.eval + task.demonstrations[:500])
+    assert all(
+        set(sorting.split_words(e.prompt + " " + e.reference)) <= known for e in task.eval + task.demonstrations[:500]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +100,10 @@ def test_sft_policy_is_below_the_references_with_room_to_improve(sft_dir):
     per_prompt = [sampled[i * n : (i + 1) * n] for i in range(len(prompts))]
     strict = statistics.mean(s > r for group, r in zip(per_prompt, refs) for s in group)
     best_of_n = statistics.mean(max(group) > r for group, r in zip(per_prompt, refs))
-    print(f"\nreference mean {statistics.mean(refs):.2f}; sampled mean {statistics.mean(sampled):.2f}, strict win {strict:.3f}; "
-          f"best-of-{n} strict win {best_of_n:.3f}")
+    print(
+        f"\nreference mean {statistics.mean(refs):.2f}; sampled mean {statistics.mean(sampled):.2f}, strict win {strict:.3f}; "
+        f"best-of-{n} strict win {best_of_n:.3f}"
+    )
     assert statistics.mean(sampled) < statistics.mean(refs) - 1.0
     assert strict < 0.4
     assert best_of_n > strict + 0.15
@@ -107,6 +119,8 @@ def test_bpo_learns_to_sort(sft_dir, tmp_path):
     assert main(["train", "task=sorting", f"policy.path={sft_dir}", f"out={out}", "eval.kl=false", "--quiet"]) == 0
     result = json.loads((out / "eval.json").read_text())
     after, before = result["strict_win_rate"], result["before"]["strict_win_rate"]
-    print(f"\nsorting, BPO: strict win rate {after:.3f} [{result['strict_ci_low']:.3f}, {result['strict_ci_high']:.3f}], SFT {before:.3f}")
+    print(
+        f"\nsorting, BPO: strict win rate {after:.3f} [{result['strict_ci_low']:.3f}, {result['strict_ci_high']:.3f}], SFT {before:.3f}"
+    )
     assert after > before + 0.1
     assert result["strict_ci_low"] > before

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from conftest import make_policy
 
 from bpo.core.losses import bind_loss, get_loss
+from bpo.data.records import Pair, make_batch
 from bpo.training.sft import sft_lr_factor
 from bpo.training.train_step import EnsembleOptimizer, OptimSpec, lr_factor, train_step
-from bpo.data.records import Pair, make_batch
 
 # ---- lr_factor -------------------------------------------------------------------------------------
 
@@ -135,7 +135,9 @@ def step_against_hand(tiny_model_dir, name: str, weight_decay: float = 0.0):
     grads = torch.autograd.grad(loss, params)
     before = [p.detach().clone() for p in params]
 
-    spec = OptimSpec(lr=LR, weight_decay=weight_decay, warmup_steps=WARMUP, scheduler="cosine", max_grad_norm=MAX_GRAD_NORM)
+    spec = OptimSpec(
+        lr=LR, weight_decay=weight_decay, warmup_steps=WARMUP, scheduler="cosine", max_grad_norm=MAX_GRAD_NORM
+    )
     optim = EnsembleOptimizer(policy, spec, TOTAL)
     metrics = train_step(policy, optim, make_batch(PAIRS, pad_id=0), ref, bind_loss(name, BETA))
     after = [p.detach().clone() for p in params]
@@ -218,20 +220,31 @@ def test_gradient_checkpointing_recomputes_every_layer_and_steps_the_same(tiny_m
     results = {}
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        policy = EnsemblePolicy(load_causal_lm(tiny_model_dir), load_tokenizer(tiny_model_dir), LoraSpec(rank=4, ensemble=2, dropout=0.1), seed=0)
+        policy = EnsemblePolicy(
+            load_causal_lm(tiny_model_dir),
+            load_tokenizer(tiny_model_dir),
+            LoraSpec(rank=4, ensemble=2, dropout=0.1),
+            seed=0,
+        )
         if checkpointing:
             policy.checkpoint_activations()
         layers = policy.model.get_base_model().model.layers
         calls = []
         for layer in layers:  # (transformers checkpoints a layer's forward: what runs inside it runs again)
             layer.self_attn.register_forward_hook(
-                lambda module, args, kwargs, out: calls.append((args[0] if args else kwargs["hidden_states"]).shape[1]), with_kwargs=True)
+                lambda module, args, kwargs, out: calls.append((args[0] if args else kwargs["hidden_states"]).shape[1]),
+                with_kwargs=True,
+            )
         optim = EnsembleOptimizer(policy, OptimSpec(lr=1e-2), 4)
         batch = make_batch(PAIRS, pad_id=0)
         ref = torch.zeros(2 * len(PAIRS))
         torch.manual_seed(1)
         metrics = train_step(policy, optim, batch, ref, bind_loss("dpo", BETA))
-        results[checkpointing] = (calls, metrics.loss, [p.detach().clone() for i in range(2) for p in policy.member_parameters(i)])
+        results[checkpointing] = (
+            calls,
+            metrics.loss,
+            [p.detach().clone() for i in range(2) for p in policy.member_parameters(i)],
+        )
     (plain_calls, plain_loss, plain), (ckpt_calls, ckpt_loss, ckpt) = results[False], results[True]
     row = batch.input_ids.shape[1]
     assert len(layers) == 2 and plain_calls == [row] * 2 * 2 and ckpt_calls == [row] * 4 * 2  # 2 members, each one pass

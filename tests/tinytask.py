@@ -25,8 +25,13 @@ def write_task(folder: Path) -> Path:
     rng = random.Random(0)
 
     def rows(n):
-        return [{"prompt": " ".join(f"w{rng.randrange(4, 30)}" for _ in range(3)),
-                 "reference": " ".join(f"w{rng.randrange(4, 60)}" for _ in range(4))} for _ in range(n)]
+        return [
+            {
+                "prompt": " ".join(f"w{rng.randrange(4, 30)}" for _ in range(3)),
+                "reference": " ".join(f"w{rng.randrange(4, 60)}" for _ in range(4)),
+            }
+            for _ in range(n)
+        ]
 
     (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows(64)) + "\n")
     (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows(8)) + "\n")
@@ -37,7 +42,18 @@ def write_task(folder: Path) -> Path:
 
 def run_args(folder: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "train", f"task={folder / 'task.yaml'}", f"policy.path={folder / 'model'}", f"out={out}",
-        "schedule.steps=6", "schedule.phases=2", "schedule.batch_size=4", "lora.ensemble=2", "lora.dropout=0.1",
-        "sampling.max_new_tokens=8", "eval.prompts=4", "checkpoint.every=2", *extra, "--quiet",
+        "train",
+        f"task={folder / 'task.yaml'}",
+        f"policy.path={folder / 'model'}",
+        f"out={out}",
+        "schedule.steps=6",
+        "schedule.phases=2",
+        "schedule.batch_size=4",
+        "lora.ensemble=2",
+        "lora.dropout=0.1",
+        "sampling.max_new_tokens=8",
+        "eval.prompts=4",
+        "checkpoint.every=2",
+        *extra,
+        "--quiet",
     ]

@@ -10,8 +10,14 @@ from bpo.annotate.store import LabelStore, StoreError
 from bpo.data.prefdata import PreferenceRecord, write_preferences
 
 
-def annotate(run_dir: str, port: int = DEFAULT_PORT, host: str | None = None, allow_hosts: tuple[str, ...] = (),
-             add_rater: str | None = None, export: str | None = None) -> int:
+def annotate(
+    run_dir: str,
+    port: int = DEFAULT_PORT,
+    host: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
+    add_rater: str | None = None,
+    export: str | None = None,
+) -> int:
     store = LabelStore.open(run_dir)
     if not 0 < port < 65536:
         raise StoreError(f"--port: {port} is not a TCP port")
@@ -25,11 +31,15 @@ def annotate(run_dir: str, port: int = DEFAULT_PORT, host: str | None = None, al
         print(f"{n} decided pairs written to {export} (prompt/chosen/rejected, the layout TRL reads)")
         return 0
     if not store.raters():
-        raise StoreError(f"{run_dir}: no raters yet; add one with bpo annotate {run_dir} --add-rater NAME (it prints the rater's link)")
+        raise StoreError(
+            f"{run_dir}: no raters yet; add one with bpo annotate {run_dir} --add-rater NAME (it prints the rater's link)"
+        )
     try:
         from bpo.annotate.server import serve
     except ModuleNotFoundError as err:  # the web framework is an extra
-        raise StoreError(f"bpo annotate serves its page with Starlette and uvicorn; {err.name} is not installed: pip install 'bpo[annotate]'") from None
+        raise StoreError(
+            f"bpo annotate serves its page with Starlette and uvicorn; {err.name} is not installed: pip install 'bpo[annotate]'"
+        ) from None
 
     print(f"serving the pairs of {run_dir} at {address} (each rater opens their own link; Ctrl-C stops)", flush=True)
     serve(store, host or "127.0.0.1", port, allow_hosts)

@@ -28,9 +28,9 @@ import json
 from pathlib import Path
 
 from bpo.annotate.store import LabelConflict, LabelStore
-from bpo.data.chat import prompt_text
 from bpo.common.files import atomic_write_text
 from bpo.common.jsonl import DataFileError, read_text, split_lines, write_jsonl
+from bpo.data.chat import prompt_text
 
 EXTERNAL_FOLDER = "external"  # RUN_DIR/external/ (bpo.run.rundir.RunDir.external)
 VALUES = {"a": "first", "b": "second", "tie": "tie", "both_bad": "both_bad"}
@@ -72,8 +72,11 @@ def write_exports(store: LabelStore, run_root: Path, phase: int) -> None:
         stem = folder / f"phase-{phase:03d}-round-{round_}"
         if stem.with_suffix(".jsonl").exists():
             continue
-        rows = [{"pair_id": c.id, "prompt": prompt_text(c.prompt), "response_a": c.first.text, "response_b": c.second.text}
-                for c in candidates if c.round == round_]
+        rows = [
+            {"pair_id": c.id, "prompt": prompt_text(c.prompt), "response_a": c.first.text, "response_b": c.second.text}
+            for c in candidates
+            if c.round == round_
+        ]
         atomic_write_text(stem.with_suffix(".json"), json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         write_jsonl(stem.with_suffix(".jsonl"), rows)  # last: its presence means both are complete
 
@@ -95,7 +98,9 @@ def import_labels(store: LabelStore, run_root: Path) -> int:
                 where = f"{path.name}:{line}"
                 earlier = seen.setdefault((pair_id, rater), (choice, where))
                 if earlier[0] != choice:
-                    raise DataFileError(f"{path}:{line}: {field}: rater {rater} labels {pair_id} {choice} here and {earlier[0]} in {earlier[1]}")
+                    raise DataFileError(
+                        f"{path}:{line}: {field}: rater {rater} labels {pair_id} {choice} here and {earlier[0]} in {earlier[1]}"
+                    )
                 nonce = hashlib.sha256(f"{pair_id}\0{rater}\0{choice}".encode()).hexdigest()
                 rows.append((pair_id, rater, choice, nonce, where))
     try:
@@ -167,13 +172,17 @@ def labels_in(record: dict, path: Path, line: int) -> list[tuple[str, str, str, 
     if isinstance(responses, dict) and isinstance(responses.get(FIELD), list):  # Argilla record
         for k, r in enumerate(responses[FIELD]):
             if isinstance(r, dict) and r.get("value") is not None:
-                out.append((f"responses.{FIELD}[{k}].value", pair_id, f"argilla:{r.get('user_id', 'unknown')}", r["value"]))
+                out.append(
+                    (f"responses.{FIELD}[{k}].value", pair_id, f"argilla:{r.get('user_id', 'unknown')}", r["value"])
+                )
         return out
     if isinstance(record.get(f"{FIELD}.responses"), list):  # Argilla, flattened
         users = record.get(f"{FIELD}.responses.users") or []
         for k, value in enumerate(record[f"{FIELD}.responses"]):
             if value is not None:
-                out.append((f"{FIELD}.responses[{k}]", pair_id, f"argilla:{users[k] if k < len(users) else 'unknown'}", value))
+                out.append(
+                    (f"{FIELD}.responses[{k}]", pair_id, f"argilla:{users[k] if k < len(users) else 'unknown'}", value)
+                )
         return out
     if record.get(FIELD) not in (None, ""):  # flat
         rater = record.get("annotator", record.get("rater", "external"))
@@ -185,6 +194,8 @@ def _pair_id(record: dict, path: Path, line: int) -> str:
     for holder in (record, record.get("data"), record.get("fields"), record.get("metadata")):
         if isinstance(holder, dict) and "pair_id" in holder:
             if not isinstance(holder["pair_id"], str):
-                raise DataFileError(f"{path}:{line}: pair_id: expected a string, got {json.dumps(holder['pair_id'])[:40]}")
+                raise DataFileError(
+                    f"{path}:{line}: pair_id: expected a string, got {json.dumps(holder['pair_id'])[:40]}"
+                )
             return holder["pair_id"]
     raise DataFileError(f"{path}:{line}: pair_id: missing (keep the pair_id column of the exported pairs)")

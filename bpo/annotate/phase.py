@@ -22,11 +22,11 @@ from pathlib import Path
 from bpo.annotate import DEFAULT_PORT, EXIT_AWAITING_LABELS
 from bpo.annotate.agreement import DECIDED, combine
 from bpo.annotate.store import STORE_NAME, Candidate, LabelStore
-from bpo.judging.pairs import BudgetError, PhaseStats, PromptStream, labelled_pair, sample_distinct
-from bpo.core.schedule import Phase
 from bpo.common.seeds import PAIR_SAMPLING, derive_seed
 from bpo.common.stop import StopFlag, StopRequested
+from bpo.core.schedule import Phase
 from bpo.data.records import Pair
+from bpo.judging.pairs import BudgetError, PhaseStats, PromptStream, labelled_pair, sample_distinct
 
 POLL_SECONDS = 2.0
 
@@ -39,7 +39,9 @@ class AwaitingLabels(StopRequested):
         self.exit_code = exit_code
 
 
-def rated_pairs(policy, prompts: PromptStream, run_root: Path, cfg, phase: Phase, chat_template: bool, progress: bool) -> tuple[list[Pair], PhaseStats]:
+def rated_pairs(
+    policy, prompts: PromptStream, run_root: Path, cfg, phase: Phase, chat_template: bool, progress: bool
+) -> tuple[list[Pair], PhaseStats]:
     """The phase's M training pairs, labelled by raters; raises AwaitingLabels until they are."""
     a = cfg.annotator
     store = LabelStore.create(run_root / STORE_NAME, a.overlap)
@@ -55,28 +57,60 @@ def rated_pairs(policy, prompts: PromptStream, run_root: Path, cfg, phase: Phase
         rounds = store.rounds(phase.index)
         used, draws = sum(r["prompts"] for r in rounds), sum(r["draws"] for r in rounds)
         prompts.position = start + used  # the phase's prompts continue where its last round stopped
-        sample_round(store, policy, prompts, cfg, phase, len(rounds), used, draws, phase.pairs - len(usable), chat_template, progress)
+        sample_round(
+            store,
+            policy,
+            prompts,
+            cfg,
+            phase,
+            len(rounds),
+            used,
+            draws,
+            phase.pairs - len(usable),
+            chat_template,
+            progress,
+        )
     store.close_phase(phase.index)  # labels final from here: what trains is what was labelled
     pairs = [training_pair(c, outcomes[c.id], cfg.seed) for c in usable[: phase.pairs]]
     rounds = store.rounds(phase.index)
-    stats = PhaseStats(phase.index, pairs=len(pairs), prompts=sum(r["prompts"] for r in rounds),
-                       identical=sum(r["identical"] for r in rounds), ties=sum(outcomes[c.id] not in DECIDED for c in stored))
+    stats = PhaseStats(
+        phase.index,
+        pairs=len(pairs),
+        prompts=sum(r["prompts"] for r in rounds),
+        identical=sum(r["identical"] for r in rounds),
+        ties=sum(outcomes[c.id] not in DECIDED for c in stored),
+    )
     return pairs, stats
 
 
-def sample_round(store: LabelStore, policy, prompts: PromptStream, cfg, phase: Phase, round_: int, used: int, draws: int,
-                 wanted: int, chat_template: bool, progress: bool) -> None:
+def sample_round(
+    store: LabelStore,
+    policy,
+    prompts: PromptStream,
+    cfg,
+    phase: Phase,
+    round_: int,
+    used: int,
+    draws: int,
+    wanted: int,
+    chat_template: bool,
+    progress: bool,
+) -> None:
     """`wanted` distinct pairs from the phase's next prompts, stored as one round. `used` prompts and `draws`
     sampler calls went to earlier rounds; all rounds together use at most annotator.max_attempts x M prompts."""
     budget = cfg.annotator.max_attempts * phase.pairs
     got, taken, calls = [], 0, 0
     while len(got) < wanted:
         if used + taken >= budget:
-            raise BudgetError(f"phase {phase.index}: only {phase.pairs - wanted + len(got)} of {phase.pairs} pairs decided or "
-                              f"awaiting labels after {used + taken} prompts; raise annotator.max_attempts or sampling.temperature")
+            raise BudgetError(
+                f"phase {phase.index}: only {phase.pairs - wanted + len(got)} of {phase.pairs} pairs decided or "
+                f"awaiting labels after {used + taken} prompts; raise annotator.max_attempts or sampling.temperature"
+            )
         texts = prompts.take(min(wanted - len(got), math.ceil(budget - used - taken)))
         seed = derive_seed(cfg.seed, phase.index, draws + calls, weights=PAIR_SAMPLING)
-        got += sample_distinct(policy, texts, cfg.sampling, seed, chat_template, f"phase {phase.index}: sampling" if progress else None)
+        got += sample_distinct(
+            policy, texts, cfg.sampling, seed, chat_template, f"phase {phase.index}: sampling" if progress else None
+        )
         taken, calls = taken + len(texts), calls + 1
     store.add_round(phase.index, round_, got, prompts=taken, draws=calls, identical=taken - len(got))
 
@@ -119,9 +153,14 @@ def wait_for_labels(store: LabelStore, run_root: Path, cfg, phase: Phase) -> Non
             if not cfg.annotator.wait:
                 raise AwaitingLabels(message)
             if stop.requested:
-                raise AwaitingLabels(f"stopped while waiting for labels (labels given so far are kept)\n{message}", 128 + stop.signum)
+                raise AwaitingLabels(
+                    f"stopped while waiting for labels (labels given so far are kept)\n{message}", 128 + stop.signum
+                )
             if not told:
-                print(f"bpo: {message}\nbpo: waiting for the labels (annotator.wait=true; Ctrl-C stops, nothing is lost)", file=sys.stderr)
+                print(
+                    f"bpo: {message}\nbpo: waiting for the labels (annotator.wait=true; Ctrl-C stops, nothing is lost)",
+                    file=sys.stderr,
+                )
                 told = True
             time.sleep(POLL_SECONDS)
 
@@ -133,8 +172,16 @@ def instructions(store: LabelStore, run_root: Path, cfg, phase: Phase, missing: 
     if cfg.annotator.kind == "external":
         from bpo.annotate.external import export_folder, labels_folder
 
-        return (f"{head}.\nimport {export_folder(run_root)}/phase-{phase.index:03d}-*.jsonl into Argilla or Label Studio, "
-                f"put their exports in {labels_folder(run_root)}/,\nthen continue the run: bpo train --resume {run}")
-    raters = "" if store.raters() else f"bpo annotate {run} --add-rater NAME (once per rater; prints the rater's link), then "
-    return (f"{head}.\nlabel them in a browser: {raters}bpo annotate {run} (serves http://127.0.0.1:{DEFAULT_PORT}/),\n"
-            f"then continue the run: bpo train --resume {run}")
+        return (
+            f"{head}.\nimport {export_folder(run_root)}/phase-{phase.index:03d}-*.jsonl into Argilla or Label Studio, "
+            f"put their exports in {labels_folder(run_root)}/,\nthen continue the run: bpo train --resume {run}"
+        )
+    raters = (
+        ""
+        if store.raters()
+        else f"bpo annotate {run} --add-rater NAME (once per rater; prints the rater's link), then "
+    )
+    return (
+        f"{head}.\nlabel them in a browser: {raters}bpo annotate {run} (serves http://127.0.0.1:{DEFAULT_PORT}/),\n"
+        f"then continue the run: bpo train --resume {run}"
+    )

@@ -31,7 +31,7 @@ from bpo.data.chat import prompt_text
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the rater's link holds the token
     "Cache-Control": "no-store",
@@ -92,7 +92,9 @@ async def _refuse(status: int, why: str, scope: Scope, receive: Receive, send: S
     await JSONResponse({"error": why}, status_code=status, headers=headers)(scope, receive, send)
 
 
-def create_app(store: LabelStore, host: str = "127.0.0.1", port: int = 8765, extra_hosts: tuple[str, ...] = ()) -> ASGIApp:
+def create_app(
+    store: LabelStore, host: str = "127.0.0.1", port: int = 8765, extra_hosts: tuple[str, ...] = ()
+) -> ASGIApp:
     cookie = cookie_name(port)
 
     def state(rater: str) -> dict:
@@ -102,7 +104,13 @@ def create_app(store: LabelStore, host: str = "127.0.0.1", port: int = 8765, ext
         if pair is not None:
             first_left = shows_first_on_left(rater, pair.id)
             left, right = (pair.first, pair.second) if first_left else (pair.second, pair.first)
-            shown = {"id": pair.id, "phase": pair.phase, "prompt": prompt_text(pair.prompt), "left": left.text, "right": right.text}
+            shown = {
+                "id": pair.id,
+                "phase": pair.phase,
+                "prompt": prompt_text(pair.prompt),
+                "left": left.text,
+                "right": right.text,
+            }
         last = store.last_label(rater)
         return {"rater": rater, "pair": shown, "progress": store.progress(rater), "undo": last[0] if last else None}
 
@@ -124,10 +132,14 @@ def create_app(store: LabelStore, host: str = "127.0.0.1", port: int = 8765, ext
         if body["choice"] not in BUTTONS:
             return _error(400, f"choice: {body['choice']!r} is not one of {', '.join(BUTTONS)}")
         first_left = shows_first_on_left(rater, body["pair_id"])
-        choice = {"left": "first" if first_left else "second", "right": "second" if first_left else "first"}.get(body["choice"], body["choice"])
+        choice = {"left": "first" if first_left else "second", "right": "second" if first_left else "first"}.get(
+            body["choice"], body["choice"]
+        )
 
         def commit() -> dict:
-            applied = store.add_label(body["pair_id"], rater, choice, body["nonce"], "web", "first" if first_left else "second")
+            applied = store.add_label(
+                body["pair_id"], rater, choice, body["nonce"], "web", "first" if first_left else "second"
+            )
             return {"applied": applied, **state(rater)}
 
         return await _answer(commit)

@@ -29,15 +29,22 @@ def labels_status(store: LabelStore) -> str:
     for row in store.labels():
         labels_by_pair[row.pair_id][row.rater] = row.choice
         per_rater[row.rater] += 1
-    lines = [f"labels ({store.path.name}): {overlap} per pair; raters: "
-             + (", ".join(f"{r} ({per_rater[r]} labels)" for r in dict.fromkeys([*store.raters(), *per_rater])) or "none yet (bpo annotate RUN_DIR --add-rater NAME)")]
+    lines = [
+        f"labels ({store.path.name}): {overlap} per pair; raters: "
+        + (
+            ", ".join(f"{r} ({per_rater[r]} labels)" for r in dict.fromkeys([*store.raters(), *per_rater]))
+            or "none yet (bpo annotate RUN_DIR --add-rater NAME)"
+        )
+    ]
     for phase in sorted({p.phase for p in pairs}):
         ids = [p.id for p in pairs if p.phase == phase]
         complete = [i for i in ids if len(labels_by_pair[i]) >= overlap]
         outcomes = Counter(combine(list(labels_by_pair[i].values())) for i in complete)
         undecided = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()) if k not in DECIDED)
-        lines.append(f"  phase {phase} ({'trained on' if phase in closed else 'open'}): {len(complete)} of {len(ids)} pairs labelled, "
-                     f"{sum(outcomes[k] for k in DECIDED)} decided" + (f", undecided: {undecided}" if undecided else ""))
+        lines.append(
+            f"  phase {phase} ({'trained on' if phase in closed else 'open'}): {len(complete)} of {len(ids)} pairs labelled, "
+            f"{sum(outcomes[k] for k in DECIDED)} decided" + (f", undecided: {undecided}" if undecided else "")
+        )
     found = agreement(labels_by_pair)
     if found:
         name, value, n = found

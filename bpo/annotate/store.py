@@ -128,7 +128,9 @@ class LabelStore:
         """The store of a run folder that has one (a run with annotator.kind=human or external)."""
         path = Path(run_dir) / STORE_NAME
         if not path.is_file():
-            raise StoreError(f"{run_dir}: no {STORE_NAME}; start a run with annotator.kind=human (or external) there first")
+            raise StoreError(
+                f"{run_dir}: no {STORE_NAME}; start a run with annotator.kind=human (or external) there first"
+            )
         return cls(path)
 
     def _connect(self) -> sqlite3.Connection:
@@ -189,32 +191,56 @@ class LabelStore:
 
     # pairs --------------------------------------------------------------------------------------
 
-    def add_round(self, phase: int, round_: int, pairs: Sequence[tuple[Prompt, list[int], tuple[Response, Response]]],
-                  prompts: int, draws: int, identical: int) -> None:
+    def add_round(
+        self,
+        phase: int,
+        round_: int,
+        pairs: Sequence[tuple[Prompt, list[int], tuple[Response, Response]]],
+        prompts: int,
+        draws: int,
+        identical: int,
+    ) -> None:
         """A sampling round's pairs, all or nothing; ids continue the phase's numbering."""
         with self._write() as con:
             start = con.execute("SELECT COUNT(*) FROM pairs WHERE phase = ?", (phase,)).fetchone()[0]
-            con.execute("INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)", (phase, round_, prompts, draws, identical, time.time()))
+            con.execute(
+                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)", (phase, round_, prompts, draws, identical, time.time())
+            )
             for i, (prompt, prompt_ids, (a, b)) in enumerate(pairs, start=start):
-                tokens = {"prompt": prompt_ids, "first": a.ids, "second": b.ids, "first_logp": a.logp, "second_logp": b.logp}
-                con.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (f"p{phase:03d}-{i:05d}", phase, round_, i, json.dumps(prompt), a.text, b.text, json.dumps(tokens)))
+                tokens = {
+                    "prompt": prompt_ids,
+                    "first": a.ids,
+                    "second": b.ids,
+                    "first_logp": a.logp,
+                    "second_logp": b.logp,
+                }
+                con.execute(
+                    "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (f"p{phase:03d}-{i:05d}", phase, round_, i, json.dumps(prompt), a.text, b.text, json.dumps(tokens)),
+                )
 
     def rounds(self, phase: int) -> list[dict]:
         with self._read() as con:
-            rows = con.execute("SELECT round, prompts, draws, identical FROM rounds WHERE phase = ? ORDER BY round", (phase,))
+            rows = con.execute(
+                "SELECT round, prompts, draws, identical FROM rounds WHERE phase = ? ORDER BY round", (phase,)
+            )
             return [dict(zip(("round", "prompts", "draws", "identical"), r)) for r in rows]
 
     def candidates(self, phase: int | None = None) -> list[Candidate]:
         """Stored pairs (of one phase, or all) in their order."""
         where, args = ("WHERE phase = ?", (phase,)) if phase is not None else ("", ())
         with self._read() as con:
-            rows = con.execute(f"SELECT id, phase, round, idx, prompt, first, second, tokens FROM pairs {where} ORDER BY phase, idx", args).fetchall()
+            rows = con.execute(
+                f"SELECT id, phase, round, idx, prompt, first, second, tokens FROM pairs {where} ORDER BY phase, idx",
+                args,
+            ).fetchall()
         return [_candidate(row) for row in rows]
 
     # labels -------------------------------------------------------------------------------------
 
-    def add_label(self, pair_id: str, rater: str, choice: str, nonce: str, source: str = "web", shown_left: str | None = None) -> bool:
+    def add_label(
+        self, pair_id: str, rater: str, choice: str, nonce: str, source: str = "web", shown_left: str | None = None
+    ) -> bool:
         """Commit one label; True if it changed the store, False if it was there already (a retry) or
         was undone since (a late retry). Raises LabelConflict for a closed phase or a different label
         of the same rater, StoreError for an unknown pair or choice."""
@@ -227,7 +253,15 @@ class LabelStore:
             return sum(self._insert(con, *row) for row in rows)
 
     @staticmethod
-    def _insert(con: sqlite3.Connection, pair_id: str, rater: str, choice: str, nonce: str, source: str, shown_left: str | None = None) -> bool:
+    def _insert(
+        con: sqlite3.Connection,
+        pair_id: str,
+        rater: str,
+        choice: str,
+        nonce: str,
+        source: str,
+        shown_left: str | None = None,
+    ) -> bool:
         if choice not in CHOICES:
             raise StoreError(f"choice: {choice!r} is not one of {', '.join(CHOICES)}")
         pair = con.execute("SELECT phase FROM pairs WHERE id = ?", (pair_id,)).fetchone()
@@ -235,35 +269,49 @@ class LabelStore:
             raise UnknownPair(f"pair_id: no pair {pair_id!r} in this run")
         if con.execute("SELECT 1 FROM undone WHERE nonce = ?", (nonce,)).fetchone():
             return False
-        existing = con.execute("SELECT nonce, choice, source FROM labels WHERE pair_id = ? AND rater = ?", (pair_id, rater)).fetchone()
+        existing = con.execute(
+            "SELECT nonce, choice, source FROM labels WHERE pair_id = ? AND rater = ?", (pair_id, rater)
+        ).fetchone()
         if existing is not None:
             if existing[0] == nonce or (source != "web" and existing[1] == choice):
                 return False
             raise LabelConflict(f"{rater} already labelled {pair_id} {existing[1]} (from {existing[2]})")
         if con.execute("SELECT 1 FROM closed WHERE phase = ?", pair).fetchone():
             raise LabelConflict(f"phase {pair[0]} was already trained on; its labels are final")
-        con.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)", (pair_id, rater, choice, shown_left, nonce, source, time.time()))
+        con.execute(
+            "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (pair_id, rater, choice, shown_left, nonce, source, time.time()),
+        )
         return True
 
     def undo(self, rater: str, nonce: str) -> bool:
         """Take back the rater's label with this nonce (kept in `undone`); False if it is not there
         (already undone: a retry). Labels of a phase already trained on cannot be undone."""
         with self._write() as con:
-            row = con.execute("SELECT l.pair_id, l.choice, l.shown_left, l.source, l.at, p.phase FROM labels l JOIN pairs p ON p.id = l.pair_id "
-                              "WHERE l.rater = ? AND l.nonce = ?", (rater, nonce)).fetchone()
+            row = con.execute(
+                "SELECT l.pair_id, l.choice, l.shown_left, l.source, l.at, p.phase FROM labels l JOIN pairs p ON p.id = l.pair_id "
+                "WHERE l.rater = ? AND l.nonce = ?",
+                (rater, nonce),
+            ).fetchone()
             if row is None:
                 return False
             if con.execute("SELECT 1 FROM closed WHERE phase = ?", (row[5],)).fetchone():
                 raise LabelConflict(f"phase {row[5]} was already trained on; its labels are final")
-            con.execute("INSERT INTO undone VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (nonce, row[0], rater, row[1], row[2], row[3], row[4], time.time()))
+            con.execute(
+                "INSERT INTO undone VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (nonce, row[0], rater, row[1], row[2], row[3], row[4], time.time()),
+            )
             con.execute("DELETE FROM labels WHERE nonce = ?", (nonce,))
         return True
 
     def labels(self, phase: int | None = None) -> list[LabelRow]:
         where, args = ("WHERE p.phase = ?", (phase,)) if phase is not None else ("", ())
         with self._read() as con:
-            rows = con.execute(f"SELECT l.pair_id, p.phase, l.rater, l.choice, l.source FROM labels l JOIN pairs p ON p.id = l.pair_id "
-                               f"{where} ORDER BY p.phase, p.idx, l.at", args).fetchall()
+            rows = con.execute(
+                f"SELECT l.pair_id, p.phase, l.rater, l.choice, l.source FROM labels l JOIN pairs p ON p.id = l.pair_id "
+                f"{where} ORDER BY p.phase, p.idx, l.at",
+                args,
+            ).fetchall()
         return [LabelRow(*row) for row in rows]
 
     def undone_count(self) -> int:
@@ -282,15 +330,20 @@ class LabelStore:
                 "(SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id) AS n FROM pairs p "
                 "WHERE p.phase NOT IN (SELECT phase FROM closed) "
                 "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.pair_id = p.id AND l.rater = ?) AND n < ? "
-                "ORDER BY n, p.phase, p.idx LIMIT 1", (rater, overlap)).fetchone()
+                "ORDER BY n, p.phase, p.idx LIMIT 1",
+                (rater, overlap),
+            ).fetchone()
         return _candidate(row[:8]) if row else None
 
     def last_label(self, rater: str) -> tuple[str, str] | None:
         """(nonce, pair id) of the rater's most recent label in an open phase: what undo takes back."""
         with self._read() as con:
-            return con.execute("SELECT l.nonce, l.pair_id FROM labels l JOIN pairs p ON p.id = l.pair_id "
-                               "WHERE l.rater = ? AND p.phase NOT IN (SELECT phase FROM closed) "
-                               "ORDER BY l.at DESC, l.rowid DESC LIMIT 1", (rater,)).fetchone()
+            return con.execute(
+                "SELECT l.nonce, l.pair_id FROM labels l JOIN pairs p ON p.id = l.pair_id "
+                "WHERE l.rater = ? AND p.phase NOT IN (SELECT phase FROM closed) "
+                "ORDER BY l.at DESC, l.rowid DESC LIMIT 1",
+                (rater,),
+            ).fetchone()
 
     def progress(self, rater: str) -> dict:
         """Open phases: labels given / needed (pairs x overlap), complete pairs; this rater's labels there."""
@@ -299,7 +352,9 @@ class LabelStore:
             counts = con.execute(
                 "SELECT p.phase, p.id, (SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id), "
                 "EXISTS (SELECT 1 FROM labels l WHERE l.pair_id = p.id AND l.rater = ?) "
-                "FROM pairs p WHERE p.phase NOT IN (SELECT phase FROM closed)", (rater,)).fetchall()
+                "FROM pairs p WHERE p.phase NOT IN (SELECT phase FROM closed)",
+                (rater,),
+            ).fetchall()
         return {
             "phases": sorted({c[0] for c in counts}),
             "pairs": len(counts),
@@ -314,8 +369,11 @@ class LabelStore:
         """Ids of the phase's pairs that have fewer labels than the overlap asks for."""
         with self._read() as con:
             overlap = int(con.execute("SELECT value FROM meta WHERE key = 'overlap'").fetchone()[0])
-            rows = con.execute("SELECT p.id FROM pairs p WHERE p.phase = ? AND (SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id) < ? "
-                               "ORDER BY p.idx", (phase, overlap)).fetchall()
+            rows = con.execute(
+                "SELECT p.id FROM pairs p WHERE p.phase = ? AND (SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id) < ? "
+                "ORDER BY p.idx",
+                (phase, overlap),
+            ).fetchall()
         return [r[0] for r in rows]
 
     def close_phase(self, phase: int) -> None:
@@ -331,5 +389,13 @@ class LabelStore:
 def _candidate(row) -> Candidate:
     pair_id, phase, round_, idx, prompt, first, second, tokens = row
     t = json.loads(tokens)
-    return Candidate(pair_id, phase, round_, idx, json.loads(prompt), t["prompt"],
-                     Response(first, t["first"], t["first_logp"]), Response(second, t["second"], t["second_logp"]))
+    return Candidate(
+        pair_id,
+        phase,
+        round_,
+        idx,
+        json.loads(prompt),
+        t["prompt"],
+        Response(first, t["first"], t["first_logp"]),
+        Response(second, t["second"], t["second_logp"]),
+    )

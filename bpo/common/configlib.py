@@ -42,16 +42,25 @@ class ConfigError(ValueError):
     """A configuration problem, described in one line that a user can act on."""
 
 
-def option(default: Any = MISSING, *, help: str, choices: Sequence[Any] | None = None,
-           default_factory: Any = MISSING, may_change_on_resume: bool = False) -> Any:
+def option(
+    default: Any = MISSING,
+    *,
+    help: str,
+    choices: Sequence[Any] | None = None,
+    default_factory: Any = MISSING,
+    may_change_on_resume: bool = False,
+) -> Any:
     """A ``dataclasses.Field`` whose metadata carries ``help`` and ``choices`` (checked on load), and
     whether a resumed run may give the field (a whole section, for a nested config) another value than
     the run started with (see :func:`fixed_settings`).
 
     Typed ``Any``, like ``dataclasses.field``, so that ``x: int = option(1, help="")`` type-checks.
     """
-    return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"help": help, "choices": choices, "may_change_on_resume": may_change_on_resume})
+    return dataclasses.field(
+        default=default,
+        default_factory=default_factory,
+        metadata={"help": help, "choices": choices, "may_change_on_resume": may_change_on_resume},
+    )
 
 
 def fixed_settings(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -134,7 +143,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
                     continue
                 if first != key_node.start_mark.line + 1:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark)
+                        None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark
+                    )
         return super().construct_mapping(node, deep)
 
 
@@ -194,8 +204,7 @@ def _record_lines(node: yaml.Node, key: Key, name: str, where: dict[Key, str]) -
         _record_lines(child, key + (part,), name, where)
 
 
-def _apply_override(data: dict[Any, Any], item: str, where: dict[Key, str],
-                    raw: dict[Key, str]) -> None:
+def _apply_override(data: dict[Any, Any], item: str, where: dict[Key, str], raw: dict[Key, str]) -> None:
     label = f"override '{item}'"
     key_text, eq, value_text = item.partition("=")
     key = tuple(key_text.strip().split("."))
@@ -211,12 +220,11 @@ def _apply_override(data: dict[Any, Any], item: str, where: dict[Key, str],
             where[key[:i]] = label
         node = node.setdefault(key[i - 1], {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{label}: '{_dotted(key[:i])}' is not a section, "
-                              f"cannot set '{key_text}'")
+            raise ConfigError(f"{label}: '{_dotted(key[:i])}' is not a section, cannot set '{key_text}'")
     node[key[-1]] = value
     # The new value replaces whatever the file (or an earlier override) said at or below this key.
     for table in (where, raw):
-        for old in [k for k in table if k[:len(key)] == key]:
+        for old in [k for k in table if k[: len(key)] == key]:
             del table[old]
     where[key], raw[key] = label, value_text.strip()
 
@@ -254,16 +262,16 @@ def _build(cls: type, value: Any, key: Key, ctx: _Context, base: Any = None) -> 
     # `base`: the enclosing field's default instance, if any, whose values fill keys not given.
     if not isinstance(value, Mapping):
         what = f"'{_dotted(key)}'" if key else "the top level"
-        raise ctx.error(key, f"{what} must be a mapping (section {cls.__name__}), "
-                             f"got {_show(value)}")
+        raise ctx.error(key, f"{what} must be a mapping (section {cls.__name__}), got {_show(value)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for k in value:
         if str(k) not in fields:
             scope = f"allowed keys of '{_dotted(key)}'" if key else "allowed top-level keys"
             close = difflib.get_close_matches(str(k), fields, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ctx.error(key + (str(k),), f"unknown key '{_dotted(key + (str(k),))}'; "
-                                              f"{scope}: {', '.join(fields)}{hint}")
+            raise ctx.error(
+                key + (str(k),), f"unknown key '{_dotted(key + (str(k),))}'; {scope}: {', '.join(fields)}{hint}"
+            )
     hints = get_type_hints(cls)
     kwargs = {}
     for name, f in fields.items():
@@ -340,8 +348,7 @@ def _convert(tp: Any, value: Any, key: Key, ctx: _Context, base: Any = None) -> 
 def _check_choice(choices: Sequence[Any], value: Any, key: Key, ctx: _Context) -> None:
     # `True == 1` in Python; a bool must only match a bool (and an int only a non-bool).
     if not any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices):
-        raise ctx.error(key, f"'{_dotted(key)}' must be one of {', '.join(map(str, choices))}; "
-                             f"got {value!r}")
+        raise ctx.error(key, f"'{_dotted(key)}' must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
 def _prefixed(key: Key, error: ValueError) -> ConfigError:

@@ -51,8 +51,9 @@ def atomic_path(path: str | Path, *, fsync: bool = False, tmp: str | Path | None
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", *, fsync: bool = False, tmp: str | Path | None = None,
-                encoding: str = "utf-8") -> Iterator[IO]:
+def atomic_open(
+    path: str | Path, mode: str = "w", *, fsync: bool = False, tmp: str | Path | None = None, encoding: str = "utf-8"
+) -> Iterator[IO]:
     """A file object ("w": text in `encoding`, "wb": bytes) whose content replaces `path` when the block
     ends without an exception; an exception leaves `path` untouched and removes the temporary file."""
     if mode not in ("w", "wb"):
@@ -65,7 +66,9 @@ def atomic_open(path: str | Path, mode: str = "w", *, fsync: bool = False, tmp: 
                 os.fsync(f.fileno())
 
 
-def atomic_write_text(path: str | Path, text: str, *, fsync: bool = False, tmp: str | Path | None = None, encoding: str = "utf-8") -> None:
+def atomic_write_text(
+    path: str | Path, text: str, *, fsync: bool = False, tmp: str | Path | None = None, encoding: str = "utf-8"
+) -> None:
     """`path` holds `text` (old content until the new one is complete)."""
     with atomic_open(path, "w", fsync=fsync, tmp=tmp, encoding=encoding) as f:
         f.write(text)

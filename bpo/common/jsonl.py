@@ -46,7 +46,9 @@ def read_jsonl(path: str | Path, required: Sequence[str] = (), optional: Sequenc
     return [row for _, row in read_jsonl_lines(path, required, optional)]
 
 
-def read_jsonl_lines(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[tuple[int, dict[str, Any]]]:
+def read_jsonl_lines(
+    path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()
+) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) pairs, so later checks can name the line too."""
     path = Path(path)
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -61,7 +63,9 @@ def read_jsonl_lines(path: str | Path, required: Sequence[str] = (), optional: S
     return rows
 
 
-def check_row(row: dict[str, Any], path: Path, number: int, required: Sequence[str] = (), optional: Sequence[str] = ()) -> None:
+def check_row(
+    row: dict[str, Any], path: Path, number: int, required: Sequence[str] = (), optional: Sequence[str] = ()
+) -> None:
     """`required` fields present and non-empty strings or message lists; `optional` ones too where given
     (not null). Errors name `path`:`number` (a line, or a table's row: bpo.data.datafiles) and the field."""
     for key in required:
@@ -92,11 +96,15 @@ def _check_text(row: dict, key: str, path: Path, number: int, must_exist: bool) 
         for i, m in enumerate(value):
             where = f"{path}:{number}: {key}[{i}]"
             if not isinstance(m, dict):
-                raise DataFileError(f"{where}: a message must be an object with 'role' and 'content', got {type(m).__name__}")
+                raise DataFileError(
+                    f"{where}: a message must be an object with 'role' and 'content', got {type(m).__name__}"
+                )
             if m.get("role") not in ROLES:
                 raise DataFileError(f"{where}: role: {m.get('role')!r} is not one of {', '.join(ROLES)}")
             if not isinstance(m.get("content"), str):
-                raise DataFileError(f"{where}: content: expected a string, got {type(m.get('content')).__name__ if 'content' in m else 'nothing'}")
+                raise DataFileError(
+                    f"{where}: content: expected a string, got {type(m.get('content')).__name__ if 'content' in m else 'nothing'}"
+                )
             if not m["content"].strip():
                 raise DataFileError(f"{where}: content: empty string")
         return

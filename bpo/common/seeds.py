@@ -35,5 +35,7 @@ PROCESS_STREAM = (1, 2**32)
 def derive_seed(seed: int, *parts: int, weights: Sequence[int]) -> int:
     """seed * weights[0] + parts[0] * weights[1] + ...: the seed of one random stream (see the module)."""
     if len(weights) != len(parts) + 1:
-        raise ValueError(f"derive_seed: {len(parts) + 1} inputs (the seed and {len(parts)} parts) but {len(weights)} weights")
+        raise ValueError(
+            f"derive_seed: {len(parts) + 1} inputs (the seed and {len(parts)} parts) but {len(weights)} weights"
+        )
     return sum(value * weight for value, weight in zip((seed, *parts), weights))

@@ -32,7 +32,9 @@ class StopFlag:
             sys.stderr.write("\nbpo: second signal, exiting at once; the last complete checkpoint is kept\n")
             os._exit(128 + signum)
         self.signum = signum
-        sys.stderr.write(f"\nbpo: {signal.Signals(signum).name} received; finishing this step, then checkpointing (signal again to exit at once)\n")
+        sys.stderr.write(
+            f"\nbpo: {signal.Signals(signum).name} received; finishing this step, then checkpointing (signal again to exit at once)\n"
+        )
 
     def __enter__(self) -> StopFlag:
         for sig in self.SIGNALS:

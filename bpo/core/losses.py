@@ -147,7 +147,9 @@ def iopo_weight(logp_protagonist_rejected: Tensor, logp_adversary_rejected: Tens
     return torch.where(degenerate, torch.ones_like(clipped), clipped).to(logp_protagonist_rejected.dtype)
 
 
-def iopo(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float, eps: float = 0.3) -> Tensor:
+def iopo(
+    pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float, eps: float = 0.3
+) -> Tensor:
     """IOPO's per-example loss (Wang et al. 2025, eq. 14, corrected), (B,): the DPO loss weighted by r,
 
         -r * log sigmoid(beta * [log pi_mu/pi_nu (y_w) - log pi_mu/pi_nu (y_l)]),   r = iopo_weight(pi_l, ref_l, eps)
@@ -162,7 +164,9 @@ def iopo(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejecte
     return iopo_weight(pi_rejected, ref_rejected, eps) * dpo(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta)
 
 
-def iopo_reversed(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float, eps: float = 0.3) -> Tensor:
+def iopo_reversed(
+    pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float, eps: float = 0.3
+) -> Tensor:
     """IOPO's adversary under the zero-sum reading of the paper's section 4.1: its action is the reversed
     preference, y_l preferred to y_w. It is `iopo` with chosen and rejected swapped (pi = nu, ref = mu):
 

@@ -35,7 +35,9 @@ def exact_merge_factors(As: Sequence[Tensor], Bs: Sequence[Tensor], scalings: Se
     return A, B
 
 
-def linear_merge_factors(As: Sequence[Tensor], Bs: Sequence[Tensor], scalings: Sequence[float]) -> tuple[Tensor, Tensor]:
+def linear_merge_factors(
+    As: Sequence[Tensor], Bs: Sequence[Tensor], scalings: Sequence[float]
+) -> tuple[Tensor, Tensor]:
     """peft's `linear` combination with equal weights 1/n; all ranks must be equal."""
     n = len(As)
     if len({A_i.shape for A_i in As}) != 1:

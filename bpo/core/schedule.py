@@ -21,10 +21,17 @@ DEFAULT_BATCH_SIZE = 16  # B when it is not given and steps and pairs do not bot
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    steps: int | None = option(None, help=f"T, training steps; any two of steps, pairs, batch_size give the third (steps = {DEFAULT_STEPS} if neither steps nor pairs is set)")
-    phases: int | None = option(None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default")
+    steps: int | None = option(
+        None,
+        help=f"T, training steps; any two of steps, pairs, batch_size give the third (steps = {DEFAULT_STEPS} if neither steps nor pairs is set)",
+    )
+    phases: int | None = option(
+        None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default"
+    )
     pairs: int | None = option(None, help="N, labelled pairs in total (N = T * B: each is trained on once)")
-    batch_size: int | None = option(None, help=f"B, pairs per training step; null: pairs / steps if both are given, else {DEFAULT_BATCH_SIZE}")
+    batch_size: int | None = option(
+        None, help=f"B, pairs per training step; null: pairs / steps if both are given, else {DEFAULT_BATCH_SIZE}"
+    )
 
     def steps_or_default(self) -> int | None:
         """T as given; else None where pairs is given (T follows from N and B), else the default."""

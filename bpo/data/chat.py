@@ -52,7 +52,9 @@ def as_prompt(value, where: str) -> Prompt:
     if not any(m["role"] == "user" for m in messages):
         raise DataFileError(f"{where}: no message with role 'user'")
     if messages[-1]["role"] == "assistant":
-        raise DataFileError(f"{where}: the conversation ends with an assistant message; a prompt ends where the response begins")
+        raise DataFileError(
+            f"{where}: the conversation ends with an assistant message; a prompt ends where the response begins"
+        )
     return messages
 
 
@@ -62,18 +64,24 @@ def as_response(value, where: str) -> str:
         return value
     if len(value) != 1 or value[0]["role"] != "assistant":
         roles = ", ".join(m["role"] for m in value)
-        raise DataFileError(f"{where}: a conversational response is one assistant message, got {len(value)} message(s) ({roles})")
+        raise DataFileError(
+            f"{where}: a conversational response is one assistant message, got {len(value)} message(s) ({roles})"
+        )
     return value[0]["content"]
 
 
-def split_shared_prompt(chosen: list[Message], rejected: list[Message], where: str) -> tuple[list[Message], list[Message], list[Message]]:
+def split_shared_prompt(
+    chosen: list[Message], rejected: list[Message], where: str
+) -> tuple[list[Message], list[Message], list[Message]]:
     """TRL's implicit prompt: (prompt, chosen rest, rejected rest), the prompt being the messages the
     two conversations share from the start. `where` is "FILE:LINE"."""
     shared = 0
     while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
         shared += 1
     if shared == 0:
-        raise DataFileError(f"{where}: prompt: missing field, and chosen and rejected share no first message to take it from (TRL's implicit prompt)")
+        raise DataFileError(
+            f"{where}: prompt: missing field, and chosen and rejected share no first message to take it from (TRL's implicit prompt)"
+        )
     if shared == len(chosen) == len(rejected):
         raise DataFileError(f"{where}: chosen: identical to rejected (a pair needs two different responses)")
     return chosen[:shared], chosen[shared:], rejected[shared:]

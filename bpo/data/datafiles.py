@@ -43,7 +43,9 @@ def _pyarrow(path: Path):
     try:
         import pyarrow
     except ImportError:
-        raise DataFileError(f"{path}: reading Parquet files and datasets folders needs pyarrow: pip install 'bpo[data]'") from None
+        raise DataFileError(
+            f"{path}: reading Parquet files and datasets folders needs pyarrow: pip install 'bpo[data]'"
+        ) from None
     return pyarrow
 
 
@@ -65,11 +67,17 @@ def _dataset_folder(path: Path, pa):
     """The Arrow files a `save_to_disk` folder's state.json lists, read as one table."""
     if (path / "dataset_dict.json").is_file():
         splits = _json(path / "dataset_dict.json").get("splits", [])
-        raise DataFileError(f"{path}: a DatasetDict with splits {', '.join(map(str, splits)) or 'none'}; give one split's folder, e.g. {path / (splits[0] if splits else 'train')}")
+        raise DataFileError(
+            f"{path}: a DatasetDict with splits {', '.join(map(str, splits)) or 'none'}; give one split's folder, e.g. {path / (splits[0] if splits else 'train')}"
+        )
     state = _json(path / "state.json")
     files = state.get("_data_files") if isinstance(state, dict) else None
-    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files):
-        raise DataFileError(f"{path / 'state.json'}: _data_files: expected a list of {{\"filename\": ...}} (written by datasets' save_to_disk)")
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files
+    ):
+        raise DataFileError(
+            f'{path / "state.json"}: _data_files: expected a list of {{"filename": ...}} (written by datasets\' save_to_disk)'
+        )
     tables = []
     for entry in files:
         arrow = path / entry["filename"]

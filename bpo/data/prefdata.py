@@ -23,15 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from bpo.data.chat import Prompt, as_prompt, as_response, prompt_messages, split_shared_prompt
 from bpo.common.configlib import option
-from bpo.data.datafiles import read_rows
 from bpo.common.jsonl import DataFileError, check_row, write_jsonl
+from bpo.data.chat import Prompt, as_prompt, as_response, prompt_messages, split_shared_prompt
+from bpo.data.datafiles import read_rows
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    pairs: str | None = option(None, help="a preference file (JSONL, Parquet or a datasets folder; TRL layout: prompt/chosen/rejected, plain or conversational) used as the labelled pairs of phase 0 instead of sampling; for offline baselines")
+    pairs: str | None = option(
+        None,
+        help="a preference file (JSONL, Parquet or a datasets folder; TRL layout: prompt/chosen/rejected, plain or conversational) used as the labelled pairs of phase 0 instead of sampling; for offline baselines",
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,10 @@ def read_preferences(path: str | Path) -> list[PreferenceRecord]:
         else:
             prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
         prompt = as_prompt(prompt, f"{path}:{line}: prompt")
-        chosen, rejected = as_response(chosen, f"{path}:{line}: chosen"), as_response(rejected, f"{path}:{line}: rejected")
+        chosen, rejected = (
+            as_response(chosen, f"{path}:{line}: chosen"),
+            as_response(rejected, f"{path}:{line}: rejected"),
+        )
         if not chosen.strip() or not rejected.strip():
             raise DataFileError(f"{path}:{line}: {'chosen' if not chosen.strip() else 'rejected'}: empty response")
         if chosen == rejected:

@@ -60,7 +60,13 @@ class PairBatch:
     def to(self, device: torch.device) -> "PairBatch":
         """The batch on `device` (the policy's)."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return PairBatch(move(self.input_ids), move(self.attention_mask), move(self.response_mask), move(self.stored_ref_logp), self.pair_ids)
+        return PairBatch(
+            move(self.input_ids),
+            move(self.attention_mask),
+            move(self.response_mask),
+            move(self.stored_ref_logp),
+            self.pair_ids,
+        )
 
     @property
     def size(self) -> int:  # B
@@ -82,7 +88,9 @@ def make_batch(pairs: Sequence[Pair], pad_id: int) -> PairBatch:
     input_ids, attention, response = collate(*pair_rows(pairs), pad_id, side="right")
     stored = None
     if all(p.ref_chosen_logp is not None and p.ref_rejected_logp is not None for p in pairs):
-        stored = torch.tensor([p.ref_chosen_logp for p in pairs] + [p.ref_rejected_logp for p in pairs], dtype=torch.float32)
+        stored = torch.tensor(
+            [p.ref_chosen_logp for p in pairs] + [p.ref_rejected_logp for p in pairs], dtype=torch.float32
+        )
     return PairBatch(input_ids, attention, response, stored, [p.id for p in pairs])
 
 
@@ -90,4 +98,3 @@ def split_pairs(rows: Tensor) -> tuple[Tensor, Tensor]:
     """(2B,) -> chosen (B,), rejected (B,)."""
     b = rows.shape[0] // 2
     return rows[:b], rows[b:]
-

@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from bpo.evaluation.evaluate import bootstrap_interval, evaluate_policy
 from bpo.core.losses import implicit_rewards
+from bpo.evaluation.evaluate import bootstrap_interval, evaluate_policy
 from bpo.model.policy import EnsemblePolicy
 
 # ---- the metrics ------------------------------------------------------------------------------------
@@ -55,7 +55,9 @@ class WinTieLose:
     n: int
 
 
-def win_tie_lose(scores_a: Sequence[float], scores_b: Sequence[float], tie_margin: float = 0.0, seed: int = 0) -> WinTieLose:
+def win_tie_lose(
+    scores_a: Sequence[float], scores_b: Sequence[float], tie_margin: float = 0.0, seed: int = 0
+) -> WinTieLose:
     outcome = head_to_head(scores_a, scores_b, tie_margin)
     if outcome.size == 0:
         raise ValueError("no scores to compare")
@@ -127,10 +129,10 @@ class Contender:
 
 def heldout_margins(c: Contender, path: str | Path, beta: float, chat_template: bool = False) -> np.ndarray:
     """Reward margins of the contender on every pair of a preference file (TRL layout), against its SFT policy."""
-    from bpo.judging.pairs import pairs_from_file
     from bpo.data.prefdata import read_preferences
-    from bpo.model.scoring import response_logprobs
     from bpo.data.records import pair_rows, split_pairs
+    from bpo.judging.pairs import pairs_from_file
+    from bpo.model.scoring import response_logprobs
 
     pairs = pairs_from_file(path, c.policy.tokenizer, len(read_preferences(path)), chat_template)
     rows, pad = pair_rows(pairs), c.policy.tokenizer.pad_token_id
@@ -142,31 +144,62 @@ def heldout_margins(c: Contender, path: str | Path, beta: float, chat_template: 
 
 
 def compare(
-    a: Contender, b: Contender, examples, judge, sampling, tie_margin: float = 0.0, bad_threshold: float | None = None,
-    chat_template: bool = False, seed: int = 0, progress: bool = True,
+    a: Contender,
+    b: Contender,
+    examples,
+    judge,
+    sampling,
+    tie_margin: float = 0.0,
+    bad_threshold: float | None = None,
+    chat_template: bool = False,
+    seed: int = 0,
+    progress: bool = True,
 ) -> dict:
     """Win/tie/lose of a against b on the held-out `examples` (responses sampled with `sampling`), and
     the bad-case rate when a threshold is given; also each side's mean judge score and some examples."""
     spec = replace(sampling, greedy=False, top_p=1.0)
-    results = [evaluate_policy(c.policy, examples, judge, spec, c.slot, chat_template, False, seed, progress) for c in (a, b)]
+    results = [
+        evaluate_policy(c.policy, examples, judge, spec, c.slot, chat_template, False, seed, progress) for c in (a, b)
+    ]
     scores = [[e["score"] for e in r.examples] for r in results]
-    out = {"a": a.name, "b": b.name, "temperature": spec.temperature, "tie_margin": tie_margin,
-           **asdict(win_tie_lose(*scores, tie_margin, seed=seed)),
-           "mean_score_a": float(np.mean(scores[0])), "mean_score_b": float(np.mean(scores[1])),
-           "outcomes": head_to_head(*scores, tie_margin).tolist()}  # per prompt: 1 a wins, 0 tie, -1 a loses
+    out = {
+        "a": a.name,
+        "b": b.name,
+        "temperature": spec.temperature,
+        "tie_margin": tie_margin,
+        **asdict(win_tie_lose(*scores, tie_margin, seed=seed)),
+        "mean_score_a": float(np.mean(scores[0])),
+        "mean_score_b": float(np.mean(scores[1])),
+        "outcomes": head_to_head(*scores, tie_margin).tolist(),
+    }  # per prompt: 1 a wins, 0 tie, -1 a loses
     if bad_threshold is not None:
         out.update(bad_threshold=bad_threshold, bad_case_rate=bad_case_rate(*scores, bad_threshold))
     out["examples"] = [
-        {"prompt": ea["prompt"], "a": ea["response"], "score_a": ea["score"], "b": eb["response"], "score_b": eb["score"]}
+        {
+            "prompt": ea["prompt"],
+            "a": ea["response"],
+            "score_a": ea["score"],
+            "b": eb["response"],
+            "score_b": eb["score"],
+        }
         for ea, eb in zip(results[0].examples[:8], results[1].examples[:8])
     ]
     return out
 
 
-def heldout_report(contenders: Sequence[Contender], path: str | Path, beta: float, chat_template: bool = False, histogram: Path | None = None) -> dict:
+def heldout_report(
+    contenders: Sequence[Contender],
+    path: str | Path,
+    beta: float,
+    chat_template: bool = False,
+    histogram: Path | None = None,
+) -> dict:
     """Mean reward margin and pairwise accuracy of each contender on a held-out preference file; the histogram PNG."""
     margins = {c.name: heldout_margins(c, path, beta, chat_template) for c in contenders}
-    policies = {name: {"mean_margin": float(m.mean()), "accuracy": pairwise_accuracy(m), "margins": m.tolist()} for name, m in margins.items()}
+    policies = {
+        name: {"mean_margin": float(m.mean()), "accuracy": pairwise_accuracy(m), "margins": m.tolist()}
+        for name, m in margins.items()
+    }
     report = {"file": str(path), "beta": beta, "pairs": len(next(iter(margins.values()))), "policies": policies}
     if histogram is not None:
         report["histogram"] = str(margin_histogram(margins, histogram))
@@ -175,17 +208,22 @@ def heldout_report(contenders: Sequence[Contender], path: str | Path, beta: floa
 
 def summary_text(result: dict) -> str:
     """The comparison as a few lines for the terminal."""
+
     def rate(key):
         low, high = result[f"{key}_ci"]
         return f"{result[key]:.3f} [{low:.3f}, {high:.3f}]"
 
-    lines = [f"{result['a']} vs {result['b']} (n={result['n']}, temperature {result['temperature']:g}, tie margin {result['tie_margin']:g}):",
-             f"  win {rate('win')}  tie {rate('tie')}  lose {rate('lose')}",
-             f"  mean judge score {result['mean_score_a']:.3f} vs {result['mean_score_b']:.3f}"]
+    lines = [
+        f"{result['a']} vs {result['b']} (n={result['n']}, temperature {result['temperature']:g}, tie margin {result['tie_margin']:g}):",
+        f"  win {rate('win')}  tie {rate('tie')}  lose {rate('lose')}",
+        f"  mean judge score {result['mean_score_a']:.3f} vs {result['mean_score_b']:.3f}",
+    ]
     if "bad_case_rate" in result:
         lines.append(f"  bad cases (both below {result['bad_threshold']:g}): {result['bad_case_rate']:.3f}")
     for name, m in result.get("heldout", {}).get("policies", {}).items():
-        lines.append(f"  held-out pairs, {name}: mean reward margin {m['mean_margin']:.4f}, pairwise accuracy {m['accuracy']:.3f}")
+        lines.append(
+            f"  held-out pairs, {name}: mean reward margin {m['mean_margin']:.4f}, pairwise accuracy {m['accuracy']:.3f}"
+        )
     if "histogram" in result.get("heldout", {}):
         lines.append(f"  margin histogram: {result['heldout']['histogram']}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import torch
 
 from bpo.common.files import atomic_write_text
+
 # Bump when what the cached responses depend on changes in a way the key does not see.
 # 2: bpo's own decoding loop (bpo.model.sampler) replaced transformers' generate (other draws for the same seed).
 FORMAT = 2
@@ -46,15 +47,31 @@ def model_digest(model: torch.nn.Module, tokenizer) -> str:
     values no state_dict holds) and the tokenizer that decodes them (vocabulary, end and padding tokens).
     The generation config is left out: bpo's sampler never applies it (bpo.model.sampler)."""
     config = getattr(model, "config", None)
-    parts = [config.to_json_string() if config is not None else "", json.dumps(sorted(tokenizer.get_vocab().items())), str(tokenizer.eos_token_id), str(tokenizer.pad_token_id)]
+    parts = [
+        config.to_json_string() if config is not None else "",
+        json.dumps(sorted(tokenizer.get_vocab().items())),
+        str(tokenizer.eos_token_id),
+        str(tokenizer.pad_token_id),
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def responses_key(weights: str, prompt_ids: Sequence[Sequence[int]], spec, seed: int, device: str, model: str = "") -> str:
+def responses_key(
+    weights: str, prompt_ids: Sequence[Sequence[int]], spec, seed: int, device: str, model: str = ""
+) -> str:
     import transformers
 
-    parts = {"format": FORMAT, "weights": weights, "model": model, "prompts": [list(p) for p in prompt_ids], "sampling": asdict(spec),
-             "seed": seed, "device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+    parts = {
+        "format": FORMAT,
+        "weights": weights,
+        "model": model,
+        "prompts": [list(p) for p in prompt_ids],
+        "sampling": asdict(spec),
+        "seed": seed,
+        "device": device,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -73,7 +90,11 @@ def cached_responses(folder: Path | None, key: str, generate: Callable[[], list[
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # complete or absent; a temporary file of this process's own: parallel sweep processes may write the same entry
-        atomic_write_text(path, json.dumps({"responses": responses}), tmp=path.with_name(f"{path.name}.{os.getpid()}.tmp"))
+        atomic_write_text(
+            path, json.dumps({"responses": responses}), tmp=path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        )
     except OSError as err:  # a read-only or full cache must not cost the run its evaluation
-        warnings.warn(f"cannot store the initial policy's answers in {folder} ({err.strerror or err}); they will be generated again next time")
+        warnings.warn(
+            f"cannot store the initial policy's answers in {folder} ({err.strerror or err}); they will be generated again next time"
+        )
     return responses

@@ -25,35 +25,54 @@ import numpy as np
 import torch
 
 from bpo.common.configlib import option
-from bpo.model.device import forked_rng
+from bpo.data.task import Example
+from bpo.data.tokens import encode_prompt
 from bpo.evaluation.evalcache import base_weights_digest, cached_responses, model_digest, responses_key
 from bpo.judging.judges import Judge
+from bpo.model.device import forked_rng
 from bpo.model.policy import MERGED, EnsemblePolicy
 from bpo.model.sampler import SamplingSpec, generate
 from bpo.model.scoring import response_logprobs
-from bpo.data.task import Example
-from bpo.data.tokens import encode_prompt
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    judge: str = option("task", help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can")
+    judge: str = option(
+        "task",
+        help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can",
+    )
     prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
-    greedy: bool = option(False, help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models greedy win rates jump between 0 and 1 with the seed, so sampling is the default")
+    greedy: bool = option(
+        False,
+        help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models greedy win rates jump between 0 and 1 with the seed, so sampling is the default",
+    )
     temperature: float = option(1.0, help="sampling temperature when greedy is false")
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
-    cache_before: bool = option(True, help="keep the initial policy's responses in $BPO_CACHE/initial-responses and reuse them when the same weights answer the same prompts with the same settings and seed (the judge scores them again every time)")
-    every: int = option(0, help="also evaluate during training, after every this many steps (0: only at the end), on the first eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of steps done, for learning curves")
-    every_prompts: int = option(32, help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final evaluation, KL estimate if eval.kl")
+    cache_before: bool = option(
+        True,
+        help="keep the initial policy's responses in $BPO_CACHE/initial-responses and reuse them when the same weights answer the same prompts with the same settings and seed (the judge scores them again every time)",
+    )
+    every: int = option(
+        0,
+        help="also evaluate during training, after every this many steps (0: only at the end), on the first eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of steps done, for learning curves",
+    )
+    every_prompts: int = option(
+        32,
+        help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final evaluation, KL estimate if eval.kl",
+    )
 
     def validate(self):
         if self.prompts < 1:
             raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
         if self.every < 0 or self.every_prompts < 1:
-            raise ValueError(f"every must be >= 0 (0: no evaluation during training) and every_prompts >= 1, got {self.every} and {self.every_prompts}")
+            raise ValueError(
+                f"every must be >= 0 (0: no evaluation during training) and every_prompts >= 1, got {self.every} and {self.every_prompts}"
+            )
         if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}")
+            raise ValueError(
+                f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}"
+            )
 
     def sampling(self, base: SamplingSpec) -> SamplingSpec:
         from dataclasses import replace
@@ -85,7 +104,9 @@ def win_outcomes(scores: Sequence[float], reference_scores: Sequence[float]) -> 
     return strict_win_outcomes(scores, reference_scores) + 0.5 * tie_outcomes(scores, reference_scores)
 
 
-def bootstrap_interval(values: Sequence[float], resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values: Sequence[float], resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean; (nan, nan) for no values."""
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
@@ -158,17 +179,28 @@ def evaluate_policy(
         torch.manual_seed(seed)
 
         def answer() -> list[str]:
-            return [r[0].text for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)]
+            return [
+                r[0].text for r in generate(model, tok, prompt_ids, 1, spec, desc="evaluating" if progress else None)
+            ]
 
         if slot is None and cache is not None and not estimate_kl:
-            key = responses_key(base_weights_digest(model), prompt_ids, spec, seed, f"{policy.device.type}:{next(model.parameters()).dtype}",
-                                model_digest(model, tok))
+            key = responses_key(
+                base_weights_digest(model),
+                prompt_ids,
+                spec,
+                seed,
+                f"{policy.device.type}:{next(model.parameters()).dtype}",
+                model_digest(model, tok),
+            )
             responses = cached_responses(cache, key, answer)
         else:
             responses = answer()
         kl = None
         if estimate_kl:
-            samples = [r[0] for r in generate(model, tok, prompt_ids, 1, replace(spec, greedy=False, temperature=1.0, top_p=1.0))]
+            samples = [
+                r[0]
+                for r in generate(model, tok, prompt_ids, 1, replace(spec, greedy=False, temperature=1.0, top_p=1.0))
+            ]
     if estimate_kl:
         with policy.use(None) as sft:
             sft_logp = response_logprobs(sft, prompt_ids, [s.ids for s in samples], tok.pad_token_id)
@@ -177,10 +209,11 @@ def evaluate_policy(
     ref_scores = judge(prompts, [ex.reference for ex in examples])
     return EvalResult(
         **asdict(win_rates(scores, ref_scores, seed=seed)),
-        mean_score=float(np.mean(scores)), mean_reference_score=float(np.mean(ref_scores)), kl_to_sft=kl,
+        mean_score=float(np.mean(scores)),
+        mean_reference_score=float(np.mean(ref_scores)),
+        kl_to_sft=kl,
         examples=[
             {"prompt": p, "response": r, "reference": ex.reference, "score": s, "reference_score": rs}
             for p, r, ex, s, rs in zip(prompts, responses, examples, scores, ref_scores)
         ],
     )
-

@@ -31,7 +31,9 @@ def interval_rows(rows: Mapping[str, Mapping[str, Interval]], path: Path, title:
     plt = pyplot()
     names = list(rows)
     stats = list(next(iter(rows.values())))
-    fig, axes = plt.subplots(1, len(stats), figsize=(3.7 * len(stats), 0.5 * len(names) + 1.8), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(stats), figsize=(3.7 * len(stats), 0.5 * len(names) + 1.8), sharey=True, squeeze=False
+    )
     for ax, stat in zip(axes[0], stats):
         for y, name in enumerate(names):
             value, low, high = rows[name][stat]
@@ -43,8 +45,15 @@ def interval_rows(rows: Mapping[str, Mapping[str, Interval]], path: Path, title:
     return _save(fig, path)
 
 
-def frequency(fs: Sequence[int], means: Sequence[float], stds: Sequence[float], lines: Mapping[str, float], path: Path,
-              title: str, ylabel: str) -> Path:
+def frequency(
+    fs: Sequence[int],
+    means: Sequence[float],
+    stds: Sequence[float],
+    lines: Mapping[str, float],
+    path: Path,
+    title: str,
+    ylabel: str,
+) -> Path:
     """Figure 4: BPO's win rate (mean +- std over seeds) against the annotation frequency F, baselines as lines."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -63,14 +63,13 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     """A held-out preference file (TRL layout) for reward margins and pairwise accuracy: two samples of the
     SFT policy per held-out prompt of the task that `overrides` configure, labelled by the task's judge
     (the higher score is chosen; ties and empty answers are left out). Written once, atomically."""
-    from bpo.judging.annotators import ScoreAnnotator
-    from bpo.loop.build import build_policy, build_task
-    from bpo.loop.config import RunConfig
     from bpo.common.configlib import load_config
     from bpo.common.files import atomic_path
-    from bpo.loop.build import build_eval_judge
-    from bpo.judging.pairs import PromptStream, collect_pairs
     from bpo.data.prefdata import PreferenceRecord, write_preferences
+    from bpo.judging.annotators import ScoreAnnotator
+    from bpo.judging.pairs import PromptStream, collect_pairs
+    from bpo.loop.build import build_eval_judge, build_policy, build_task
+    from bpo.loop.config import RunConfig
 
     path = Path(path)
     if path.is_file():
@@ -79,8 +78,18 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     task = build_task(cfg)
     policy = build_policy(cfg, task, progress=False)  # fresh adapters (B = 0): the SFT policy
     judge = ScoreAnnotator(build_eval_judge(cfg, task))
-    pairs, _ = collect_pairs(policy, PromptStream(task.eval, seed=seed), judge, cfg.sampling, phase=0, wanted=n, seed=seed,
-                             max_attempts=8, chat_template=task.chat_template, progress=False)
+    pairs, _ = collect_pairs(
+        policy,
+        PromptStream(task.eval, seed=seed),
+        judge,
+        cfg.sampling,
+        phase=0,
+        wanted=n,
+        seed=seed,
+        max_attempts=8,
+        chat_template=task.chat_template,
+        progress=False,
+    )
     kept = [p for p in pairs if p.chosen.strip() and p.rejected.strip()]  # a preference file has no empty responses
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

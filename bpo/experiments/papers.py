@@ -13,7 +13,9 @@ from bpo.experiments.reproduce import BUILTIN, Plan, full_plan, quick_plan
 from bpo.experiments.sweep import default_jobs, execute
 
 
-def reproduce(plan: Plan, out: Path, jobs: int | None = None, progress: bool = True, command: str = "bpo reproduce") -> Path:
+def reproduce(
+    plan: Plan, out: Path, jobs: int | None = None, progress: bool = True, command: str = "bpo reproduce"
+) -> Path:
     """Train (or reuse) every run, then Figure 5's runs on the gold policies, the comparisons, and the report."""
 
     started = time.time()
@@ -24,14 +26,24 @@ def reproduce(plan: Plan, out: Path, jobs: int | None = None, progress: bool = T
     if "figure5" in plan.sections:
         gold = {task: sections.export_gold(plan.gold_source(task), out / "runs") for task in plan.tasks}
         trained_now = {r.spec for r in results if not r.reused}
-        results = [replace(r, reused=r.reused and r.spec not in trained_now)
-                   for r in execute(plan.specs(gold), out / "runs", jobs, greedy=True, progress=progress)]
+        results = [
+            replace(r, reused=r.reused and r.spec not in trained_now)
+            for r in execute(plan.specs(gold), out / "runs", jobs, greedy=True, progress=progress)
+        ]
     return sections.write_report(plan, results, out, started, command)
 
 
-def reproduce_papers(out: str | Path = "runs/reproduce", *, quick: bool = False, tasks: Sequence[str] | None = None,
-                     seeds: int | None = None, overrides=(), jobs: int | None = None, progress: bool = True,
-                     command: str = "bpo.reproduce()") -> Path:
+def reproduce_papers(
+    out: str | Path = "runs/reproduce",
+    *,
+    quick: bool = False,
+    tasks: Sequence[str] | None = None,
+    seeds: int | None = None,
+    overrides=(),
+    jobs: int | None = None,
+    progress: bool = True,
+    command: str = "bpo.reproduce()",
+) -> Path:
     """`bpo.reproduce`: the papers' experiments on our tasks, the plan full or --quick: runs (reused when
     finished), then report.md and the plots in `out`; the report's path. `overrides` (key=value strings or
     a mapping) go to every run; each run's settings are checked before the first one starts."""

@@ -19,15 +19,18 @@ win rates (ties count 0, the paper's) with the tie rate. Every run also records 
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from bpo.experiments.sweep import RunSpec, default_jobs, execute
+from bpo.experiments.sweep import RunSpec
 
 METHODS = ("offline_dpo", "online_dpo", "bpo")
-METHOD_NAMES = {"offline_dpo": "offline DPO (F = 1)", "online_dpo": "on-policy DPO (F = T, SFT ref)", "bpo": "BPO (F = T, behavior ref)"}
+METHOD_NAMES = {
+    "offline_dpo": "offline DPO (F = 1)",
+    "online_dpo": "on-policy DPO (F = T, SFT ref)",
+    "bpo": "BPO (F = T, behavior ref)",
+}
 # Applied to every run of the sweep alike (never tuned for one method): 2 adapters keep a run at ~20 s
 # on 2 cores. Evaluation during training (CURVE_POINTS evaluations on CURVE_PROMPTS prompts, with a KL
 # estimate) gives every run its learning curves; it does not change training (tests/test_eval_every.py).
@@ -37,16 +40,23 @@ CURVE_POINTS, CURVE_PROMPTS = 8, 32
 # vs BPO with one extra annotation phase (F = 2), win rate against human reference texts.
 PAPER_HEADLINE = (("TL;DR", 72.0, 80.2), ("Anthropic Helpfulness", 82.2, 89.1))
 # Figures 6-7: (name, overrides) of the BPO (DPO) variants trained beside Table 1's BPO run (2 adapters).
-ADAPTER_VARIANTS = (("1 adapter", ("lora.ensemble=1",)), ("5 adapters", ("lora.ensemble=5",)),
-                    ("EMA reference, 1 adapter", ("lora.ensemble=1", "reference.kind=ema")))
+ADAPTER_VARIANTS = (
+    ("1 adapter", ("lora.ensemble=1",)),
+    ("5 adapters", ("lora.ensemble=5",)),
+    ("EMA reference, 1 adapter", ("lora.ensemble=1", "reference.kind=ema")),
+)
 GOLD = "gold reference"  # Figure 5's variant: on-policy DPO with a BPO-trained policy as its fixed reference
 # The IOPO section: rounds of 12 protagonist + 4 adversary steps (IOPO's defaults here), T = rounds x 16.
 IOPO_READINGS = ("symmetric", "reversed")
 IOPO_ROUND_STEPS = (12, 4)
 # IOPO's baselines by the paper's names: (name, method, loss, phases: None = 1 offline, "rounds" iterative)
-IOPO_BASELINES = (("DPO", "offline_dpo", "dpo"), ("RSO (hinge = SLiC)", "offline_dpo", "slic"),
-                  ("IPO", "offline_dpo", "ipo"), ("KTO-pair", "offline_dpo", "kto_pair"),
-                  ("iterative DPO", "online_dpo", "dpo"))
+IOPO_BASELINES = (
+    ("DPO", "offline_dpo", "dpo"),
+    ("RSO (hinge = SLiC)", "offline_dpo", "slic"),
+    ("IPO", "offline_dpo", "ipo"),
+    ("KTO-pair", "offline_dpo", "kto_pair"),
+    ("iterative DPO", "online_dpo", "dpo"),
+)
 SECTIONS = ("table1", "figure4", "table2", "figure5", "figure6", "iopo")
 
 
@@ -71,12 +81,39 @@ class Plan:
     def other_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.extra_seeds is None else self.extra_seeds
 
-    def spec(self, task: str, method: str, loss: str, beta: float, steps: int, phases: int, seed: int,
-             variant: str = "", extra: Sequence[str] = ()) -> RunSpec:
-        labels = (("task", task), ("method", method), ("loss", loss), ("beta", beta), ("T", steps), ("F", phases),
-                  ("seed", seed), ("variant", variant))
-        settings = (f"task={task}", f"method={method}", f"loss={loss}", f"beta={beta}", f"schedule.phases={phases}", f"seed={seed}",
-                    f"eval.every={max(1, steps // CURVE_POINTS)}", f"eval.every_prompts={CURVE_PROMPTS}", *extra)
+    def spec(
+        self,
+        task: str,
+        method: str,
+        loss: str,
+        beta: float,
+        steps: int,
+        phases: int,
+        seed: int,
+        variant: str = "",
+        extra: Sequence[str] = (),
+    ) -> RunSpec:
+        labels = (
+            ("task", task),
+            ("method", method),
+            ("loss", loss),
+            ("beta", beta),
+            ("T", steps),
+            ("F", phases),
+            ("seed", seed),
+            ("variant", variant),
+        )
+        settings = (
+            f"task={task}",
+            f"method={method}",
+            f"loss={loss}",
+            f"beta={beta}",
+            f"schedule.phases={phases}",
+            f"seed={seed}",
+            f"eval.every={max(1, steps // CURVE_POINTS)}",
+            f"eval.every_prompts={CURVE_PROMPTS}",
+            *extra,
+        )
         return RunSpec(labels, (*SWEEP_SETTINGS, *settings, *self.overrides))
 
     def table1_spec(self, task: str, method: str, loss: str, beta: float, seed: int) -> RunSpec:
@@ -90,13 +127,25 @@ class Plan:
         for task in self.tasks:
             steps = steps_of(task, self.overrides)
             for seed in self.seeds:
-                specs += [self.table1_spec(task, m, loss, b, seed) for loss in self.losses for b in self.betas for m in METHODS]
+                specs += [
+                    self.table1_spec(task, m, loss, b, seed)
+                    for loss in self.losses
+                    for b in self.betas
+                    for m in METHODS
+                ]
                 if on("figure4"):
-                    specs += [self.spec(task, "bpo", "dpo", beta, steps, f, seed) for f in self.phases if steps % f == 0]
+                    specs += [
+                        self.spec(task, "bpo", "dpo", beta, steps, f, seed) for f in self.phases if steps % f == 0
+                    ]
             for seed in self.other_seeds:
-                specs += [self.table1_spec(task, m, "dpo", beta, seed) for m in METHODS]  # Table 2's and the curves' runs
+                specs += [
+                    self.table1_spec(task, m, "dpo", beta, seed) for m in METHODS
+                ]  # Table 2's and the curves' runs
                 if on("figure6"):
-                    specs += [self.spec(task, "bpo", "dpo", beta, steps, steps, seed, name, extra) for name, extra in ADAPTER_VARIANTS]
+                    specs += [
+                        self.spec(task, "bpo", "dpo", beta, steps, steps, seed, name, extra)
+                        for name, extra in ADAPTER_VARIANTS
+                    ]
                 if on("figure5") and gold:
                     specs.append(self.gold_spec(task, seed, gold[task]))
                 if on("iopo"):
@@ -105,7 +154,17 @@ class Plan:
 
     def gold_spec(self, task: str, seed: int, gold: Path) -> RunSpec:
         steps = steps_of(task, self.overrides)
-        return self.spec(task, "online_dpo", "dpo", self.betas[0], steps, steps, seed, GOLD, ("reference.kind=fixed", f"reference.path={gold}"))
+        return self.spec(
+            task,
+            "online_dpo",
+            "dpo",
+            self.betas[0],
+            steps,
+            steps,
+            seed,
+            GOLD,
+            ("reference.kind=fixed", f"reference.path={gold}"),
+        )
 
     def gold_source(self, task: str) -> RunSpec:
         """The run whose policy is Figure 5's gold reference: Table 1's BPO (DPO) run of the first extra seed."""
@@ -121,21 +180,39 @@ class Plan:
         if not rounds:
             return []
         mu, nu = self.iopo_round
-        iopo = [self.spec(task, "iopo", "dpo", beta, steps, rounds, seed, f"IOPO ({reading})",
-                          (f"iopo.adversary={reading}", f"iopo.rounds={rounds}", f"iopo.protagonist_steps={mu}", f"iopo.adversary_steps={nu}"))
-                for reading in IOPO_READINGS]
+        iopo = [
+            self.spec(
+                task,
+                "iopo",
+                "dpo",
+                beta,
+                steps,
+                rounds,
+                seed,
+                f"IOPO ({reading})",
+                (
+                    f"iopo.adversary={reading}",
+                    f"iopo.rounds={rounds}",
+                    f"iopo.protagonist_steps={mu}",
+                    f"iopo.adversary_steps={nu}",
+                ),
+            )
+            for reading in IOPO_READINGS
+        ]
         return iopo + [self.iopo_baseline(task, b, seed) for b in self.baselines]
 
     def iopo_baseline(self, task: str, baseline: tuple[str, str, str], seed: int) -> RunSpec:
         name, method, loss = baseline
         if method == "offline_dpo":
             return self.table1_spec(task, method, loss, self.betas[0], seed)
-        return self.spec(task, method, loss, self.betas[0], steps_of(task, self.overrides), self.iopo_rounds(task), seed)
+        return self.spec(
+            task, method, loss, self.betas[0], steps_of(task, self.overrides), self.iopo_rounds(task), seed
+        )
 
 
 def steps_of(task: str, overrides: Sequence[str]) -> int:
-    from bpo.loop.config import RunConfig
     from bpo.common.configlib import load_config
+    from bpo.loop.config import RunConfig
 
     return load_config(RunConfig, None, [*SWEEP_SETTINGS, f"task={task}", *overrides]).resolved_schedule().steps
 
@@ -154,8 +231,16 @@ def quick_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str]) -> Pl
     held-out prompts; Table 2, Figures 5-7 and IOPO (against DPO, iterative DPO and SFT) on the first
     seed only."""
     small = ("schedule.steps=32", "schedule.batch_size=16", "eval.prompts=64")
-    return Plan(tuple(tasks), tuple(range(seeds)), ("dpo",), BETAS, (2,), (*small, *overrides), extra_seeds=(0,),
-                iopo_baselines=("DPO", "iterative DPO"))
+    return Plan(
+        tuple(tasks),
+        tuple(range(seeds)),
+        ("dpo",),
+        BETAS,
+        (2,),
+        (*small, *overrides),
+        extra_seeds=(0,),
+        iopo_baselines=("DPO", "iterative DPO"),
+    )
 
 
 def full_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str]) -> Plan:

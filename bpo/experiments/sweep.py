@@ -21,12 +21,13 @@ from bpo.common.jsonl import read_log
 from bpo.run.rundir import RunDir
 
 
-
 @dataclass(frozen=True)
 class RunSpec:
     """One training run of a sweep: what it is (labels for the report) and how it is trained."""
 
-    labels: tuple[tuple[str, object], ...]  # e.g. (("task", "reviews"), ("method", "bpo"), ("seed", 0), ("variant", ""))
+    labels: tuple[
+        tuple[str, object], ...
+    ]  # e.g. (("task", "reviews"), ("method", "bpo"), ("seed", 0), ("variant", ""))
     overrides: tuple[str, ...]  # key=value settings given to `bpo train`
 
     @property
@@ -35,7 +36,9 @@ class RunSpec:
 
     def folder(self, root: Path) -> Path:
         digest = hashlib.sha256("\n".join(self.overrides).encode()).hexdigest()[:8]
-        readable = "-".join(re.sub(r"[^\w.]+", "_", str(v)).strip("_") for k, v in self.labels if k != "task" and v != "")
+        readable = "-".join(
+            re.sub(r"[^\w.]+", "_", str(v)).strip("_") for k, v in self.labels if k != "task" and v != ""
+        )
         return Path(root) / Path(str(self.label.get("task", "task"))).stem / f"{readable}-{digest}"
 
 
@@ -46,7 +49,9 @@ class RunResult:
     sampled: dict  # eval.json
     greedy: dict | None = None  # eval-greedy.json
     metrics: list[dict] = field(default_factory=list)  # metrics.jsonl: one row per training step
-    evals: list[dict] = field(default_factory=list)  # evals.jsonl: evaluations during training (eval.every), then the final one
+    evals: list[dict] = field(
+        default_factory=list
+    )  # evals.jsonl: evaluations during training (eval.every), then the final one
     reused: bool = False  # finished before this call (trained by an earlier one)
 
 
@@ -72,7 +77,9 @@ def run_one(spec: RunSpec, root: Path, greedy: bool, threads: int | None = None)
         else:
             api.start_run(api.make_config(None, [*spec.overrides, f"out={folder}"]), folder, progress=False)
     if greedy and not run.eval_greedy.is_file():
-        result = api.evaluate(folder, ["eval.greedy=true", "eval.kl=false", "eval.before=true"], write=False, progress=False)
+        result = api.evaluate(
+            folder, ["eval.greedy=true", "eval.kl=false", "eval.before=true"], write=False, progress=False
+        )
         atomic_write_text(run.eval_greedy, json.dumps(result, indent=2))  # complete or absent, never half-written
     return folder
 
@@ -82,7 +89,9 @@ def _worker(payload: tuple[RunSpec, Path, bool, int]) -> str:
     return str(run_one(spec, root, greedy, threads))
 
 
-def execute(specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = True, progress: bool = True) -> list[RunResult]:
+def execute(
+    specs: Sequence[RunSpec], root: Path, jobs: int = 1, greedy: bool = True, progress: bool = True
+) -> list[RunResult]:
     """Run every spec not finished yet (in `jobs` processes), then read every run's results."""
     root = Path(root)
     unique = list(dict.fromkeys(specs))  # a run that belongs to two tables is trained once
@@ -108,13 +117,14 @@ def read_result(spec: RunSpec, root: Path) -> RunResult:
     run = RunDir(folder)
     logs = [read_log(path) for path in (run.metrics, run.evals)]  # lines split on "\n" only; a cut line dropped
     return RunResult(
-        spec, folder, json.loads(run.eval.read_text()),
-        json.loads(run.eval_greedy.read_text()) if run.eval_greedy.is_file() else None, *logs,
+        spec,
+        folder,
+        json.loads(run.eval.read_text()),
+        json.loads(run.eval_greedy.read_text()) if run.eval_greedy.is_file() else None,
+        *logs,
     )
 
 
 def default_jobs() -> int:
     """Parallel runs: tiny models do not use more than ~2 threads well, so one run per 2 cores."""
     return max(1, (os.cpu_count() or 1) // 2)
-
-

@@ -28,7 +28,6 @@ from bpo.data.chat import prompt_messages, prompt_text
 from bpo.data.task import Judge
 
 
-
 def pointwise_judge(score: Callable[[str, str], float]) -> Judge:
     """A Judge from a scorer of one (prompt, response) pair."""
 
@@ -68,7 +67,9 @@ def check_scores(scores: Any, n: int, name: str) -> list[float]:
     if not isinstance(scores, (list, tuple)):
         raise JudgeError(f"judge {name!r} returned {_show(scores)}; {expected}")
     if len(scores) != n:
-        raise JudgeError(f"judge {name!r} returned {len(scores)} score(s) for {n} responses: {_show(scores)}; {expected}")
+        raise JudgeError(
+            f"judge {name!r} returned {len(scores)} score(s) for {n} responses: {_show(scores)}; {expected}"
+        )
     out = []
     for i, score in enumerate(scores):
         if isinstance(score, bool) or not isinstance(score, numbers.Real):
@@ -111,7 +112,9 @@ def import_function(spec: str) -> Judge:
     except ImportError as err:
         raise JudgeError(f"judge {spec!r}: cannot import {module_name} ({err})") from None
     except Exception as err:  # the user's module failed while it ran (SyntaxError, NameError, ...)
-        raise JudgeError(f"judge {spec!r}: importing {module_name} raised {type(err).__name__}: {err}{_raised_at(err)}") from None
+        raise JudgeError(
+            f"judge {spec!r}: importing {module_name} raised {type(err).__name__}: {err}{_raised_at(err)}"
+        ) from None
     fn = getattr(module, attr, None)
     if fn is None:
         raise JudgeError(f"judge {spec!r}: {module_name} has no {attr!r}")
@@ -123,7 +126,9 @@ def import_function(spec: str) -> Judge:
 class RewardModelJudge:
     """A sequence-classification model's first logit as the score, computed in batches from text."""
 
-    def __init__(self, path: str | Path, batch_size: int = 16, max_length: int = 512, allow_pickle: bool = False, device="cpu"):
+    def __init__(
+        self, path: str | Path, batch_size: int = 16, max_length: int = 512, allow_pickle: bool = False, device="cpu"
+    ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -138,7 +143,9 @@ class RewardModelJudge:
         try:
             with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(folder)
-                model, info = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32, output_loading_info=True)
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    folder, dtype=torch.float32, output_loading_info=True
+                )
         except load_errors() as err:
             raise JudgeError(f"judge {str(path)!r}: cannot load the reward model: {load_failure(err)}") from None
         if info.get("missing_keys"):
@@ -159,7 +166,9 @@ class RewardModelJudge:
     def _texts(self, prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
         if getattr(self.tokenizer, "chat_template", None):  # the whole conversation, then the response
             return [
-                self.tokenizer.apply_chat_template(prompt_messages(p) + [{"role": "assistant", "content": r}], tokenize=False)
+                self.tokenizer.apply_chat_template(
+                    prompt_messages(p) + [{"role": "assistant", "content": r}], tokenize=False
+                )
                 for p, r in zip(prompts, responses)
             ]
         return [f"{prompt_text(p)} {r}" for p, r in zip(prompts, responses)]
@@ -175,8 +184,11 @@ class RewardModelJudge:
         with torch.no_grad(), autocast(device):
             for start in range(0, len(texts), self.batch_size):
                 enc = self.tokenizer(
-                    texts[start : start + self.batch_size], return_tensors="pt", padding=True,
-                    truncation=True, max_length=self.max_length,
+                    texts[start : start + self.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
                 ).to(device)
                 scores += self.model(**enc).logits[:, 0].float().tolist()
         return check_scores(scores, len(texts), self.name)  # a model with broken weights gives NaN
@@ -213,12 +225,16 @@ def load_judge(spec: str, task_judge: Judge | None = None, device="cpu") -> Judg
     A reward model computes on `device` (the run's, bpo.model.device); Python judges run where they run."""
     if spec == "task":
         if task_judge is None:
-            raise JudgeError("judge 'task': this task has no built-in judge; name a module:function or a reward model folder")
+            raise JudgeError(
+                "judge 'task': this task has no built-in judge; name a module:function or a reward model folder"
+            )
         return checked(task_judge, "task")
     if spec.startswith(REGISTERED_PREFIX):
         if spec not in _registered:
-            raise JudgeError(f"judge {spec!r} was given to bpo.train as a Python object in another process: give it again, "
-                             "e.g. bpo.load_run(FOLDER).resume(judge=my_judge)")
+            raise JudgeError(
+                f"judge {spec!r} was given to bpo.train as a Python object in another process: give it again, "
+                "e.g. bpo.load_run(FOLDER).resume(judge=my_judge)"
+            )
         return checked(_registered[spec], spec, user_code=True)
     if Path(spec).is_dir():
         return _reward_model(Path(spec).resolve(), str(device))  # checks its own scores
@@ -232,4 +248,6 @@ def probe(judge: Judge, key: str, prompts: Sequence[str], responses: Sequence[st
     try:
         judge(list(prompts), list(responses))
     except JudgeError as err:
-        raise JudgeError(f"{key}: {err} (checked on {len(responses)} sample responses before the run started)") from None
+        raise JudgeError(
+            f"{key}: {err} (checked on {len(responses)} sample responses before the run started)"
+        ) from None

@@ -12,13 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from bpo.common.seeds import PAIR_ANNOTATION, PAIR_SAMPLING, PROMPT_ORDER, derive_seed
+from bpo.data.records import Pair, Response
+from bpo.data.task import Example
+from bpo.data.tokens import encode_prompt
 from bpo.judging.annotators import Annotator
 from bpo.model.device import forked_rng
 from bpo.model.policy import MERGED, EnsemblePolicy
 from bpo.model.sampler import SamplingSpec, generate
-from bpo.data.task import Example
-from bpo.data.tokens import encode_prompt
-from bpo.data.records import Pair, Response
 
 ANNOTATION_CHUNK = 32  # pairs per annotator call: a progress bar moves, a reward model's batch stays small
 
@@ -80,17 +80,30 @@ def collect_pairs(
             )
         texts = prompts.take(wanted - len(pairs))
         started = time.perf_counter()
-        distinct = sample_distinct(policy, texts, sampling, derive_seed(seed, phase, round_, weights=PAIR_SAMPLING), chat_template,
-                                   f"phase {phase}: sampling" if progress else None)
+        distinct = sample_distinct(
+            policy,
+            texts,
+            sampling,
+            derive_seed(seed, phase, round_, weights=PAIR_SAMPLING),
+            chat_template,
+            f"phase {phase}: sampling" if progress else None,
+        )
         stats.sampling_seconds += time.perf_counter() - started
         stats.prompts += len(texts)
         stats.identical += len(texts) - len(distinct)
         labels = []
         started = time.perf_counter()
-        for start in tqdm(range(0, len(distinct), ANNOTATION_CHUNK), desc=f"phase {phase}: annotating", disable=not progress, leave=False):
+        for start in tqdm(
+            range(0, len(distinct), ANNOTATION_CHUNK),
+            desc=f"phase {phase}: annotating",
+            disable=not progress,
+            leave=False,
+        ):
             part = distinct[start : start + ANNOTATION_CHUNK]
             labels += annotator.label(
-                [t for t, _, _ in part], [s[0].text for *_, s in part], [s[1].text for *_, s in part],
+                [t for t, _, _ in part],
+                [s[0].text for *_, s in part],
+                [s[1].text for *_, s in part],
                 seed=derive_seed(seed, phase, round_, start, weights=PAIR_ANNOTATION),
             )
         stats.annotation_seconds += time.perf_counter() - started
@@ -98,15 +111,28 @@ def collect_pairs(
             if label.preferred is None:
                 stats.ties += 1
                 continue
-            pairs.append(labelled_pair(f"p{phase:03d}-{len(pairs):05d}", phase, text, prompt_ids, a, b, label.preferred, label.scores))
+            pairs.append(
+                labelled_pair(
+                    f"p{phase:03d}-{len(pairs):05d}", phase, text, prompt_ids, a, b, label.preferred, label.scores
+                )
+            )
         round_ += 1
     stats.pairs = len(pairs)
-    stats.sampling_seconds, stats.annotation_seconds = round(stats.sampling_seconds, 2), round(stats.annotation_seconds, 2)
+    stats.sampling_seconds, stats.annotation_seconds = (
+        round(stats.sampling_seconds, 2),
+        round(stats.annotation_seconds, 2),
+    )
     return pairs, stats
 
 
-def sample_distinct(policy: EnsemblePolicy, texts: Sequence[str], sampling: SamplingSpec, seed: int,
-                    chat_template: bool = False, desc: str | None = None) -> list[tuple[str, list[int], tuple[Response, Response]]]:
+def sample_distinct(
+    policy: EnsemblePolicy,
+    texts: Sequence[str],
+    sampling: SamplingSpec,
+    seed: int,
+    chat_template: bool = False,
+    desc: str | None = None,
+) -> list[tuple[str, list[int], tuple[Response, Response]]]:
     """(prompt, prompt ids, two responses) for each prompt whose two samples from the merged policy (the
     behavior policy) differ. Sampling is seeded by `seed` inside a forked RNG, so the training RNG stream
     (LoRA dropout) is the same whether a phase was sampled now or read back on resume."""
@@ -118,16 +144,32 @@ def sample_distinct(policy: EnsemblePolicy, texts: Sequence[str], sampling: Samp
     return [(t, i, (s[0], s[1])) for t, i, s in zip(texts, ids, samples) if s[0].text != s[1].text]
 
 
-def labelled_pair(pair_id: str, phase: int, prompt: str, prompt_ids: list[int], first: Response, second: Response,
-                  preferred: int, scores: tuple[float, float] | None = None) -> Pair:
+def labelled_pair(
+    pair_id: str,
+    phase: int,
+    prompt: str,
+    prompt_ids: list[int],
+    first: Response,
+    second: Response,
+    preferred: int,
+    scores: tuple[float, float] | None = None,
+) -> Pair:
     """The training pair of two sampled responses; `preferred` 0: the first won, 1: the second."""
     win, lose = (first, second) if preferred == 0 else (second, first)
     win_score, lose_score = (None, None) if scores is None else (scores if preferred == 0 else scores[::-1])
     return Pair(
-        id=pair_id, phase=phase, prompt=prompt, chosen=win.text, rejected=lose.text,
-        prompt_ids=prompt_ids, chosen_ids=win.ids, rejected_ids=lose.ids,
-        chosen_score=win_score, rejected_score=lose_score,
-        behavior_chosen_logp=win.logp, behavior_rejected_logp=lose.logp,
+        id=pair_id,
+        phase=phase,
+        prompt=prompt,
+        chosen=win.text,
+        rejected=lose.text,
+        prompt_ids=prompt_ids,
+        chosen_ids=win.ids,
+        rejected_ids=lose.ids,
+        chosen_score=win_score,
+        rejected_score=lose_score,
+        behavior_chosen_logp=win.logp,
+        behavior_rejected_logp=lose.logp,
     )
 
 
@@ -139,10 +181,19 @@ def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = Fal
 
     records = read_preferences(path)
     if len(records) < wanted:
-        raise DataFileError(f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs")
+        raise DataFileError(
+            f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs"
+        )
     return [
-        Pair(id=r.id, phase=0, prompt=r.prompt, chosen=r.chosen, rejected=r.rejected,
-             prompt_ids=encode_prompt(tokenizer, r.prompt, chat_template),
-             chosen_ids=encode_response(tokenizer, r.chosen), rejected_ids=encode_response(tokenizer, r.rejected))
+        Pair(
+            id=r.id,
+            phase=0,
+            prompt=r.prompt,
+            chosen=r.chosen,
+            rejected=r.rejected,
+            prompt_ids=encode_prompt(tokenizer, r.prompt, chat_template),
+            chosen_ids=encode_response(tokenizer, r.chosen),
+            rejected_ids=encode_response(tokenizer, r.rejected),
+        )
         for r in records[:wanted]
     ]

@@ -6,10 +6,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError
+from bpo.data.task import Task
+from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
 from bpo.judging.judges import load_judge
+from bpo.loop.config import RunConfig
 from bpo.model.loading import load_causal_lm, load_tokenizer, naming
 from bpo.model.policy import EnsemblePolicy
 from bpo.training.reference import (
@@ -20,7 +21,6 @@ from bpo.training.reference import (
     SFTReference,
     SyncReference,
 )
-from bpo.data.task import Task
 
 
 def cache_dir() -> Path:
@@ -36,7 +36,9 @@ def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:
     from bpo.tasks.registry import BUILTIN_TASKS
 
     task = BUILTIN_TASKS[cfg.task].build() if cfg.task in BUILTIN_TASKS else load_task_file(cfg.task)
-    if cfg.sft.data and not sft_done(cfg, sft_base):  # SFT on a preference file's chosen responses (never on held-out prompts)
+    if cfg.sft.data and not sft_done(
+        cfg, sft_base
+    ):  # SFT on a preference file's chosen responses (never on held-out prompts)
         from bpo.training.sft import preferred_demonstrations
 
         demonstrations = preferred_demonstrations(cfg.sft.data)
@@ -74,15 +76,24 @@ def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress
         return load_causal_lm(sft_base, cfg.policy.dtype).to(device), load_tokenizer(sft_base), False
     folder = initial_model_folder(cfg, progress)
     with naming("policy.path" if cfg.policy.path else None):
-        model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(device)
+        model = load_causal_lm(folder, cfg.policy.dtype, cfg.policy.allow_pickle, cfg.policy.trust_remote_code).to(
+            device
+        )
         tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
     if not cfg.sft.steps:
         return model, tokenizer, False
     from bpo.training.sft import supervised_finetune
 
     supervised_finetune(
-        model, tokenizer, task.demonstrations, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
-        lr=cfg.sft.lr, seed=cfg.seed, chat_template=task.chat_template, progress=progress,
+        model,
+        tokenizer,
+        task.demonstrations,
+        steps=cfg.sft.steps,
+        batch_size=cfg.sft.batch_size,
+        lr=cfg.sft.lr,
+        seed=cfg.seed,
+        chat_template=task.chat_template,
+        progress=progress,
     )
     return model, tokenizer, True
 
@@ -105,7 +116,11 @@ def build_judges(cfg: RunConfig, task: Task):
     eval_judge = build_eval_judge(cfg, task)
     if cfg.annotator.kind in ("human", "external"):
         return None, eval_judge
-    judge = eval_judge if cfg.annotator.judge == cfg.eval.judge else load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
+    judge = (
+        eval_judge
+        if cfg.annotator.judge == cfg.eval.judge
+        else load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
+    )
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge), eval_judge
     return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band), eval_judge

@@ -9,19 +9,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bpo.judging.annotators import AnnotatorConfig
-from bpo.run.checkpoint import CheckpointConfig
 from bpo.common.configlib import fixed_settings, option
-from bpo.evaluation.evaluate import EvalConfig
 from bpo.core.losses import LOSSES
-from bpo.model.loading import PolicyConfig
-from bpo.training.players import IOPOConfig
-from bpo.model.policy import LoraSpec
-from bpo.data.prefdata import DataConfig
-from bpo.training.reference import ReferenceConfig
-from bpo.run.runlog import LogConfig
-from bpo.model.sampler import SamplingSpec
 from bpo.core.schedule import DEFAULT_BATCH_SIZE, ScheduleConfig, ScheduleError, resolve_schedule
+from bpo.data.prefdata import DataConfig
+from bpo.evaluation.evaluate import EvalConfig
+from bpo.judging.annotators import AnnotatorConfig
+from bpo.model.loading import PolicyConfig
+from bpo.model.policy import LoraSpec
+from bpo.model.sampler import SamplingSpec
+from bpo.run.checkpoint import CheckpointConfig
+from bpo.run.runlog import LogConfig
+from bpo.training.players import IOPOConfig
+from bpo.training.reference import ReferenceConfig
 from bpo.training.sft import SFTConfig
 from bpo.training.train_step import OptimSpec
 
@@ -30,13 +30,26 @@ METHODS = ("bpo", "online_dpo", "offline_dpo", "iopo")
 
 @dataclass(frozen=True)
 class RunConfig:
-    task: str = option("reviews", help="a built-in task name (reviews, sorting, chatterbot) or a task YAML file (prompts/references from JSONL)")
-    method: str = option("bpo", help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T (with F < T phases: iterative DPO); offline_dpo: F = 1, reference = sft; iopo: two players, each the other's reference (the iopo section)", choices=METHODS)
+    task: str = option(
+        "reviews",
+        help="a built-in task name (reviews, sorting, chatterbot) or a task YAML file (prompts/references from JSONL)",
+    )
+    method: str = option(
+        "bpo",
+        help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T (with F < T phases: iterative DPO); offline_dpo: F = 1, reference = sft; iopo: two players, each the other's reference (the iopo section)",
+        choices=METHODS,
+    )
     loss: str = option("dpo", help="the DAP loss", choices=tuple(LOSSES))
-    loss_reduction: str = option("auto", help="sequence log-prob over response tokens: sum, mean, or auto (the loss's default: mean for ipo)", choices=("auto", "sum", "mean"))
+    loss_reduction: str = option(
+        "auto",
+        help="sequence log-prob over response tokens: sum, mean, or auto (the loss's default: mean for ipo)",
+        choices=("auto", "sum", "mean"),
+    )
     beta: float = option(0.5, help="the loss's beta (KL strength; IPO's target margin is 1/(2 beta))")
     seed: int = option(0, help="random seed of everything (prompt order, sampling, annotation noise, init)")
-    out: str | None = option(None, may_change_on_resume=True, help="run folder; null: runs/<task>-<method>-<loss>-b<beta>-s<seed>")
+    out: str | None = option(
+        None, may_change_on_resume=True, help="run folder; null: runs/<task>-<method>-<loss>-b<beta>-s<seed>"
+    )
     policy: PolicyConfig = option(default_factory=PolicyConfig, help="the initial policy")
     sft: SFTConfig = option(default_factory=SFTConfig, help="optional supervised stage")
     lora: LoraSpec = option(default_factory=LoraSpec, help="the LoRA ensemble")
@@ -47,8 +60,12 @@ class RunConfig:
     optim: OptimSpec = option(default_factory=OptimSpec, help="optimiser")
     eval: EvalConfig = option(default_factory=EvalConfig, may_change_on_resume=True, help="evaluation")
     data: DataConfig = option(default_factory=DataConfig, help="labelled data from files")
-    checkpoint: CheckpointConfig = option(default_factory=CheckpointConfig, may_change_on_resume=True, help="checkpointing")
-    log: LogConfig = option(default_factory=LogConfig, may_change_on_resume=True, help="where the run's records go (JSONL, TensorBoard)")
+    checkpoint: CheckpointConfig = option(
+        default_factory=CheckpointConfig, may_change_on_resume=True, help="checkpointing"
+    )
+    log: LogConfig = option(
+        default_factory=LogConfig, may_change_on_resume=True, help="where the run's records go (JSONL, TensorBoard)"
+    )
     iopo: IOPOConfig = option(default_factory=IOPOConfig, help="IOPO's two players (method=iopo)")
 
     def validate(self):
@@ -58,11 +75,17 @@ class RunConfig:
             raise ValueError(f"seed must be in [0, 2^32), got {self.seed}")
         s = self.resolved_schedule()  # raises ScheduleError (a ValueError) naming the keys
         if self.data.pairs and s.phases != 1:
-            raise ValueError(f"data.pairs gives all labelled pairs up front, so schedule.phases must be 1 (use method=offline_dpo); got {s.phases}")
+            raise ValueError(
+                f"data.pairs gives all labelled pairs up front, so schedule.phases must be 1 (use method=offline_dpo); got {s.phases}"
+            )
         if self.data.pairs and self.reference_kind() == "behavior":
-            raise ValueError("data.pairs were not sampled by this policy, so there are no behavior log-probs; use method=offline_dpo or reference.kind=sft")
+            raise ValueError(
+                "data.pairs were not sampled by this policy, so there are no behavior log-probs; use method=offline_dpo or reference.kind=sft"
+            )
         if self.method == "offline_dpo" and s.phases != 1:
-            raise ValueError(f"method=offline_dpo has one phase; got schedule.phases={s.phases} (use method=bpo for F > 1)")
+            raise ValueError(
+                f"method=offline_dpo has one phase; got schedule.phases={s.phases} (use method=bpo for F > 1)"
+            )
         if self.method == "iopo":
             self._validate_iopo(s)
 
@@ -93,13 +116,21 @@ class RunConfig:
 
     def _validate_iopo(self, s) -> None:
         if self.iopo.rounds % s.phases:
-            raise ValueError(f"method=iopo: schedule.phases={s.phases} must divide iopo.rounds={self.iopo.rounds} (phases start at round starts)")
+            raise ValueError(
+                f"method=iopo: schedule.phases={s.phases} must divide iopo.rounds={self.iopo.rounds} (phases start at round starts)"
+            )
         if self.loss != "dpo":
-            raise ValueError(f"method=iopo trains its own loss (the weighted DPO of IOPO eq. 14); leave loss=dpo, got loss={self.loss}")
+            raise ValueError(
+                f"method=iopo trains its own loss (the weighted DPO of IOPO eq. 14); leave loss=dpo, got loss={self.loss}"
+            )
         if self.loss_reduction == "mean":
-            raise ValueError("method=iopo needs summed sequence log-probs (its weight is a ratio of sequence probabilities); leave loss_reduction=auto")
+            raise ValueError(
+                "method=iopo needs summed sequence log-probs (its weight is a ratio of sequence probabilities); leave loss_reduction=auto"
+            )
         if self.reference.kind != "auto":
-            raise ValueError(f"method=iopo: each player's reference is the other player; leave reference.kind=auto, got {self.reference.kind}")
+            raise ValueError(
+                f"method=iopo: each player's reference is the other player; leave reference.kind=auto, got {self.reference.kind}"
+            )
 
     def reference_kind(self) -> str:
         if self.reference.kind != "auto":

@@ -53,7 +53,9 @@ def saved_model(model, tokenizer, progress: bool) -> Path:
     if tokenizer is None:
         raise ConfigError("bpo.train(model=...): give the model's tokenizer too (tokenizer=...)")
     if not hasattr(model, "save_pretrained") or not hasattr(tokenizer, "save_pretrained"):
-        raise ConfigError("bpo.train(model=..., tokenizer=...): expected a transformers model and tokenizer (with save_pretrained)")
+        raise ConfigError(
+            "bpo.train(model=..., tokenizer=...): expected a transformers model and tokenizer (with save_pretrained)"
+        )
     digest = _digest(base_weights_digest(model) + model_digest(model, tokenizer))
 
     def build(folder: Path) -> None:
@@ -71,8 +73,10 @@ def preference_rows(pairs: Any) -> list[dict]:
     if hasattr(pairs, "to_list"):  # datasets.Dataset
         pairs = pairs.to_list()
     if isinstance(pairs, (str, Path)) or not all(isinstance(row, dict) for row in pairs):
-        raise ConfigError("bpo.train(pairs=...): expected a list of dicts (prompt, chosen, rejected) or a datasets.Dataset; "
-                          "a file is given as data.pairs")
+        raise ConfigError(
+            "bpo.train(pairs=...): expected a list of dicts (prompt, chosen, rejected) or a datasets.Dataset; "
+            "a file is given as data.pairs"
+        )
     return list(pairs)
 
 
@@ -97,7 +101,9 @@ def prompts_task(cfg: RunConfig, prompts: Sequence[str], judge_spec: str | None)
         "eval": saved_text("eval", _jsonl([_example_row(e) for e in task.eval]), ".jsonl"),
     }
     if demonstrations:
-        files["demonstrations"] = saved_text("demonstrations", _jsonl([_example_row(e) for e in demonstrations]), ".jsonl")
+        files["demonstrations"] = saved_text(
+            "demonstrations", _jsonl([_example_row(e) for e in demonstrations]), ".jsonl"
+        )
     spec = {"name": task.name, **{k: str(v) for k, v in files.items()}, "chat_template": task.chat_template}
     if judge_spec:
         spec["judge"] = judge_spec
@@ -115,8 +121,16 @@ def _task_file_judge(path: Path) -> str | None:
     return judge
 
 
-def given_inputs(cfg: RunConfig, *, model=None, tokenizer=None, judge: Callable | None = None, pairs=None,
-                 prompts: Sequence[str] | None = None, progress: bool = True) -> RunConfig:
+def given_inputs(
+    cfg: RunConfig,
+    *,
+    model=None,
+    tokenizer=None,
+    judge: Callable | None = None,
+    pairs=None,
+    prompts: Sequence[str] | None = None,
+    progress: bool = True,
+) -> RunConfig:
     """`cfg` with each given object saved (or registered) and its setting pointing there."""
     from bpo.judging.judges import register_judge
 
@@ -125,18 +139,25 @@ def given_inputs(cfg: RunConfig, *, model=None, tokenizer=None, judge: Callable 
         if not callable(judge):
             raise ConfigError("bpo.train(judge=...): expected a callable (prompts, responses) -> scores")
         judge_spec = register_judge(judge)
-        cfg = dataclasses.replace(cfg, annotator=dataclasses.replace(cfg.annotator, judge=judge_spec),
-                                  eval=dataclasses.replace(cfg.eval, judge=judge_spec))
+        cfg = dataclasses.replace(
+            cfg,
+            annotator=dataclasses.replace(cfg.annotator, judge=judge_spec),
+            eval=dataclasses.replace(cfg.eval, judge=judge_spec),
+        )
     if model is not None or tokenizer is not None:
         if model is None:
             raise ConfigError("bpo.train(tokenizer=...): give the model too (model=...)")
-        cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, path=str(saved_model(model, tokenizer, progress))))
+        cfg = dataclasses.replace(
+            cfg, policy=dataclasses.replace(cfg.policy, path=str(saved_model(model, tokenizer, progress)))
+        )
     if pairs is not None:
         path = saved_text("pairs", _jsonl(preference_rows(pairs)), ".jsonl")
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, pairs=str(path)))
     if prompts is not None:
         if cfg.policy.path is None:  # the configured task's own initial policy, named before the task is replaced
-            cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, path=str(initial_model_folder(cfg, progress))))
+            cfg = dataclasses.replace(
+                cfg, policy=dataclasses.replace(cfg.policy, path=str(initial_model_folder(cfg, progress)))
+            )
         cfg = dataclasses.replace(cfg, task=str(prompts_task(cfg, prompts, judge_spec)))
     return _revalidated(cfg)
 

@@ -21,32 +21,31 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bpo.training.buffer import phase_batches
-from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
-from bpo.run.checkpoint import Checkpoint, load_latest, read_settings
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError
+from bpo.common.jsonl import read_log
 from bpo.common.seeds import PROCESS_STREAM, derive_seed
+from bpo.common.stop import StopFlag, StopRequested
+from bpo.core.losses import bind_loss
+from bpo.core.schedule import Phase, Schedule
+from bpo.data.prefdata import read_preferences
+from bpo.data.records import Pair, make_batch
+from bpo.data.task import Judge, Task
+from bpo.evaluation.evaluate import evaluate_policy
+from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
+from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
+from bpo.loop.config import RunConfig
+from bpo.loop.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
 from bpo.model.device import resolve_device, rng_states, set_rng_states
 from bpo.model.distributed import SINGLE, Ranks, join
-from bpo.evaluation.evaluate import evaluate_policy
-from bpo.data.task import Judge
-from bpo.core.losses import bind_loss
-from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.model.policy import MERGED, EnsemblePolicy
-from bpo.data.prefdata import read_preferences
-from bpo.loop.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
-from bpo.training.reference import ReferenceStrategy
+from bpo.run.checkpoint import Checkpoint, load_latest, read_settings
 from bpo.run.rundir import FollowerRunDir, RunDir, RunDirError
-from bpo.common.jsonl import read_log
 from bpo.run.runlog import RunLog, phase_time
-from bpo.core.schedule import Phase, Schedule
-from bpo.common.stop import StopFlag, StopRequested
-from bpo.data.task import Task
+from bpo.training.buffer import phase_batches
 from bpo.training.learners import Learners, one_learner
 from bpo.training.players import PlayerReference, two_players
+from bpo.training.reference import ReferenceStrategy
 from bpo.training.train_step import EnsembleOptimizer, NonFiniteError, StepMetrics, train_step
-from bpo.data.records import Pair, make_batch
 
 
 class TrainingDiverged(RuntimeError):
@@ -57,7 +56,9 @@ def run_online(cfg: RunConfig, run_dir: str | Path | RunDir, progress: bool = Tr
     """Train as BPO's Algorithm 1 (any method: the reference strategy and F make the difference); eval.json.
     The run folder is locked to this process while it trains (RunDir.lock): a second one is refused."""
     ranks = join(cpu=resolve_device(cfg.policy.device).type == "cpu")  # one process, or several (bpo.model.distributed)
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)  # the caller's: it can see whether this process created it
+    run = (
+        run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    )  # the caller's: it can see whether this process created it
     with run if ranks.main else FollowerRunDir(run.root) as run:  # locked by this process until it returns
         return train_and_evaluate(open_session(cfg, run, resume, progress and ranks.main, ranks), progress)
 
@@ -65,7 +66,9 @@ def run_online(cfg: RunConfig, run_dir: str | Path | RunDir, progress: bool = Tr
 def train_and_evaluate(s: Session, progress: bool) -> dict:
     """The loop of the module docstring on an opened session, from its checkpoint on; then the final evaluation."""
     cfg = s.cfg
-    s.evaluate_if_due(s.start)  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
+    s.evaluate_if_due(
+        s.start
+    )  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
     s.log_phase_time_if_ended(s.start)  # and the time of the phase that ended there
     bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
     with StopFlag() as stop:
@@ -75,14 +78,19 @@ def train_and_evaluate(s: Session, progress: bool) -> dict:
             pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
             batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
             for step in phase.steps_from(s.start):
-                metrics = s.train(step, phase, s.ranks.share(batches[step - phase.first_step]))  # all of it, or this process's share
+                metrics = s.train(
+                    step, phase, s.ranks.share(batches[step - phase.first_step])
+                )  # all of it, or this process's share
                 bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
                 bar.update()
                 s.evaluate_if_due(step + 1)  # eval.every: a learning-curve point, before the checkpoint
                 if s.schedule.checkpoint_due(step + 1, cfg.checkpoint.every) or stop.requested:
                     s.checkpoint(step + 1)
                 if stop.requested:
-                    raise StopRequested(f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}", stop.signum)
+                    raise StopRequested(
+                        f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}",
+                        stop.signum,
+                    )
             s.log_phase_time_if_ended(phase.end)
     bar.close()
     for learner in s.learners:  # IOPO: the protagonist's adapters under the policy's names, the adversary's as nu_*
@@ -130,10 +138,17 @@ class Session:
             metrics = train_step(learner.policy, learner.optim, batch, ref_logp, learner.loss, ranks=self.ranks)
         except NonFiniteError as err:
             who = f" ({learner.name})" if len(self.learners) > 1 else ""
-            raise TrainingDiverged(f"phase {phase.index}, step {step}{who}: {err}; stopped without checkpointing") from None
+            raise TrainingDiverged(
+                f"phase {phase.index}, step {step}{who}: {err}; stopped without checkpointing"
+            ) from None
         self.reference.on_step_end(learner.policy, step)
-        row = {"step": step, "phase": phase.index, **self.learners.step_fields(step), **metrics.to_json(),
-               "seconds": round(time.perf_counter() - started, 3)}
+        row = {
+            "step": step,
+            "phase": phase.index,
+            **self.learners.step_fields(step),
+            **metrics.to_json(),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
         self.log.write("metrics", row, step)
         return metrics
 
@@ -145,8 +160,17 @@ class Session:
         cfg = self.cfg
         if not (cfg.eval.every and done and done % cfg.eval.every == 0):
             return
-        result = evaluate_policy(self.policy, self.task.eval[: cfg.eval.every_prompts], self.eval_judge, cfg.eval.sampling(cfg.sampling),
-                                 MERGED, self.task.chat_template, cfg.eval.kl, cfg.seed, progress=False)
+        result = evaluate_policy(
+            self.policy,
+            self.task.eval[: cfg.eval.every_prompts],
+            self.eval_judge,
+            cfg.eval.sampling(cfg.sampling),
+            MERGED,
+            self.task.chat_template,
+            cfg.eval.kl,
+            cfg.seed,
+            progress=False,
+        )
         phase = self.schedule.phase_of_step(done - 1)
         self.log.write("evals", {"step": done, "phase": phase, **eval_scalars(result.to_json())}, done)
 
@@ -162,8 +186,13 @@ class Session:
 
     def checkpoint(self, done: int) -> None:
         """Every learner's members and optimisers, the reference's state and the random streams."""
-        state = Checkpoint(done, self.learners.member_states(), self.learners.optimizer_state(), self.reference.state_dict(),
-                           rng_states(self.policy.device))
+        state = Checkpoint(
+            done,
+            self.learners.member_states(),
+            self.learners.optimizer_state(),
+            self.reference.state_dict(),
+            rng_states(self.policy.device),
+        )
         self.run.save_checkpoint(state)
 
 
@@ -201,8 +230,14 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
         learners = two_players(policy, cfg.iopo, cfg.optim, cfg.beta, cfg.seed)
         reference = PlayerReference(learners)
     else:
-        learners = one_learner(policy, EnsembleOptimizer(policy, cfg.optim, schedule.steps), bind_loss(cfg.loss, cfg.beta, cfg.loss_reduction))
-    set_rng_states(policy.training_rng, policy.device)  # training's random stream starts where the adapters' seeded initialisation ended
+        learners = one_learner(
+            policy,
+            EnsembleOptimizer(policy, cfg.optim, schedule.steps),
+            bind_loss(cfg.loss, cfg.beta, cfg.loss_reduction),
+        )
+    set_rng_states(
+        policy.training_rng, policy.device
+    )  # training's random stream starts where the adapters' seeded initialisation ended
     start = restore(run, learners, reference)
     run.forget_after(start)
     return Session(cfg, run, task, learners, annotator, eval_judge, reference, schedule, start, ranks)
@@ -214,14 +249,20 @@ def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:
     before anything is built, not at the first step."""
     batch, members, world = cfg.resolved_schedule().batch_size, cfg.lora.ensemble, ranks.world
     if batch % world:
-        raise ConfigError(f"schedule.batch_size={batch} does not split evenly over {world} processes: make it a multiple of {world}")
+        raise ConfigError(
+            f"schedule.batch_size={batch} does not split evenly over {world} processes: make it a multiple of {world}"
+        )
     if cfg.lora.training != "disjoint" or (batch // world) % members == 0:
         return
     if world == 1:
-        raise ConfigError(f"lora.training=disjoint trains each of the lora.ensemble={members} members on its own equal share of "
-                          f"a batch: schedule.batch_size={batch} must be a multiple of {members}")
-    raise ConfigError(f"lora.training=disjoint on {world} processes: each process's {batch // world} pairs per step must split "
-                      f"evenly over lora.ensemble={members} members; make schedule.batch_size a multiple of {world * members}")
+        raise ConfigError(
+            f"lora.training=disjoint trains each of the lora.ensemble={members} members on its own equal share of "
+            f"a batch: schedule.batch_size={batch} must be a multiple of {members}"
+        )
+    raise ConfigError(
+        f"lora.training=disjoint on {world} processes: each process's {batch // world} pairs per step must split "
+        f"evenly over lora.ensemble={members} members; make schedule.batch_size a multiple of {world * members}"
+    )
 
 
 def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
@@ -244,8 +285,16 @@ def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
             pairs, stats = rated_pairs(s.policy, prompts, s.run.root, cfg, phase, s.task.chat_template, progress)
         else:
             pairs, stats = collect_pairs(
-                s.policy, prompts, s.annotator, cfg.sampling, phase.index, s.ranks.count(phase.pairs), derive_seed(cfg.seed, s.ranks.rank, weights=PROCESS_STREAM),
-                cfg.annotator.max_attempts, s.task.chat_template, progress,
+                s.policy,
+                prompts,
+                s.annotator,
+                cfg.sampling,
+                phase.index,
+                s.ranks.count(phase.pairs),
+                derive_seed(cfg.seed, s.ranks.rank, weights=PROCESS_STREAM),
+                cfg.annotator.max_attempts,
+                s.task.chat_template,
+                progress,
             )
     s.reference.label_pairs(s.policy, pairs)  # reference log-probs become data
     if s.ranks.world > 1:
@@ -279,8 +328,10 @@ def restore(run: RunDir, learners: Learners, reference: ReferenceStrategy) -> in
         learners.load_member_states(ckpt.members)
         learners.load_optimizer_state(ckpt.optimizer)
     except (KeyError, ValueError, RuntimeError) as err:  # other layers or shapes than the policy's
-        raise RunDirError(f"{run.checkpoints}: the step-{ckpt.step} checkpoint does not fit the policy ({str(err)[:120]}); "
-                          "does policy.path still name the model this run started from?") from None
+        raise RunDirError(
+            f"{run.checkpoints}: the step-{ckpt.step} checkpoint does not fit the policy ({str(err)[:120]}); "
+            "does policy.path still name the model this run started from?"
+        ) from None
     reference.load_state_dict(learners.main.policy, ckpt.reference)
     set_rng_states(ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}, learners.main.policy.device)
     return ckpt.step
@@ -297,10 +348,14 @@ def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, judge: Judge, pro
     examples = task.eval[: cfg.eval.prompts]
     spec = cfg.eval.sampling(cfg.sampling)
 
-    after = evaluate_policy(policy, examples, judge, spec, MERGED, task.chat_template, cfg.eval.kl, cfg.seed, progress).to_json()
+    after = evaluate_policy(
+        policy, examples, judge, spec, MERGED, task.chat_template, cfg.eval.kl, cfg.seed, progress
+    ).to_json()
     if cfg.eval.before:  # the initial policy: no KL to itself; its responses cached (bpo.evaluation.evalcache)
         cache = cache_dir() / "initial-responses" if cfg.eval.cache_before else None
-        before = evaluate_policy(policy, examples, judge, spec, None, task.chat_template, False, cfg.seed, progress, cache).to_json()
+        before = evaluate_policy(
+            policy, examples, judge, spec, None, task.chat_template, False, cfg.seed, progress, cache
+        ).to_json()
         before.pop("kl_to_sft")
         after["before"] = before
     return after

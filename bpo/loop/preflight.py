@@ -22,12 +22,15 @@ from pathlib import Path
 
 import torch
 
-from bpo.loop.build import initial_model_folder
-from bpo.data.chat import is_conversation, prompt_text
-from bpo.loop.config import RunConfig
 from bpo.common.configlib import ConfigError
 from bpo.common.jsonl import DataFileError
+from bpo.data.chat import is_conversation, prompt_text
+from bpo.data.prefdata import PreferenceRecord
+from bpo.data.task import Example, Task
+from bpo.data.tokens import encode_prompt, encode_response
 from bpo.judging.judges import probe
+from bpo.loop.build import initial_model_folder
+from bpo.loop.config import RunConfig
 from bpo.model.loading import (
     ModelFolderError,
     check_model_folder,
@@ -38,9 +41,6 @@ from bpo.model.loading import (
     naming,
     quiet_transformers,
 )
-from bpo.data.prefdata import PreferenceRecord
-from bpo.data.task import Example, Task
-from bpo.data.tokens import encode_prompt, encode_response
 
 
 @dataclass
@@ -71,7 +71,9 @@ def _checked_base(cfg: RunConfig, task: Task, folder: Path) -> Base:
             f"{folder}: the task {task.name!r} asks for the chat template (chat_template: true) but the tokenizer has none; "
             "use an instruction-tuned model folder or set chat_template: false in the task file"
         )
-    if not getattr(tokenizer, "chat_template", None) and any(is_conversation(ex.prompt) for ex in task.train + task.eval + task.demonstrations):
+    if not getattr(tokenizer, "chat_template", None) and any(
+        is_conversation(ex.prompt) for ex in task.train + task.eval + task.demonstrations
+    ):
         raise ModelFolderError(
             f"{folder}: the task {task.name!r} has conversation prompts, which are rendered with the chat template, "
             "but the tokenizer has none; use an instruction-tuned model folder"
@@ -101,7 +103,9 @@ def _meta_model(folder: Path, trust_remote_code: bool):
 
 def check_lora_targets(cfg: RunConfig, model, folder: Path) -> None:
     """Every name in lora.target_modules matches a linear layer (peft matches a name or a dotted suffix)."""
-    linear = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"]
+    linear = [
+        name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"
+    ]
     for target in cfg.lora.target_modules:
         if not any(name == target or name.endswith("." + target) for name in linear):
             available = sorted({name.rsplit(".", 1)[-1] for name in linear})
@@ -121,7 +125,9 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
         return task
     new = cfg.sampling.max_new_tokens
     if new >= base.context:
-        raise ConfigError(f"sampling.max_new_tokens={new} leaves no room for a prompt in the model's context of {base.context} tokens ({base.folder})")
+        raise ConfigError(
+            f"sampling.max_new_tokens={new} leaves no room for a prompt in the model's context of {base.context} tokens ({base.folder})"
+        )
     tok, chat = base.tokenizer, task.chat_template
 
     def prompt_fits(ex: Example) -> bool:
@@ -131,7 +137,11 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
         return _fits(len(encode_prompt(tok, ex.prompt, chat)) + len(encode_response(tok, ex.reference)), base.context)
 
     kept = {}
-    for name, examples, fits in (("train", task.train, prompt_fits), ("eval", task.eval, prompt_fits), ("demonstrations", task.demonstrations, demo_fits)):
+    for name, examples, fits in (
+        ("train", task.train, prompt_fits),
+        ("eval", task.eval, prompt_fits),
+        ("demonstrations", task.demonstrations, demo_fits),
+    ):
         if name == "demonstrations" and not cfg.sft.steps:
             kept[name] = examples
             continue
@@ -139,20 +149,30 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
         skipped = len(examples) - len(kept[name])
         what = "prompt + demonstration" if name == "demonstrations" else f"prompt + sampling.max_new_tokens={new}"
         if skipped and not kept[name]:
-            raise DataFileError(f"{cfg.task}: all {len(examples)} {name} examples are longer ({what}) than the model's context of {base.context} tokens")
+            raise DataFileError(
+                f"{cfg.task}: all {len(examples)} {name} examples are longer ({what}) than the model's context of {base.context} tokens"
+            )
         if skipped:
-            warnings.warn(f"{cfg.task}: skipping {skipped} of {len(examples)} {name} examples longer ({what}) than the model's context of {base.context} tokens")
+            warnings.warn(
+                f"{cfg.task}: skipping {skipped} of {len(examples)} {name} examples longer ({what}) than the model's context of {base.context} tokens"
+            )
     return replace(task, train=kept["train"], eval=kept["eval"], demonstrations=kept["demonstrations"])
 
 
-def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord], base: Base, chat_template: bool) -> None:
+def check_pairs_file(
+    cfg: RunConfig, path: str, records: list[PreferenceRecord], base: Base, chat_template: bool
+) -> None:
     """Enough pairs for the schedule (N of phase 0), each within the model's context."""
     talk = next((r for r in records if is_conversation(r.prompt)), None)
     if talk is not None and not getattr(base.tokenizer, "chat_template", None):
-        raise DataFileError(f"{path}:{talk.line}: prompt: a conversation is rendered with the chat template, but {base.folder}'s tokenizer has none")
+        raise DataFileError(
+            f"{path}:{talk.line}: prompt: a conversation is rendered with the chat template, but {base.folder}'s tokenizer has none"
+        )
     wanted = cfg.resolved_schedule().pairs
     if len(records) < wanted:
-        raise DataFileError(f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs")
+        raise DataFileError(
+            f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs"
+        )
     if base.context is None:
         return
     tok = base.tokenizer
@@ -160,7 +180,9 @@ def check_pairs_file(cfg: RunConfig, path: str, records: list[PreferenceRecord],
         prompt = len(encode_prompt(tok, record.prompt, chat_template))
         longest = prompt + max(len(encode_response(tok, record.chosen)), len(encode_response(tok, record.rejected)))
         if longest > base.context:
-            raise DataFileError(f"{path}:{record.line}: prompt + response is {longest} tokens, longer than the model's context of {base.context} ({base.folder})")
+            raise DataFileError(
+                f"{path}:{record.line}: prompt + response is {longest} tokens, longer than the model's context of {base.context} ({base.folder})"
+            )
 
 
 def probe_judges(task: Task, annotator, eval_judge) -> None:

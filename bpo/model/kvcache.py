@@ -54,10 +54,18 @@ def run_prompts(model, ids: Tensor, attention: Tensor):
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    out = model(input_ids=ids, attention_mask=attention, position_ids=position_ids_for(attention), use_cache=True, logits_to_keep=1,
-                **cache_arguments(model)(cache, 0, ids.shape[1], ids.device))
+    out = model(
+        input_ids=ids,
+        attention_mask=attention,
+        position_ids=position_ids_for(attention),
+        use_cache=True,
+        logits_to_keep=1,
+        **cache_arguments(model)(cache, 0, ids.shape[1], ids.device),
+    )
     if cache.get_seq_length() != ids.shape[1]:
-        raise RuntimeError("the model did not fill its key/value cache for the prompts (gradient checkpointing?): run the rows whole")
+        raise RuntimeError(
+            "the model did not fill its key/value cache for the prompts (gradient checkpointing?): run the rows whole"
+        )
     return out.logits[:, -1], cache
 
 

@@ -24,12 +24,34 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    path: str | None = option(None, may_change_on_resume=True, help="local Hugging Face model folder of the initial policy; null: the task's built-in policy")
-    dtype: str = option("float32", help="weights dtype; float32 by default everywhere (on CUDA the forward passes run under bfloat16 autocast whatever this is)", choices=tuple(DTYPES))
-    allow_pickle: bool = option(False, may_change_on_resume=True, help="allow loading pickle (*.bin) weights, with torch's weights_only loader")
-    trust_remote_code: bool = option(False, may_change_on_resume=True, help="run the model folder's own Python code (off: only transformers' code runs)")
-    device: str = option("auto", may_change_on_resume=True, help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 autocast on CUDA")
-    gradient_checkpointing: bool = option(False, may_change_on_resume=True, help="recompute each layer's activations in the backward pass of preference training instead of keeping them: less memory, a slower step (TRL's online DPO does this by default); the results are the same")
+    path: str | None = option(
+        None,
+        may_change_on_resume=True,
+        help="local Hugging Face model folder of the initial policy; null: the task's built-in policy",
+    )
+    dtype: str = option(
+        "float32",
+        help="weights dtype; float32 by default everywhere (on CUDA the forward passes run under bfloat16 autocast whatever this is)",
+        choices=tuple(DTYPES),
+    )
+    allow_pickle: bool = option(
+        False, may_change_on_resume=True, help="allow loading pickle (*.bin) weights, with torch's weights_only loader"
+    )
+    trust_remote_code: bool = option(
+        False,
+        may_change_on_resume=True,
+        help="run the model folder's own Python code (off: only transformers' code runs)",
+    )
+    device: str = option(
+        "auto",
+        may_change_on_resume=True,
+        help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 autocast on CUDA",
+    )
+    gradient_checkpointing: bool = option(
+        False,
+        may_change_on_resume=True,
+        help="recompute each layer's activations in the backward pass of preference training instead of keeping them: less memory, a slower step (TRL's online DPO does this by default); the results are the same",
+    )
 
     def validate(self):
         resolve_device(self.device)  # a malformed name, or a CUDA device this machine lacks, is refused on load
@@ -151,10 +173,14 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
         raise ModelFolderError(f"{folder}: cannot load the tokenizer: {load_failure(err)}") from None
     if tokenizer.pad_token_id is None:  # generation and batching need a pad id; EOS is the usual stand-in
         if tokenizer.eos_token is None:
-            raise ModelFolderError(f"{folder}: the tokenizer has no EOS token (eos_token in tokenizer_config.json); responses need one to end")
+            raise ModelFolderError(
+                f"{folder}: the tokenizer has no EOS token (eos_token in tokenizer_config.json); responses need one to end"
+            )
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.eos_token_id is None:
-        raise ModelFolderError(f"{folder}: the tokenizer has no EOS token (eos_token in tokenizer_config.json); responses need one to end")
+        raise ModelFolderError(
+            f"{folder}: the tokenizer has no EOS token (eos_token in tokenizer_config.json); responses need one to end"
+        )
     return tokenizer
 
 

@@ -13,7 +13,6 @@ The token at position t is predicted by the logits at position t-1, so position 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -54,9 +53,7 @@ def reduce_logprobs(per_token: Tensor, mask: Tensor, reduction: Reduction = "sum
     return reduce_total((per_token * mask).sum(-1), mask.sum(-1), reduction)
 
 
-def sequence_logprobs(
-    logits: Tensor, input_ids: Tensor, response_mask: Tensor, reduction: Reduction = "sum"
-) -> Tensor:
+def sequence_logprobs(logits: Tensor, input_ids: Tensor, response_mask: Tensor, reduction: Reduction = "sum") -> Tensor:
     """log pi(y|x) over the response tokens of each row, (B,): summed, or averaged per token."""
     return reduce_logprobs(token_logprobs(logits, input_ids), response_mask[:, 1:], reduction)
 
@@ -120,7 +117,9 @@ def shared_prompt_layout(input_ids: Tensor, attention_mask: Tensor, response_mas
     if not (torch.equal(first, second) and bool(same_prompt.all())):
         return None
     width, answer = int(first.max()), int(response_lengths.max())
-    source = torch.arange(width, device=at.device) - (width - first)[:, None]  # (B, P): where in the row; < 0 on padding
+    source = (
+        torch.arange(width, device=at.device) - (width - first)[:, None]
+    )  # (B, P): where in the row; < 0 on padding
     prompt_mask = source >= 0
     prompts = torch.gather(input_ids[:half], 1, source.clamp(min=0)).masked_fill(~prompt_mask, 0)
     source = (prompt_lengths[:, None] + torch.arange(answer, device=at.device)).clamp(max=length - 1)  # (2B, R)
@@ -155,10 +154,20 @@ def pair_sequence_logprobs(
         first, prompt_cache = run_prompts(model, layout.prompts, layout.prompt_mask)
         rows = torch.arange(layout.prompts.shape[0], device=device).repeat(2)  # response row r continues prompt r mod B
         answer = layout.responses.shape[1]
-        rest = model(input_ids=layout.responses, attention_mask=torch.cat([layout.prompt_mask[rows], layout.response_mask], 1),
-                     position_ids=layout.prompt_lengths[rows, None] + torch.arange(answer, device=device), use_cache=True,
-                     logits_to_keep=answer, **cache_arguments(model)(copy_rows(prompt_cache, rows, DynamicCache()), width, answer, device)).logits
+        rest = model(
+            input_ids=layout.responses,
+            attention_mask=torch.cat([layout.prompt_mask[rows], layout.response_mask], 1),
+            position_ids=layout.prompt_lengths[rows, None] + torch.arange(answer, device=device),
+            use_cache=True,
+            logits_to_keep=answer,
+            **cache_arguments(model)(copy_rows(prompt_cache, rows, DynamicCache()), width, answer, device),
+        ).logits
     # response token t is predicted by the prompt's last position (t = 0) or by response position t - 1
-    per_token = torch.cat([logprobs_of(first[rows], layout.responses[:, 0]).unsqueeze(1),
-                           logprobs_of(rest[:, -answer:][:, :-1], layout.responses[:, 1:])], dim=1)
+    per_token = torch.cat(
+        [
+            logprobs_of(first[rows], layout.responses[:, 0]).unsqueeze(1),
+            logprobs_of(rest[:, -answer:][:, :-1], layout.responses[:, 1:]),
+        ],
+        dim=1,
+    )
     return reduce_logprobs(per_token, layout.response_mask, reduction)

@@ -40,15 +40,22 @@ class LoraSpec:
     rank: int = option(8, help="LoRA rank r of each ensemble member")
     alpha: float = option(16.0, help="LoRA alpha; a member's update is (alpha / r) * B @ A")
     dropout: float = option(0.0, help="LoRA dropout during training")
-    target_modules: tuple[str, ...] = option(("q_proj", "k_proj", "v_proj", "o_proj"), help="names of the linear layers that get adapters")
+    target_modules: tuple[str, ...] = option(
+        ("q_proj", "k_proj", "v_proj", "o_proj"), help="names of the linear layers that get adapters"
+    )
     ensemble: int = option(5, help="number n of LoRA adapters trained side by side (the paper uses 5)")
-    merge: MergeMode = option("exact", help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)")
+    merge: MergeMode = option(
+        "exact",
+        help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)",
+    )
     training: str = option(
-        "independent", choices=TRAININGS,
+        "independent",
+        choices=TRAININGS,
         help="independent: every member trains on the whole batch with its own AdamW (the paper's; n passes per step); "
-             "disjoint: member i trains only on pairs i, i+n, i+2n.. of each batch (B a multiple of n; about one adapter's cost); "
-             "joint: one pass whose update is the mean of the members (the merged policy), gradients to every member through it "
-             "(needs merge=exact and dropout=0)")
+        "disjoint: member i trains only on pairs i, i+n, i+2n.. of each batch (B a multiple of n; about one adapter's cost); "
+        "joint: one pass whose update is the mean of the members (the merged policy), gradients to every member through it "
+        "(needs merge=exact and dropout=0)",
+    )
 
     def validate(self):
         if self.rank <= 0 or self.ensemble <= 0 or not 0 < self.alpha < float("inf"):
@@ -58,9 +65,14 @@ class LoraSpec:
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
         if self.training == "joint" and self.merge != "exact":
-            raise ValueError(f"training=joint trains the mean of the members, which only merge=exact samples from; got merge={self.merge}")
+            raise ValueError(
+                f"training=joint trains the mean of the members, which only merge=exact samples from; got merge={self.merge}"
+            )
         if self.training == "joint" and self.dropout:
-            raise ValueError(f"training=joint runs the merged adapter's forward, which has no dropout; set dropout=0 (got {self.dropout})")
+            raise ValueError(
+                f"training=joint runs the merged adapter's forward, which has no dropout; set dropout=0 (got {self.dropout})"
+            )
+
 
 # A snapshot of the ensemble: for each member, {"<module>.A": (r, in), "<module>.B": (out, r)}.
 AdapterStates = list[dict[str, Tensor]]
@@ -106,7 +118,9 @@ class EnsemblePolicy:
                 self.model = base_model
                 self.model.add_adapter(self.members[0], peft_config(spec))
             else:
-                with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing (a FutureWarning on every run)
+                with (
+                    warnings.catch_warnings()
+                ):  # peft reads transformers' deprecated is_gradient_checkpointing (a FutureWarning on every run)
                     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
                     self.model = get_peft_model(base_model, peft_config(spec), adapter_name=self.members[0])
             for i, name in enumerate(self.members[1:], start=1):
@@ -118,12 +132,18 @@ class EnsemblePolicy:
             # The random state the seeded initialisation ends in (CPU, and the CUDA device's): where a run's
             # training stream (LoRA dropout) starts, set by the session (set_rng_states), not left behind here.
             self.training_rng = rng_states(device)
-        self._layers = [(name, m) for name, m in self.model.named_modules() if hasattr(m, "lora_A") and self.members[0] in m.lora_A]
+        self._layers = [
+            (name, m) for name, m in self.model.named_modules() if hasattr(m, "lora_A") and self.members[0] in m.lora_A
+        ]
         self._by_path = dict(self._layers)
         names = {id(p): n for n, p in self.model.named_parameters()}
-        self._base_weight_names = {path: names[id(m.get_base_layer().weight)] for path, m in self._layers}  # for use_deltas
-        self._merged_factor_names = {path: (names[id(m.lora_A[self.merged].weight)], names[id(m.lora_B[self.merged].weight)])
-                                     for path, m in self._layers}  # for train_joint
+        self._base_weight_names = {
+            path: names[id(m.get_base_layer().weight)] for path, m in self._layers
+        }  # for use_deltas
+        self._merged_factor_names = {
+            path: (names[id(m.lora_A[self.merged].weight)], names[id(m.lora_B[self.merged].weight)])
+            for path, m in self._layers
+        }  # for train_joint
         self.refresh_merged()
 
     # ---- parameters and states -------------------------------------------------------------------
@@ -134,7 +154,11 @@ class EnsemblePolicy:
     def member_states(self) -> AdapterStates:
         """A detached copy of every member's factors: the cheap snapshot of the policy."""
         return [
-            {f"{path}.{k}": getattr(m, f"lora_{k}")[name].weight.detach().clone() for path, m in self._layers for k in "AB"}
+            {
+                f"{path}.{k}": getattr(m, f"lora_{k}")[name].weight.detach().clone()
+                for path, m in self._layers
+                for k in "AB"
+            }
             for name in self.members
         ]
 
@@ -175,8 +199,9 @@ class EnsemblePolicy:
     def _drops_out(self) -> bool:
         """Whether a training pass drops anything out: a Dropout module with p > 0, or an attention dropout rate."""
         config = self.model.get_base_model().config
-        return (any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in self.model.modules())
-                or any(getattr(config, name, 0) or 0 for name in ("attention_dropout", "attn_pdrop")))
+        return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in self.model.modules()) or any(
+            getattr(config, name, 0) or 0 for name in ("attention_dropout", "attn_pdrop")
+        )
 
     def refresh_merged(self) -> None:
         """Write the merge of the current members into the `merged` slot (after each optimiser step)."""
@@ -208,17 +233,23 @@ class EnsemblePolicy:
 
     def zero_deltas(self) -> WeightDeltas:
         """A zero update for every adapted layer: `use_deltas` of it is the initial policy."""
-        return {path: torch.zeros(self._delta_shape(m), dtype=torch.float32, device=self.device) for path, m in self._layers}
+        return {
+            path: torch.zeros(self._delta_shape(m), dtype=torch.float32, device=self.device) for path, m in self._layers
+        }
 
     def as_deltas(self, deltas: dict[str, Tensor]) -> WeightDeltas:
         """A float32 copy on the model's device, once checked to hold exactly one (out, in) update per adapted layer."""
         wanted = {path: self._delta_shape(m) for path, m in self._layers}
         if set(deltas) != set(wanted):
             missing, extra = sorted(set(wanted) - set(deltas)), sorted(set(deltas) - set(wanted))
-            raise ValueError(f"weight deltas do not match the policy's adapted layers (missing {missing[:3]}, unexpected {extra[:3]})")
+            raise ValueError(
+                f"weight deltas do not match the policy's adapted layers (missing {missing[:3]}, unexpected {extra[:3]})"
+            )
         for path, shape in wanted.items():
             if tuple(deltas[path].shape) != shape:
-                raise ValueError(f"weight delta of {path} has shape {tuple(deltas[path].shape)}, the layer needs {shape}")
+                raise ValueError(
+                    f"weight delta of {path} has shape {tuple(deltas[path].shape)}, the layer needs {shape}"
+                )
         return {path: deltas[path].to(self.device, torch.float32, copy=True) for path in wanted}
 
     @staticmethod
@@ -261,8 +292,11 @@ class EnsemblePolicy:
         """{parameter name of the merged slot's A and B: the exact merge of the live members}, differentiable."""
         factors = {}
         for path, m in self._layers:
-            A, B = exact_merge_factors([m.lora_A[n].weight for n in self.members], [m.lora_B[n].weight for n in self.members],
-                                       [m.scaling[n] for n in self.members])
+            A, B = exact_merge_factors(
+                [m.lora_A[n].weight for n in self.members],
+                [m.lora_B[n].weight for n in self.members],
+                [m.scaling[n] for n in self.members],
+            )
             name_A, name_B = self._merged_factor_names[path]
             factors[name_A], factors[name_B] = A, B
         return factors
@@ -298,7 +332,9 @@ class EnsemblePolicy:
             weights = {}
             for path, m in self._layers:
                 W, d = m.get_base_layer().weight, deltas[path].to(self.device)
-                weights[self._base_weight_names[path]] = (W.float() + (d.T if getattr(m, "fan_in_fan_out", False) else d)).to(W.dtype)
+                weights[self._base_weight_names[path]] = (
+                    W.float() + (d.T if getattr(m, "fan_in_fan_out", False) else d)
+                ).to(W.dtype)
             yield _WithWeights(model, weights)
 
     # ---- persistence (peft format) -----------------------------------------------------------------

@@ -127,6 +127,11 @@ def smollm2_folder(cache_dir: Path, progress: bool = True) -> Path:
     if is_complete(final):
         return final
     gguf = gguf_path()
-    source = {"package": PACKAGE, "version": importlib.metadata.version(PACKAGE), "gguf_file": gguf.name,
-              "gguf_bytes": gguf.stat().st_size, "dtype": "float32"}
+    source = {
+        "package": PACKAGE,
+        "version": importlib.metadata.version(PACKAGE),
+        "gguf_file": gguf.name,
+        "gguf_bytes": gguf.stat().st_size,
+        "dtype": "float32",
+    }
     return cached_folder(final, lambda folder: _convert(gguf, folder, progress), stamp=source)

@@ -25,12 +25,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from bpo.common.configlib import option
-from bpo.model.device import autocast, model_device
-from bpo.model.kvcache import cache_arguments, copy_rows, run_prompts
-from bpo.model.kvcache import position_ids_for
-from bpo.model.logprobs import logprobs_of
-from bpo.data.tokens import collate
 from bpo.data.records import Response
+from bpo.data.tokens import collate
+from bpo.model.device import autocast, model_device
+from bpo.model.kvcache import cache_arguments, copy_rows, position_ids_for, run_prompts
+from bpo.model.logprobs import logprobs_of
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,9 @@ class SamplingSpec:
 
     def validate(self):
         if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}")
+            raise ValueError(
+                f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}"
+            )
         if not 0 < self.top_p <= 1 or self.max_new_tokens <= 0 or self.batch_size <= 0:
             raise ValueError("need 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
 
@@ -69,7 +70,9 @@ def sample_tokens(logits: Tensor, temperature: float, top_p: float, uniform: Ten
 
 
 @torch.no_grad()
-def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eos: int, pad: int) -> tuple[Tensor, Tensor]:
+def decode(
+    model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eos: int, pad: int
+) -> tuple[Tensor, Tensor]:
     """Sample n continuations of up to max_new_tokens after each (left-padded) prompt row.
 
     Returns the new tokens (rows * n, <= T), row i * n + j being prompt i's j-th sample, padded with `pad`
@@ -83,8 +86,11 @@ def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eo
     # On the CPU, one preallocated cache for all rows and every step: no per-token copy of the whole cache
     # (the cost profiled). On CUDA the copies are cheap and a preallocated cache under bfloat16 autocast
     # depends on the transformers version's dtype handling (4.56 fails: float32 keys, bfloat16 values).
-    cache = (StaticCache(config=model.config, max_cache_len=ids.shape[1] + spec.max_new_tokens)
-             if ids.device.type == "cpu" else DynamicCache())
+    cache = (
+        StaticCache(config=model.config, max_cache_len=ids.shape[1] + spec.max_new_tokens)
+        if ids.device.type == "cpu"
+        else DynamicCache()
+    )
     copy_rows(prefix, torch.arange(ids.shape[0], device=ids.device).repeat_interleave(n), cache)
     del prefix
     logits = last.repeat_interleave(n, 0)
@@ -106,8 +112,13 @@ def decode(model, ids: Tensor, attention: Tensor, n: int, spec: SamplingSpec, eo
             break
         attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
         positions = positions[:, -1:] + 1
-        logits = model(input_ids=token.unsqueeze(-1), attention_mask=attention, position_ids=positions, use_cache=True,
-                       **with_cache(cache, attention.shape[1] - 1, 1, device)).logits[:, -1]
+        logits = model(
+            input_ids=token.unsqueeze(-1),
+            attention_mask=attention,
+            position_ids=positions,
+            use_cache=True,
+            **with_cache(cache, attention.shape[1] - 1, 1, device),
+        ).logits[:, -1]
     return torch.stack(tokens, dim=1), total
 
 
@@ -130,8 +141,13 @@ def generate(
             text_ids = resp_ids[:-1] if resp_ids and resp_ids[-1] == eos else resp_ids
             if row % per_prompt == 0:
                 out.append([])
-            out[-1].append(Response(text=tokenizer.decode(text_ids, skip_special_tokens=True).strip(), ids=resp_ids,
-                                    logp=float(logp[row])))
+            out[-1].append(
+                Response(
+                    text=tokenizer.decode(text_ids, skip_special_tokens=True).strip(),
+                    ids=resp_ids,
+                    logp=float(logp[row]),
+                )
+            )
         bar.update(len(chunk))
     bar.close()
     return out

@@ -7,9 +7,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from bpo.model.logprobs import model_sequence_logprobs, pair_sequence_logprobs
-from bpo.data.tokens import collate
 from bpo.data.records import Pair, make_batch, split_pairs
+from bpo.data.tokens import collate
+from bpo.model.logprobs import model_sequence_logprobs, pair_sequence_logprobs
 
 
 @torch.no_grad()
@@ -23,7 +23,9 @@ def response_logprobs(
             prompt_ids[start : start + batch_size], response_ids[start : start + batch_size], pad_id, side="right"
         )
         device = next(model.parameters()).device
-        out.append(model_sequence_logprobs(model, ids.to(device), attention.to(device), response.to(device)).float().cpu())
+        out.append(
+            model_sequence_logprobs(model, ids.to(device), attention.to(device), response.to(device)).float().cpu()
+        )
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -34,6 +36,8 @@ def pair_logprobs(model, pairs: Sequence[Pair], pad_id: int, batch_size: int = 1
     device, per_pass, out = next(model.parameters()).device, max(1, batch_size // 2), []
     for start in range(0, len(pairs), per_pass):
         batch = make_batch(pairs[start : start + per_pass], pad_id).to(device)
-        chosen, rejected = split_pairs(pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float().cpu())
+        chosen, rejected = split_pairs(
+            pair_sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask).float().cpu()
+        )
         out += zip(chosen.tolist(), rejected.tolist())
     return out

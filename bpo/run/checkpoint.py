@@ -43,8 +43,11 @@ class CheckpointConfig:
         if self.every < 0:
             raise ValueError("every must be >= 0")
 
+
 MARKER = "COMPLETE"
-SETTINGS_FILE = "settings.json"  # the run folder's record of its settings (bpo.run.rundir.RunDir.settings), beside checkpoints/
+SETTINGS_FILE = (
+    "settings.json"  # the run folder's record of its settings (bpo.run.rundir.RunDir.settings), beside checkpoints/
+)
 KEEP = 2  # complete checkpoints kept; older ones are deleted once a newer one is in place
 
 
@@ -55,7 +58,9 @@ class Checkpoint:
     optimizer: dict  # EnsembleOptimizer.state_dict()
     reference: dict  # ReferenceStrategy.state_dict()
     rng: dict[str, torch.Tensor] | torch.Tensor  # bpo.model.device.rng_states() (a lone tensor: the CPU state)
-    settings: dict | None = None  # {"hash", "settings"}: what a resume must not change (default: the run's settings.json)
+    settings: dict | None = (
+        None  # {"hash", "settings"}: what a resume must not change (default: the run's settings.json)
+    )
 
 
 def _flatten_states(states: AdapterStates) -> dict[str, torch.Tensor]:
@@ -133,7 +138,9 @@ def complete_checkpoints(root: Path, warn: bool = True) -> list[Path]:
     for folder in sorted(root.iterdir()):
         if folder.name.startswith(TMP_PREFIX) or not (folder / MARKER).is_file():
             if warn:
-                warnings.warn(f"ignoring partial checkpoint {folder} (no {MARKER} marker: the run stopped while writing it)")
+                warnings.warn(
+                    f"ignoring partial checkpoint {folder} (no {MARKER} marker: the run stopped while writing it)"
+                )
             continue
         found.append(folder)
     return found

@@ -25,7 +25,7 @@ def plot(run: RunDir, result: dict, metrics: list[dict], out: Path) -> None:
     xs = range(len(bars))
     rates = [r["win_rate"] for _, r in bars]
     errors = [[r["win_rate"] - r["ci_low"] for _, r in bars], [r["ci_high"] - r["win_rate"] for _, r in bars]]
-    left.bar(xs, rates, yerr=errors, capsize=6, color=["#999999", "#2a7ab9"][-len(bars):])
+    left.bar(xs, rates, yerr=errors, capsize=6, color=["#999999", "#2a7ab9"][-len(bars) :])
     left.axhline(0.5, color="k", lw=0.8, ls="--")
     left.set_xticks(list(xs), [name for name, _ in bars])
     left.set_ylim(0, 1)
@@ -81,6 +81,10 @@ def write_report(run_dir: str | Path, seconds: float | None = None, examples: in
         lines += [f"**Prompt:** {ex['prompt']}", ""]
         if i < len(before):
             lines.append(f"- before ({before[i]['score']:.2f}): {before[i]['response']}")
-        lines += [f"- after ({ex['score']:.2f}): {ex['response']}", f"- human reference ({ex['reference_score']:.2f}): {ex['reference']}", ""]
+        lines += [
+            f"- after ({ex['score']:.2f}): {ex['response']}",
+            f"- human reference ({ex['reference_score']:.2f}): {ex['reference']}",
+            "",
+        ]
     run.report.write_text("\n".join(lines) + "\n")
     return run.report

@@ -1,18 +1,18 @@
 """The run folder: everything a run produces, written as it is produced.
 
-    config.yaml             the resolved configuration
-    settings.json           the settings a resume must not change (the configuration's `resume_settings()`) and their hash
-    sft-base/               the base after the run's SFT stage (sft.steps > 0): a transformers folder
-    pairs/phase-000.jsonl   the labelled pairs of each phase (one bpo.data.records.Pair per line)
-    phases.jsonl            per phase: pairs kept, identical pairs and ties dropped, prompts used, seconds
-    metrics.jsonl           per training step: loss, reward margin, reward accuracy, learning rate, seconds, ...
-    evals.jsonl             per evaluation: the step, win rates, KL estimate (bpo.run.runlog: stream `evals`)
-    tensorboard/            event files of the same records, with log.to=[jsonl, tensorboard]
-    adapters/               the LoRA ensemble in peft format: merged/ and a0/ .. a{n-1}/
-    checkpoints/step-NNNNNN/ adapters, optimiser, RNG and loop state (see bpo.run.checkpoint)
-    eval.json               win rate vs the human references, 95% interval, n, mean judge score, ...
-    labels.sqlite           annotator.kind=human/external: pairs awaiting labels, raters, labels (bpo.annotate.store)
-    external/               annotator.kind=external: files for Argilla / Label Studio, their exports in labels/
+config.yaml             the resolved configuration
+settings.json           the settings a resume must not change (the configuration's `resume_settings()`) and their hash
+sft-base/               the base after the run's SFT stage (sft.steps > 0): a transformers folder
+pairs/phase-000.jsonl   the labelled pairs of each phase (one bpo.data.records.Pair per line)
+phases.jsonl            per phase: pairs kept, identical pairs and ties dropped, prompts used, seconds
+metrics.jsonl           per training step: loss, reward margin, reward accuracy, learning rate, seconds, ...
+evals.jsonl             per evaluation: the step, win rates, KL estimate (bpo.run.runlog: stream `evals`)
+tensorboard/            event files of the same records, with log.to=[jsonl, tensorboard]
+adapters/               the LoRA ensemble in peft format: merged/ and a0/ .. a{n-1}/
+checkpoints/step-NNNNNN/ adapters, optimiser, RNG and loop state (see bpo.run.checkpoint)
+eval.json               win rate vs the human references, 95% interval, n, mean judge score, ...
+labels.sqlite           annotator.kind=human/external: pairs awaiting labels, raters, labels (bpo.annotate.store)
+external/               annotator.kind=external: files for Argilla / Label Studio, their exports in labels/
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -71,7 +70,11 @@ def default_settings(config_class: type) -> dict[str, Any]:
 
 def changed_settings(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """'key (old -> new)' for every setting that differs."""
-    return [f"{k} ({recorded.get(k)!r} -> {now.get(k)!r})" for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
+    return [
+        f"{k} ({recorded.get(k)!r} -> {now.get(k)!r})"
+        for k in sorted(set(recorded) | set(now))
+        if recorded.get(k) != now.get(k)
+    ]
 
 
 class RunDir:
@@ -88,15 +91,29 @@ class RunDir:
     tensorboard = property(lambda self: self.root / "tensorboard")
     adapters = property(lambda self: self.root / "adapters")
     eval = property(lambda self: self.root / "eval.json")
-    eval_greedy = property(lambda self: self.root / "eval-greedy.json")  # a sweep's greedy evaluation (bpo.experiments.sweep)
+    eval_greedy = property(
+        lambda self: self.root / "eval-greedy.json"
+    )  # a sweep's greedy evaluation (bpo.experiments.sweep)
     checkpoints = property(lambda self: self.root / "checkpoints")
     sft_base = property(lambda self: self.root / "sft-base")
     labels = property(lambda self: self.root / STORE_NAME)  # annotator.kind=human/external (bpo.annotate.store)
     external = property(lambda self: self.root / EXTERNAL_FOLDER)  # annotator.kind=external (bpo.annotate.external)
     report = property(lambda self: self.root / "report.md")  # bpo.run.report
     report_plot = property(lambda self: self.root / "report.png")
-    CREATED = ("config.yaml", SETTINGS_FILE, "metrics.jsonl", "phases.jsonl", "pairs", "sft-base", TMP_PREFIX + "sft-base", "checkpoints",
-               "evals.jsonl", "phase_times.jsonl", "tensorboard", ".lock")
+    CREATED = (
+        "config.yaml",
+        SETTINGS_FILE,
+        "metrics.jsonl",
+        "phases.jsonl",
+        "pairs",
+        "sft-base",
+        TMP_PREFIX + "sft-base",
+        "checkpoints",
+        "evals.jsonl",
+        "phase_times.jsonl",
+        "tensorboard",
+        ".lock",
+    )
     _lock = None  # the open RUN/.lock while this process trains the run
     created_here = False  # this process wrote the run's config.yaml (create): only then may it unmake the run
 
@@ -122,15 +139,23 @@ class RunDir:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # a file system without locks (some NFS, FUSE)
+            if err.errno not in (
+                errno.EWOULDBLOCK,
+                errno.EAGAIN,
+                errno.EACCES,
+            ):  # a file system without locks (some NFS, FUSE)
                 handle.close()
-                warnings.warn(f"{self.root}: cannot lock the run folder ({err.strerror}); make sure no other bpo process trains it")
+                warnings.warn(
+                    f"{self.root}: cannot lock the run folder ({err.strerror}); make sure no other bpo process trains it"
+                )
                 return
             handle.seek(0)
             holder = handle.read().strip()
             handle.close()
-            raise RunDirError(f"{self.root}: in use by another bpo process{f' (pid {holder})' if holder else ''}; "
-                              f"wait for it to end (or stop it), then resume with bpo train --resume {self.root}") from None
+            raise RunDirError(
+                f"{self.root}: in use by another bpo process{f' (pid {holder})' if holder else ''}; "
+                f"wait for it to end (or stop it), then resume with bpo train --resume {self.root}"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -148,7 +173,9 @@ class RunDir:
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"out={self.root}: is a file, not a folder; choose a folder for the run")
         if self.config.exists():
-            raise RunDirError(f"{self.root} already holds a run; choose another out= or resume it with --resume {self.root}")
+            raise RunDirError(
+                f"{self.root} already holds a run; choose another out= or resume it with --resume {self.root}"
+            )
         existing = self.root
         while not existing.exists():  # the nearest existing ancestor must be a writable folder
             existing = existing.parent
@@ -171,8 +198,11 @@ class RunDir:
 
     def has_work(self) -> bool:
         """Whether the folder holds anything a rerun would lose: labelled pairs or a checkpoint."""
-        return (any(self.pairs_dir.glob("phase-*.jsonl")) or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
-                or self.labels.exists())  # pairs sampled for raters (bpo.annotate)
+        return (
+            any(self.pairs_dir.glob("phase-*.jsonl"))
+            or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+            or self.labels.exists()
+        )  # pairs sampled for raters (bpo.annotate)
 
     def discard_unstarted(self, existed: bool) -> bool:
         """After a new run failed before any pairs or checkpoint were written, remove what it made (the
@@ -193,7 +223,9 @@ class RunDir:
             what = "is a file, not a run folder" if self.root.exists() else "no such run folder"
             raise RunDirError(f"{self.root}: {what}; start a run with bpo train out={self.root}")
         if not self.config.is_file():
-            raise RunDirError(f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train out={self.root}")
+            raise RunDirError(
+                f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train out={self.root}"
+            )
 
     def check_settings(self, cfg, recorded: dict[str, Any] | None) -> None:
         """Refuse a resume whose config.yaml was edited in a setting that shapes pairs, adapters or
@@ -215,7 +247,9 @@ class RunDir:
         try:
             saved = json.loads(read_text(self.settings, "settings file"))
         except (ValueError, DataFileError) as err:
-            raise RunDirError(f"{self.settings}: unreadable ({err}); it records the settings this run started with") from None
+            raise RunDirError(
+                f"{self.settings}: unreadable ({err}); it records the settings this run started with"
+            ) from None
         return saved if isinstance(saved, dict) else None
 
     def save_sft_base(self, model, tokenizer) -> None:
@@ -230,7 +264,9 @@ class RunDir:
         a line cut short by a kill (with a warning)."""
         for stepped in (self.metrics, self.evals, self.phase_times):  # rows logged at a number of steps done
             _keep_rows(stepped, lambda row: isinstance(row.get("step"), int) and row["step"] < step)
-        _keep_rows(self.phases, lambda row: isinstance(row.get("phase"), int) and self.pairs_file(row["phase"]).exists())
+        _keep_rows(
+            self.phases, lambda row: isinstance(row.get("phase"), int) and self.pairs_file(row["phase"]).exists()
+        )
 
     def pairs_file(self, phase: int) -> Path:
         return self.pairs_dir / f"phase-{phase:03d}.jsonl"

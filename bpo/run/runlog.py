@@ -38,13 +38,19 @@ LABEL_KEYS = ("player",)  # text that names whose quantities a row holds (IOPO's
 @dataclass(frozen=True)
 class LogConfig:
     to: tuple[Literal["jsonl", "tensorboard"], ...] = option(
-        ("jsonl",), help="where the run's metrics go: jsonl (the run's record, always on) and tensorboard (event files in RUN/tensorboard/; needs the tensorboard package: pip install 'bpo[tensorboard]')")
+        ("jsonl",),
+        help="where the run's metrics go: jsonl (the run's record, always on) and tensorboard (event files in RUN/tensorboard/; needs the tensorboard package: pip install 'bpo[tensorboard]')",
+    )
 
     def validate(self):
         if "jsonl" not in self.to:
-            raise ValueError("to must include jsonl, the run's record (resume, bpo eval and reports read it), e.g. [jsonl, tensorboard]")
+            raise ValueError(
+                "to must include jsonl, the run's record (resume, bpo eval and reports read it), e.g. [jsonl, tensorboard]"
+            )
         if "tensorboard" in self.to and importlib.util.find_spec("tensorboard") is None:
-            raise ValueError("tensorboard needs the tensorboard package, which is not installed: pip install 'bpo[tensorboard]'")
+            raise ValueError(
+                "tensorboard needs the tensorboard package, which is not installed: pip install 'bpo[tensorboard]'"
+            )
 
 
 class Sink(Protocol):
@@ -89,9 +95,13 @@ def phase_time(phase: int, phase_rows: list[dict], metric_rows: list[dict]) -> d
     of every session of a resumed run)."""
     collected = next((r for r in phase_rows if r.get("phase") == phase), {})
     training = sum(r.get("seconds", 0.0) for r in metric_rows if r.get("phase") == phase)
-    return {"phase": phase, "sampling_seconds": collected.get("sampling_seconds", 0.0),
-            "annotation_seconds": collected.get("annotation_seconds", 0.0), "collection_seconds": collected.get("seconds", 0.0),
-            "training_seconds": round(training, 3)}
+    return {
+        "phase": phase,
+        "sampling_seconds": collected.get("sampling_seconds", 0.0),
+        "annotation_seconds": collected.get("annotation_seconds", 0.0),
+        "collection_seconds": collected.get("seconds", 0.0),
+        "training_seconds": round(training, 3),
+    }
 
 
 class TensorBoardSink:

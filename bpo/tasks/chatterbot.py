@@ -69,8 +69,8 @@ from typing import Sequence
 import yaml
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from bpo.judging.judges import pointwise_judge
 from bpo.data.task import Example, Task
+from bpo.judging.judges import pointwise_judge
 
 PACKAGE = "chatterbot_corpus"
 LANGUAGE = "english"
@@ -222,6 +222,10 @@ def build_task(eval_size: int = EVAL_SIZE) -> Task:
     eval_examples, train_examples = examples[:eval_size], examples[eval_size:]
     random.Random(SPLIT_SEED).shuffle(train_examples)  # a fixed order (runs reorder them with their seed)
     return Task(
-        name="chatterbot", train=train_examples, eval=eval_examples, demonstrations=list(train_examples),
-        judge=judge, chat_template=True,
+        name="chatterbot",
+        train=train_examples,
+        eval=eval_examples,
+        demonstrations=list(train_examples),
+        judge=judge,
+        chat_template=True,
     )

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bpo.data.chat import Prompt, as_prompt, as_response, prompt_text
 from bpo.common.configlib import parse_yaml, read_text_file
-from bpo.data.datafiles import read_rows
 from bpo.common.jsonl import DataFileError
-from bpo.judging.judges import load_judge
+from bpo.data.chat import Prompt, as_prompt, as_response, prompt_text
+from bpo.data.datafiles import read_rows
 from bpo.data.task import Example, Task
+from bpo.judging.judges import load_judge
 from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
 
 BUILTIN_JUDGE = "builtin:"  # `judge: builtin:reviews`: the judge of a built-in task (bpo.tasks.registry)
@@ -34,14 +34,22 @@ BUILTIN_JUDGE = "builtin:"  # `judge: builtin:reviews`: the judge of a built-in 
 def builtin_judge(spec: str):
     from bpo.tasks.registry import BUILTIN_TASKS
 
-    name = spec[len(BUILTIN_JUDGE):]
+    name = spec[len(BUILTIN_JUDGE) :]
     if name not in BUILTIN_TASKS:
         raise DataFileError(f"judge {spec!r}: no built-in task {name!r} (built-in: {', '.join(BUILTIN_TASKS)})")
     return BUILTIN_TASKS[name].build().judge
 
 
 TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name", "format"}
-KEY_TYPES = {"train": str, "eval": str, "demonstrations": str, "judge": str, "chat_template": bool, "name": str, "format": str}
+KEY_TYPES = {
+    "train": str,
+    "eval": str,
+    "demonstrations": str,
+    "judge": str,
+    "chat_template": bool,
+    "name": str,
+    "format": str,
+}
 
 
 def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Example]:
@@ -53,14 +61,18 @@ def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Exam
         if fmt != "plain":
             listed = next((k for k in (*fields, "query", "prompt") if isinstance(row.get(k), list)), None)
             if listed:
-                raise DataFileError(f"{path}:{number}: {listed}: expected a string (a message list is a conversation: use format plain)")
+                raise DataFileError(
+                    f"{path}:{number}: {listed}: expected a string (a message list is a conversation: use format plain)"
+                )
             prompt = PROMPT_FORMATS[fmt](row)
         else:
             prompt = as_prompt(row["prompt"], f"{path}:{number}: prompt")
         reference = reference_of(row)
         reference = as_response(reference, f"{path}:{number}: reference") if reference else ""
         if need_reference and not reference.strip():
-            raise DataFileError(f"{path}:{number}: reference: missing or empty (held-out prompts need a human reference)")
+            raise DataFileError(
+                f"{path}:{number}: reference: missing or empty (held-out prompts need a human reference)"
+            )
         examples.append(Example(prompt, reference))
     return examples
 
@@ -89,27 +101,38 @@ def load_task_file(path: str | Path) -> Task:
         raise DataFileError(f"{path}: a task file is a mapping with keys {', '.join(sorted(TASK_KEYS))}")
     unknown = set(spec) - TASK_KEYS
     if unknown:
-        raise DataFileError(f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(sorted(TASK_KEYS))}")
+        raise DataFileError(
+            f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(sorted(TASK_KEYS))}"
+        )
     for key in ("train", "eval"):
         if spec.get(key) is None:
             raise DataFileError(f"{path}: missing key '{key}' (a JSONL file of prompts)")
     for key, value in spec.items():
         if value is not None and not isinstance(value, KEY_TYPES[key]):
-            raise DataFileError(f"{path}: {key}: expected a {KEY_TYPES[key].__name__}, got {type(value).__name__} {value!r:.40}")
+            raise DataFileError(
+                f"{path}: {key}: expected a {KEY_TYPES[key].__name__}, got {type(value).__name__} {value!r:.40}"
+            )
     fmt = spec.get("format") or "plain"
     if fmt not in PROMPT_FORMATS:
         raise DataFileError(f"{path}: format: {fmt!r} is not one of {', '.join(PROMPT_FORMATS)}")
     here = path.parent
     train = _examples(here / spec["train"], False, fmt)
-    demos = _examples(here / spec["demonstrations"], True, fmt) if spec.get("demonstrations") else [e for e in train if e.reference]
+    demos = (
+        _examples(here / spec["demonstrations"], True, fmt)
+        if spec.get("demonstrations")
+        else [e for e in train if e.reference]
+    )
     eval_examples = _examples(here / spec["eval"], True, fmt)
     for key, examples in (("train", train), ("demonstrations", demos)):
         check_held_out(path, eval_examples, key, examples)
     judge = None
     if spec.get("judge"):
         judge_spec = str(spec["judge"])
-        judge = builtin_judge(judge_spec) if judge_spec.startswith(BUILTIN_JUDGE) else load_judge(
-            str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
+        judge = (
+            builtin_judge(judge_spec)
+            if judge_spec.startswith(BUILTIN_JUDGE)
+            else load_judge(str(here / judge_spec) if (here / judge_spec).is_dir() else judge_spec)
+        )
     return Task(
         name=spec.get("name") or path.stem,
         train=train,

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 from bpo.common.configlib import ConfigError
+from bpo.data.task import Task
 from bpo.model.pretrained import smollm2_folder
 from bpo.tasks import reviews, sorting
-from bpo.data.task import Task
 
 
 def _build_chatterbot() -> Task:
@@ -22,7 +22,9 @@ def _build_chatterbot() -> Task:
     try:  # import_module, not `from bpo.tasks import chatterbot`: that would take a stale package attribute
         chatterbot = importlib.import_module("bpo.tasks.chatterbot")
     except ModuleNotFoundError as err:
-        raise ConfigError(f"task=chatterbot needs the package {err.name}, which is not installed: pip install 'bpo[demo]'") from None
+        raise ConfigError(
+            f"task=chatterbot needs the package {err.name}, which is not installed: pip install 'bpo[demo]'"
+        ) from None
     return chatterbot.build_task()
 
 

@@ -30,9 +30,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+from bpo.data.task import Example, Task
 from bpo.judging.judges import pointwise_judge
 from bpo.tasks import wordlm
-from bpo.data.task import Example, Task
 from bpo.tasks.wordlm import SPECIAL_TOKENS, TinyPolicyConfig  # noqa: F401  (re-exported: this task's policy)
 
 # ---------------------------------------------------------------------------------------------
@@ -41,11 +41,9 @@ from bpo.tasks.wordlm import SPECIAL_TOKENS, TinyPolicyConfig  # noqa: F401  (re
 
 ITEMS_BY_CATEGORY: dict[str, tuple[str, ...]] = {
     "food": ("pizza", "pasta", "burger", "soup", "salad", "sushi", "cake", "coffee", "bread", "tacos"),
-    "tech": ("phone", "laptop", "camera", "headphones", "tablet", "keyboard", "speaker", "monitor",
-             "watch", "printer"),
+    "tech": ("phone", "laptop", "camera", "headphones", "tablet", "keyboard", "speaker", "monitor", "watch", "printer"),
     "place": ("hotel", "museum", "park", "beach", "cafe", "library", "gym", "cinema", "zoo", "market"),
-    "media": ("movie", "book", "album", "game", "documentary", "podcast", "novel", "concert",
-              "musical", "series"),
+    "media": ("movie", "book", "album", "game", "documentary", "podcast", "novel", "concert", "musical", "series"),
 }
 # Aspects a review of an item of that category can talk about (the judge rewards fitting ones).
 ASPECTS_BY_CATEGORY: dict[str, tuple[str, ...]] = {
@@ -60,18 +58,43 @@ ITEMS: tuple[str, ...] = tuple(CATEGORY_OF)
 # Sentiment words and the judge's weight for each. Weights are all different so that two reviews
 # using different words rarely tie. Mild praise is what the references use; strong praise beats it.
 MILD_POSITIVE: dict[str, float] = {
-    "good": 1.0, "nice": 0.9, "pleasant": 0.95, "solid": 0.85, "decent": 0.8, "enjoyable": 1.05,
+    "good": 1.0,
+    "nice": 0.9,
+    "pleasant": 0.95,
+    "solid": 0.85,
+    "decent": 0.8,
+    "enjoyable": 1.05,
 }
 STRONG_POSITIVE: dict[str, float] = {
-    "great": 1.2, "lovely": 1.1, "excellent": 1.4, "amazing": 1.3, "superb": 1.5, "wonderful": 1.25,
-    "perfect": 1.35, "fantastic": 1.45, "brilliant": 1.55,
+    "great": 1.2,
+    "lovely": 1.1,
+    "excellent": 1.4,
+    "amazing": 1.3,
+    "superb": 1.5,
+    "wonderful": 1.25,
+    "perfect": 1.35,
+    "fantastic": 1.45,
+    "brilliant": 1.55,
 }
 NEUTRAL: dict[str, float] = {
-    "okay": 0.12, "fine": 0.16, "average": 0.04, "ordinary": -0.06, "standard": 0.07, "alright": 0.1,
+    "okay": 0.12,
+    "fine": 0.16,
+    "average": 0.04,
+    "ordinary": -0.06,
+    "standard": 0.07,
+    "alright": 0.1,
 }
 NEGATIVE: dict[str, float] = {
-    "bad": -1.0, "poor": -1.1, "awful": -1.4, "terrible": -1.5, "boring": -1.2, "bland": -1.05,
-    "dull": -1.15, "disappointing": -1.3, "mediocre": -0.8, "weak": -0.9,
+    "bad": -1.0,
+    "poor": -1.1,
+    "awful": -1.4,
+    "terrible": -1.5,
+    "boring": -1.2,
+    "bland": -1.05,
+    "dull": -1.15,
+    "disappointing": -1.3,
+    "mediocre": -0.8,
+    "weak": -0.9,
 }
 SENTIMENT: dict[str, float] = {**MILD_POSITIVE, **STRONG_POSITIVE, **NEUTRAL, **NEGATIVE}
 INTENSIFIERS: tuple[str, ...] = ("very", "really", "quite", "truly")
@@ -95,8 +118,22 @@ PROMPT_TEMPLATES: tuple[str, ...] = (
     "give your opinion on the {item} recommended by {name} :",
 )
 NAMES: tuple[str, ...] = (
-    "anna", "ben", "carla", "dev", "emma", "finn", "gina", "hugo", "ines", "jack", "kira", "leo",
-    "maya", "noah", "omar", "priya",
+    "anna",
+    "ben",
+    "carla",
+    "dev",
+    "emma",
+    "finn",
+    "gina",
+    "hugo",
+    "ines",
+    "jack",
+    "kira",
+    "leo",
+    "maya",
+    "noah",
+    "omar",
+    "priya",
 )
 
 # Words that carry no content: repeating them is free (every sentence needs several "the").
@@ -207,7 +244,10 @@ DEMOS_PER_PROMPT = 16
 # off-topic ones, can beat a reference, so imitating the crowd wins ~20-25% against the references,
 # while the best of 4 imitations wins over half the time.
 DEMO_MIX: tuple[tuple[str, float], ...] = (
-    ("positive", 0.4), ("neutral", 0.2), ("negative", 0.2), ("off_topic", 0.2),
+    ("positive", 0.4),
+    ("neutral", 0.2),
+    ("negative", 0.2),
+    ("off_topic", 0.2),
 )
 
 
@@ -246,9 +286,7 @@ def demonstration(rng: random.Random, item: str, kind: str) -> str:
 
 
 def all_prompts() -> list[str]:
-    return [
-        t.format(item=item, name=name) for t in PROMPT_TEMPLATES for item in ITEMS for name in NAMES
-    ]
+    return [t.format(item=item, name=name) for t in PROMPT_TEMPLATES for item in ITEMS for name in NAMES]
 
 
 def build_task() -> Task:
@@ -274,7 +312,11 @@ def build_task() -> Task:
         for _ in range(DEMOS_PER_PROMPT)
     ]
     return Task(
-        name="reviews", train=train_examples, eval=eval_examples, demonstrations=demos, judge=judge,
+        name="reviews",
+        train=train_examples,
+        eval=eval_examples,
+        demonstrations=demos,
+        judge=judge,
         chat_template=False,
     )
 
@@ -282,6 +324,7 @@ def build_task() -> Task:
 # ---------------------------------------------------------------------------------------------
 # The tiny policy
 # ---------------------------------------------------------------------------------------------
+
 
 def build_tokenizer():
     """A word-level fast tokenizer over VOCABULARY (bpo.tasks.wordlm)."""
@@ -317,8 +360,15 @@ def sft_policy(
     `seed` seeds the policy's initialisation and the SFT batches; the demonstrations are always those
     of `build_task()`. The folder is built once, atomically (bpo.common.cachefolder.cached_folder).
     """
-    settings = {"task": "reviews", "version": TASK_VERSION, "seed": seed, "steps": steps,
-                "batch_size": batch_size, "lr": lr, "policy": asdict(TinyPolicyConfig())}
+    settings = {
+        "task": "reviews",
+        "version": TASK_VERSION,
+        "seed": seed,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "policy": asdict(TinyPolicyConfig()),
+    }
     if seed != DATA_SEED:
         # Caches made before the data stopped following the seed were trained on the data of `seed`;
         # for seed == DATA_SEED that is today's data, so only the other seeds need a new name.

@@ -30,17 +30,17 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
+from bpo.data.task import Example, Task
 from bpo.judging.judges import pointwise_judge
 from bpo.tasks import wordlm
-from bpo.data.task import Example, Task
 
 NUMBERS: tuple[str, ...] = tuple(str(i) for i in range(20))
 MIN_LENGTH, MAX_LENGTH = 4, 6
 PROMPT_TEMPLATES: tuple[str, ...] = ("sort : {xs}", "sort these numbers : {xs}", "put in order : {xs}")
 PUNCTUATION: tuple[str, ...] = (":", ".")
-VOCABULARY: tuple[str, ...] = tuple(
-    sorted({w for t in PROMPT_TEMPLATES for w in t.replace("{xs}", "").split()} | set(PUNCTUATION))
-) + NUMBERS
+VOCABULARY: tuple[str, ...] = (
+    tuple(sorted({w for t in PROMPT_TEMPLATES for w in t.replace("{xs}", "").split()} | set(PUNCTUATION))) + NUMBERS
+)
 
 # ---------------------------------------------------------------------------------------------
 # The judge
@@ -146,11 +146,13 @@ def build_task() -> Task:
     on prompts of their own; the three sets of lists are disjoint. The same for every run."""
     rng = random.Random(DATA_SEED)
     lists = distinct_lists(rng, N_EVAL + N_TRAIN + N_DEMONSTRATIONS)
-    eval_lists, train_lists, demo_lists = lists[:N_EVAL], lists[N_EVAL:N_EVAL + N_TRAIN], lists[N_EVAL + N_TRAIN:]
+    eval_lists, train_lists, demo_lists = lists[:N_EVAL], lists[N_EVAL : N_EVAL + N_TRAIN], lists[N_EVAL + N_TRAIN :]
     eval_examples = [Example(prompt_of(rng, xs), reference(rng, xs)) for xs in eval_lists]
     train_examples = [Example(prompt_of(rng, xs), reference(rng, xs)) for xs in train_lists]
     kinds, probs = zip(*DEMO_MIX)
-    demos = [Example(prompt_of(rng, xs), demonstration(rng, xs, rng.choices(kinds, weights=probs)[0])) for xs in demo_lists]
+    demos = [
+        Example(prompt_of(rng, xs), demonstration(rng, xs, rng.choices(kinds, weights=probs)[0])) for xs in demo_lists
+    ]
     return Task(name="sorting", train=train_examples, eval=eval_examples, demonstrations=demos, judge=judge)
 
 

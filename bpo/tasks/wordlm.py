@@ -51,7 +51,9 @@ def build_tokenizer(vocabulary: Sequence[str]):
     )
 
 
-def build_tiny_policy(out_dir: Path, vocabulary: Sequence[str], seed: int = 0, config: TinyPolicyConfig = TinyPolicyConfig()) -> Path:
+def build_tiny_policy(
+    out_dir: Path, vocabulary: Sequence[str], seed: int = 0, config: TinyPolicyConfig = TinyPolicyConfig()
+) -> Path:
     """Save a word-level tokenizer over `vocabulary` and a randomly initialised tiny Llama (fp32) to out_dir."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -92,8 +94,16 @@ class SFTRecipe:
     policy: TinyPolicyConfig = TinyPolicyConfig()
 
 
-def sft_policy(cache_dir: Path, name: str, settings: dict, vocabulary: Sequence[str], build_task: Callable[[], Task],
-               recipe: SFTRecipe, seed: int = 0, progress: bool = True) -> Path:
+def sft_policy(
+    cache_dir: Path,
+    name: str,
+    settings: dict,
+    vocabulary: Sequence[str],
+    build_task: Callable[[], Task],
+    recipe: SFTRecipe,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """The tiny policy fine-tuned on `build_task().demonstrations`, cached as
     cache_dir/<name>-sft-<digest of settings>; its folder. `settings` must name everything that changes
     the result (the task's data version, the recipe, the seed); `seed` seeds the init and the batches."""
@@ -108,8 +118,17 @@ def sft_policy(cache_dir: Path, name: str, settings: dict, vocabulary: Sequence[
         model = AutoModelForCausalLM.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         task = build_task()
-        supervised_finetune(model, tokenizer, task.demonstrations, steps=recipe.steps, batch_size=recipe.batch_size,
-                            lr=recipe.lr, seed=seed, chat_template=task.chat_template, progress=progress)
+        supervised_finetune(
+            model,
+            tokenizer,
+            task.demonstrations,
+            steps=recipe.steps,
+            batch_size=recipe.batch_size,
+            lr=recipe.lr,
+            seed=seed,
+            chat_template=task.chat_template,
+            progress=progress,
+        )
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
 

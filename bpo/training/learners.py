@@ -30,8 +30,12 @@ class Learner:
 class Learners:
     """The learners of a run in a fixed order, and whose turn each step is."""
 
-    def __init__(self, learners: Sequence[Learner], turn: Callable[[int], int] = lambda step: 0,
-                 step_fields: Callable[[int], dict] = lambda step: {}):
+    def __init__(
+        self,
+        learners: Sequence[Learner],
+        turn: Callable[[int], int] = lambda step: 0,
+        step_fields: Callable[[int], dict] = lambda step: {},
+    ):
         self.learners = tuple(learners)
         self._turn, self.step_fields = turn, step_fields  # step_fields(step): what a step's log row adds
 
@@ -60,8 +64,10 @@ class Learners:
             return self.main.policy.load_member_states(states)  # the policy's own checks and messages
         sizes = [len(learner.policy.members) for learner in self.learners]
         if len(states) != sum(sizes):
-            raise ValueError(f"the checkpoint holds {len(states)} members, the {len(sizes)} learners here {sum(sizes)} "
-                             f"({', '.join(learner.name for learner in self.learners)})")
+            raise ValueError(
+                f"the checkpoint holds {len(states)} members, the {len(sizes)} learners here {sum(sizes)} "
+                f"({', '.join(learner.name for learner in self.learners)})"
+            )
         for learner, part in zip(self.learners, _split(states, sizes)):
             learner.policy.load_member_states(part)
 
@@ -78,7 +84,7 @@ class Learners:
 def _split(items: Sequence, sizes: Sequence[int]) -> list[list]:
     """`items` cut into consecutive runs of the given sizes."""
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return [list(items[start:start + size]) for start, size in zip(starts, sizes)]
+    return [list(items[start : start + size]) for start, size in zip(starts, sizes)]
 
 
 def one_learner(policy: EnsemblePolicy, optim: EnsembleOptimizer, loss: Loss) -> Learners:

@@ -38,11 +38,11 @@ from functools import partial
 import torch
 
 from bpo.common.configlib import option
-from bpo.model.logprobs import pair_sequence_logprobs
 from bpo.core.losses import ADVERSARY_LOSSES, Loss, iopo
+from bpo.model.logprobs import pair_sequence_logprobs
 from bpo.model.policy import MERGED, EnsemblePolicy
-from bpo.training.reference import ReferenceStrategy
 from bpo.training.learners import Learner, Learners
+from bpo.training.reference import ReferenceStrategy
 from bpo.training.train_step import EnsembleOptimizer, OptimSpec
 
 PROTAGONIST, ADVERSARY = "protagonist", "adversary"
@@ -51,11 +51,24 @@ ADVERSARY_PREFIX = "nu_"
 
 @dataclass(frozen=True)
 class IOPOConfig:
-    rounds: int = option(4, help="N_iter: rounds of protagonist steps then adversary steps (method=iopo); T = rounds * (protagonist_steps + adversary_steps)")
-    protagonist_steps: int = option(12, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference")
-    adversary_steps: int = option(4, help="N_nu: steps of the adversary per round, the protagonist frozen as its reference")
-    adversary: str = option("symmetric", help="the adversary's loss: symmetric (Algorithm 1: the protagonist's loss with the roles swapped; weight min(nu(y_l)/mu(y_l), 1+eps)) or reversed (§4.1, zero-sum: y_l preferred to y_w; weight min(nu(y_w)/mu(y_w), 1+eps))", choices=tuple(ADVERSARY_LOSSES))
-    eps: float = option(0.3, help="clip of the importance weight r = pi_mu(y_l)/pi_nu(y_l): min(r, 1 + eps), from above only")
+    rounds: int = option(
+        4,
+        help="N_iter: rounds of protagonist steps then adversary steps (method=iopo); T = rounds * (protagonist_steps + adversary_steps)",
+    )
+    protagonist_steps: int = option(
+        12, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference"
+    )
+    adversary_steps: int = option(
+        4, help="N_nu: steps of the adversary per round, the protagonist frozen as its reference"
+    )
+    adversary: str = option(
+        "symmetric",
+        help="the adversary's loss: symmetric (Algorithm 1: the protagonist's loss with the roles swapped; weight min(nu(y_l)/mu(y_l), 1+eps)) or reversed (§4.1, zero-sum: y_l preferred to y_w; weight min(nu(y_w)/mu(y_w), 1+eps))",
+        choices=tuple(ADVERSARY_LOSSES),
+    )
+    eps: float = option(
+        0.3, help="clip of the importance weight r = pi_mu(y_l)/pi_nu(y_l): min(r, 1 + eps), from above only"
+    )
 
     def validate(self):
         if self.rounds <= 0 or self.protagonist_steps <= 0 or self.adversary_steps <= 0:
@@ -82,13 +95,26 @@ def two_players(protagonist: EnsemblePolicy, cfg: IOPOConfig, optim: OptimSpec, 
     """The protagonist and, on its base model with the same start, the adversary: an optimiser and a loss
     each (both with the run's beta, on summed log-probs: IOPO's weight is a ratio of sequence probabilities);
     steps alternate as IOPOConfig.turn says, and each step's log row names its round and player."""
-    adversary = EnsemblePolicy(protagonist.model, protagonist.tokenizer, protagonist.spec, seed=seed, prefix=ADVERSARY_PREFIX)
-    mu = Learner(PROTAGONIST, protagonist, EnsembleOptimizer(protagonist, optim, cfg.rounds * cfg.protagonist_steps),
-                 Loss(partial(iopo, eps=cfg.eps), beta, "sum"))
-    nu = Learner(ADVERSARY, adversary, EnsembleOptimizer(adversary, optim, cfg.rounds * cfg.adversary_steps),
-                 Loss(partial(ADVERSARY_LOSSES[cfg.adversary], eps=cfg.eps), beta, "sum"))
-    return Learners([mu, nu], turn=lambda step: 0 if cfg.turn(step) == PROTAGONIST else 1,
-                    step_fields=lambda step: {"round": step // cfg.round_steps, "player": cfg.turn(step)})
+    adversary = EnsemblePolicy(
+        protagonist.model, protagonist.tokenizer, protagonist.spec, seed=seed, prefix=ADVERSARY_PREFIX
+    )
+    mu = Learner(
+        PROTAGONIST,
+        protagonist,
+        EnsembleOptimizer(protagonist, optim, cfg.rounds * cfg.protagonist_steps),
+        Loss(partial(iopo, eps=cfg.eps), beta, "sum"),
+    )
+    nu = Learner(
+        ADVERSARY,
+        adversary,
+        EnsembleOptimizer(adversary, optim, cfg.rounds * cfg.adversary_steps),
+        Loss(partial(ADVERSARY_LOSSES[cfg.adversary], eps=cfg.eps), beta, "sum"),
+    )
+    return Learners(
+        [mu, nu],
+        turn=lambda step: 0 if cfg.turn(step) == PROTAGONIST else 1,
+        step_fields=lambda step: {"round": step // cfg.round_steps, "player": cfg.turn(step)},
+    )
 
 
 class PlayerReference(ReferenceStrategy):

@@ -39,26 +39,35 @@ import torch
 from torch import Tensor
 
 from bpo.common.configlib import option
+from bpo.data.records import Pair, PairBatch
 from bpo.model.logprobs import pair_sequence_logprobs
 from bpo.model.policy import EnsemblePolicy, WeightDeltas
 from bpo.model.scoring import pair_logprobs
-from bpo.data.records import Pair, PairBatch
 
 REFERENCE_KINDS = ("sft", "behavior", "fixed", "ema", "sync")
 
 
 @dataclass(frozen=True)
 class ReferenceConfig:
-    kind: str = option("auto", help="the loss's reference; auto: behavior for bpo, sft otherwise", choices=("auto",) + REFERENCE_KINDS)
-    path: str | None = option(None, may_change_on_resume=True, help="model folder of the `fixed` reference (same vocabulary as the policy)")
-    ema_tau: float = option(0.1, help="ema: per adapted layer, delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after each step (0: never moves, the SFT reference; 1: the policy)")
+    kind: str = option(
+        "auto", help="the loss's reference; auto: behavior for bpo, sft otherwise", choices=("auto",) + REFERENCE_KINDS
+    )
+    path: str | None = option(
+        None, may_change_on_resume=True, help="model folder of the `fixed` reference (same vocabulary as the policy)"
+    )
+    ema_tau: float = option(
+        0.1,
+        help="ema: per adapted layer, delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after each step (0: never moves, the SFT reference; 1: the policy)",
+    )
     sync_every: int = option(4, help="sync: copy the policy into the reference every this many steps")
 
     def validate(self):
         if self.kind == "fixed" and not self.path:
             raise ValueError("kind=fixed needs reference.path, a model folder")
         if not 0 <= self.ema_tau <= 1:
-            raise ValueError(f"ema_tau must be in [0, 1] (0: the reference never moves; 1: it follows the policy), got {self.ema_tau}")
+            raise ValueError(
+                f"ema_tau must be in [0, 1] (0: the reference never moves; 1: it follows the policy), got {self.ema_tau}"
+            )
         if self.sync_every <= 0:
             raise ValueError("sync_every must be positive")
 

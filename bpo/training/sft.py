@@ -14,9 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 from bpo.common.configlib import option
-from bpo.model.logprobs import model_sequence_logprobs
 from bpo.data.task import Example
 from bpo.data.tokens import collate, encode_prompt, encode_response
+from bpo.model.logprobs import model_sequence_logprobs
 from bpo.training.train_step import lr_factor
 
 
@@ -25,15 +25,21 @@ class SFTConfig:
     steps: int = option(0, help="supervised fine-tuning steps before alignment; 0 skips the stage")
     batch_size: int = option(16, help="SFT batch size")
     lr: float = option(1e-3, help="SFT learning rate (all parameters)")
-    data: str | None = option(None, help="a preference file (the layouts data.pairs reads): fine-tune on its chosen responses instead of the task's demonstrations, as the papers' SFT stage does; needs sft.steps > 0")
+    data: str | None = option(
+        None,
+        help="a preference file (the layouts data.pairs reads): fine-tune on its chosen responses instead of the task's demonstrations, as the papers' SFT stage does; needs sft.steps > 0",
+    )
 
     def validate(self):
         if self.steps < 0 or self.batch_size <= 0:
             raise ValueError("steps must be >= 0 and batch_size > 0")
         if self.data and not self.steps:
-            raise ValueError(f"steps is 0, so sft.data={self.data} would not be used; set sft.steps to the number of SFT steps")
+            raise ValueError(
+                f"steps is 0, so sft.data={self.data} would not be used; set sft.steps to the number of SFT steps"
+            )
         if not 0 < self.lr < float("inf"):
             raise ValueError(f"lr must be positive and finite, got {self.lr}")
+
 
 Schedule = Literal["cosine", "constant"]
 

@@ -22,19 +22,24 @@ import torch
 from torch import Tensor
 
 from bpo.common.configlib import option
+from bpo.core.losses import Loss, log_ratio_margin
+from bpo.data.records import PairBatch, split_pairs
 from bpo.model.distributed import SINGLE, Ranks
 from bpo.model.logprobs import pair_sequence_logprobs, reduce_total
-from bpo.core.losses import Loss, log_ratio_margin
 from bpo.model.policy import EnsemblePolicy
-from bpo.data.records import PairBatch, split_pairs
 
 
 @dataclass(frozen=True)
 class OptimSpec:
-    lr: float = option(3e-3, help="learning rate of each member's AdamW (LoRA factors only; the default suits the built-in task, lower it for large models)")
+    lr: float = option(
+        3e-3,
+        help="learning rate of each member's AdamW (LoRA factors only; the default suits the built-in task, lower it for large models)",
+    )
     weight_decay: float = option(0.0, help="AdamW weight decay")
     warmup_steps: int = option(0, help="linear warm-up steps")
-    scheduler: str = option("constant", help="learning-rate decay after warm-up", choices=("constant", "linear", "cosine"))
+    scheduler: str = option(
+        "constant", help="learning-rate decay after warm-up", choices=("constant", "linear", "cosine")
+    )
     max_grad_norm: float = option(1.0, help="gradient clipping norm per member")
 
     def validate(self):
@@ -103,7 +108,10 @@ class EnsembleOptimizer:
         ]
 
     def state_dict(self) -> dict:
-        return {"optimizers": [o.state_dict() for o in self.optimizers], "schedulers": [s.state_dict() for s in self.schedulers]}
+        return {
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for o, s in zip(self.optimizers, state["optimizers"]):
@@ -135,8 +143,16 @@ def _passes(policy: EnsemblePolicy, batch_size: int) -> list[_Pass]:
     if kind == "joint":
         return [_Pass(policy.train_joint, None, tuple(range(n)), 1.0, "joint ensemble")]
     if kind == "disjoint":
-        return [_Pass(partial(policy.train_member, i), torch.arange(i, batch_size, n), (i,), batch_size // n, f"ensemble member {i}")
-                for i in range(n)]
+        return [
+            _Pass(
+                partial(policy.train_member, i),
+                torch.arange(i, batch_size, n),
+                (i,),
+                batch_size // n,
+                f"ensemble member {i}",
+            )
+            for i in range(n)
+        ]
     return [_Pass(partial(policy.train_member, i), None, (i,), 1.0, f"ensemble member {i}") for i in range(n)]
 
 
@@ -147,7 +163,13 @@ def select_pairs(batch: PairBatch, pairs: Tensor) -> PairBatch:
     length = int(mask.sum(-1).max())
     cut = lambda t: t[rows, :length]  # noqa: E731  (rows are right-padded)
     stored = None if batch.stored_ref_logp is None else batch.stored_ref_logp[rows]
-    return PairBatch(cut(batch.input_ids), mask[:, :length], cut(batch.response_mask), stored, [batch.pair_ids[j] for j in pairs.tolist()] if batch.pair_ids else [])
+    return PairBatch(
+        cut(batch.input_ids),
+        mask[:, :length],
+        cut(batch.response_mask),
+        stored,
+        [batch.pair_ids[j] for j in pairs.tolist()] if batch.pair_ids else [],
+    )
 
 
 def _step_member(policy: EnsemblePolicy, optim: EnsembleOptimizer, i: int, ranks: Ranks, label: str) -> float:
@@ -185,9 +207,17 @@ def train_step(
     lr = optim.schedulers[0].get_last_lr()[0]
     for p in _passes(policy, batch.size):
         model = p.model()
-        part, rw, rl = (batch, ref_w, ref_l) if p.pairs is None else (select_pairs(batch, p.pairs), ref_w[p.pairs], ref_l[p.pairs])
-        logp = pair_sequence_logprobs(model, part.input_ids, part.attention_mask, part.response_mask, reduction,
-                                      share_prompt=policy.shares_prompts)
+        part, rw, rl = (
+            (batch, ref_w, ref_l) if p.pairs is None else (select_pairs(batch, p.pairs), ref_w[p.pairs], ref_l[p.pairs])
+        )
+        logp = pair_sequence_logprobs(
+            model,
+            part.input_ids,
+            part.attention_mask,
+            part.response_mask,
+            reduction,
+            share_prompt=policy.shares_prompts,
+        )
         pi_w, pi_l = split_pairs(logp)
         mean_loss = loss(pi_w, pi_l, rw, rl).mean()
         loss_value = ranks.mean([mean_loss.item()])[0]  # every process checks the same number
@@ -196,7 +226,10 @@ def train_step(
         for i in p.members:
             optim.optimizers[i].zero_grad(set_to_none=True)
         mean_loss.backward()
-        grad_norms += [_step_member(policy, optim, i, ranks, p.label if len(p.members) == 1 else f"{p.label}, member {i}") for i in p.members]
+        grad_norms += [
+            _step_member(policy, optim, i, ranks, p.label if len(p.members) == 1 else f"{p.label}, member {i}")
+            for i in p.members
+        ]
         with torch.no_grad():
             h = log_ratio_margin(pi_w, pi_l, rw, rl)
             margin, accuracy = ranks.mean([(beta * h).mean().item(), (h > 0).float().mean().item()])
@@ -205,6 +238,9 @@ def train_step(
     policy.refresh_merged()
     total = totals["weight"]
     return StepMetrics(
-        loss=totals["loss"] / total, reward_margin=totals["margin"] / total, reward_accuracy=totals["accuracy"] / total,
-        grad_norm=sum(grad_norms) / len(grad_norms), lr=lr,
+        loss=totals["loss"] / total,
+        reward_margin=totals["margin"] / total,
+        reward_accuracy=totals["accuracy"] / total,
+        grad_norm=sum(grad_norms) / len(grad_norms),
+        lr=lr,
     )

@@ -50,7 +50,12 @@ def reference(described: list[tuple[str, str, str, str]]) -> str:
         sections.setdefault(key.split(".", 1)[0] if "." in key else "", []).append(row)
     out = [f"{len(described)} keys in {len(sections) - ('' in sections)} sections and at the top level.", ""]
     for section, section_rows in sections.items():
-        out += [f"## {section or 'Top-level keys'}", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        out += [
+            f"## {section or 'Top-level keys'}",
+            "",
+            "| key | type | default | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         out += [f"| {code(k)} | {code(t)} | {code(d)} | {help_cell(h)} |" for k, t, d, h in section_rows]
         out.append("")
     return "\n".join(out)
@@ -60,7 +65,9 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if page.file.src_uri != PAGE:
         return markdown
     if PLACEHOLDER not in markdown:
-        raise PluginError(f"{PAGE}: the placeholder line {PLACEHOLDER!r} is missing; the reference is generated, not written by hand")
+        raise PluginError(
+            f"{PAGE}: the placeholder line {PLACEHOLDER!r} is missing; the reference is generated, not written by hand"
+        )
     try:
         described = rows()
     except Exception as err:  # the build must fail, naming why, rather than publish an empty reference

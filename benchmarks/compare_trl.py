@@ -123,12 +123,14 @@ def main() -> None:
             print(f"{name}: {results[-1]['pairs_per_s']:.2f} pairs/s", flush=True)
     trl = results[0]
     print(
-        f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} prompts x 2 responses of {NEW_TOKENS} tokens, {args.threads} threads"
+        f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} prompts x 2 responses of {NEW_TOKENS} tokens, "
+        f"{args.threads} threads"
     )
     print(f"{'run':<12}{'pairs/s':>9}{'x TRL':>7}{'loop s':>8}{'RSS MiB':>9}{'x TRL':>7}")
     for r in results:
         print(
-            f"{r['variant']:<12}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / trl['pairs_per_s']:>7.2f}{r['loop_s']:>8.1f}"
+            f"{r['variant']:<12}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / trl['pairs_per_s']:>7.2f}"
+            f"{r['loop_s']:>8.1f}"
             f"{r['peak_rss_mib']:>9.0f}{r['peak_rss_mib'] / trl['peak_rss_mib']:>7.2f}"
         )
 

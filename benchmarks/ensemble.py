@@ -15,7 +15,8 @@ share of the step spent refreshing the merged adapter.
 stability: `bpo train task=reviews` (method bpo, T = --steps, F = --phases, B = --batch pairs per step, a
 multiple of --ensemble) for one adapter and for n = --ensemble members under each training, over --seeds;
 printed per variant, mean ± standard deviation over the seeds of: the strict win rate against the
-references (sampled evaluation, 128 held-out prompts; the initial policy's too), the loss curve's step-to-step variation (root mean
+references (sampled evaluation, 128 held-out prompts; the initial policy's too), the loss curve's step-to-step
+variation (root mean
 square of loss[t] - loss[t-1] over consecutive steps of one phase: a phase start resets the reference to
 the policy) and the final loss (mean of the last 4 steps). F < T, because with F = T the reference of
 every step is the policy itself, so one adapter's (and the joint mean's) loss is log 2 at every step. The
@@ -116,14 +117,16 @@ def speed(args) -> None:
         print(f"round {r + 1}/{args.rounds} done, load average {load_average()}", flush=True)
     base = statistics.median(runs["1 adapter"][2])
     print(
-        f"\nstandard model, {args.batch} pairs of {PROMPT_TOKENS}+{NEW_TOKENS} tokens per step, {args.threads} thread(s); "
+        f"\nstandard model, {args.batch} pairs of {PROMPT_TOKENS}+{NEW_TOKENS} tokens per step, {args.threads} "
+        "thread(s); "
         f"median of {args.rounds} rounds of {args.steps} steps"
     )
     print(f"{'variant':<18}{'s/step':>9}{'x 1 adapter':>13}{'per member':>12}{'refresh %':>11}")
     for name, n, _ in variants:
         t = statistics.median(runs[name][2])
         print(
-            f"{name:<18}{t:>9.3f}{t / base:>13.2f}{t / base / n:>12.2f}{100 * statistics.median(refresh[name]) / t:>11.1f}"
+            f"{name:<18}{t:>9.3f}{t / base:>13.2f}{t / base / n:>12.2f}"
+            f"{100 * statistics.median(refresh[name]) / t:>11.1f}"
         )
     print(f"load average after: {load_average()}")
 
@@ -182,7 +185,8 @@ def stability(args) -> None:
                 results.setdefault(name, []).append(train_reviews(Path(tmp), name, seed, args, extra))
                 r = results[name][-1]
                 print(
-                    f"{name} seed {seed}: strict {r['strict']:.3f}, variation {r['variation']:.4f}, final loss {r['final']:.4f} "
+                    f"{name} seed {seed}: strict {r['strict']:.3f}, variation {r['variation']:.4f}, final loss "
+                    f"{r['final']:.4f} "
                     f"({time.time() - t0:.0f} s, load {load_average()})",
                     flush=True,
                 )
@@ -193,7 +197,8 @@ def stability(args) -> None:
         return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
     print(
-        f"\nreviews, method bpo, T = {args.steps}, F = {args.phases}, B = {args.batch}, seeds {args.seeds}; mean ± std over seeds "
+        f"\nreviews, method bpo, T = {args.steps}, F = {args.phases}, B = {args.batch}, seeds {args.seeds}; mean ± "
+        "std over seeds "
         f"({time.time() - started:.0f} s, load average after {load_average()})"
     )
     print("| variant | strict win rate | loss step-to-step variation | final loss |\n| --- | --- | --- | --- |")

@@ -94,7 +94,8 @@ class Timers:
 
 
 def instrument(timers: Timers, last_step: dict) -> None:
-    """Time the loop's pieces where bpo.loop.online and bpo.judging.pairs call them (the library itself is unchanged)."""
+    """Time the loop's pieces where bpo.loop.online and bpo.judging.pairs call them (the library itself is
+    unchanged)."""
     import bpo.judging.pairs
     import bpo.loop.online
     import bpo.training.reference
@@ -193,14 +194,18 @@ def in_child(fn, *args):
 def print_table(results: list[dict]) -> None:
     base = results[0]["pairs_per_s"]
     print(
-        f"{'variant':<13}{'pairs/s':>9}{'ratio':>7}{'loop s':>8}{'sample':>8}{'annot':>7}{'ref':>6}{'train':>7}{'other':>7}"
+        f"{'variant':<13}{'pairs/s':>9}{'ratio':>7}{'loop s':>8}{'sample':>8}{'annot':>7}{'ref':>6}"
+        f"{'train':>7}{'other':>7}"
         f"{'eval':>7}{'setup':>7}{'RSS MiB':>9}{'train GF/s':>11}{'of mm':>7}"
     )
     for r in results:
         print(
-            f"{r['variant']:<13}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / base:>7.2f}{r['loop_s']:>8.1f}{r['sampling_s']:>8.1f}"
-            f"{r['annotation_s']:>7.1f}{r['reference_s']:>6.1f}{r['training_s']:>7.1f}{r['other_s']:>7.1f}{r['evaluation_s']:>7.1f}"
-            f"{r['setup_s']:>7.1f}{r['peak_rss_mib']:>9.0f}{r['train_flops_per_s'] / 1e9:>11.1f}{r['train_fraction_of_matmul']:>7.2f}"
+            f"{r['variant']:<13}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / base:>7.2f}{r['loop_s']:>8.1f}"
+            f"{r['sampling_s']:>8.1f}"
+            f"{r['annotation_s']:>7.1f}{r['reference_s']:>6.1f}{r['training_s']:>7.1f}{r['other_s']:>7.1f}"
+            f"{r['evaluation_s']:>7.1f}"
+            f"{r['setup_s']:>7.1f}{r['peak_rss_mib']:>9.0f}{r['train_flops_per_s'] / 1e9:>11.1f}"
+            f"{r['train_fraction_of_matmul']:>7.2f}"
         )
     print(
         f"(float32 matmul, best per process: {min(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} to "
@@ -226,7 +231,8 @@ def main() -> None:
             results.append(in_child(run_variant, name, overrides, args.threads))
             print(f"{name}: {results[-1]['pairs_per_s']:.2f} pairs/s", flush=True)
     print(
-        f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} pairs, {NEW_TOKENS} new tokens, {args.threads} threads"
+        f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} pairs, {NEW_TOKENS} new tokens, {args.threads} "
+        "threads"
     )
     print_table(results)
 

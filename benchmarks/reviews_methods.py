@@ -67,7 +67,8 @@ def main_() -> None:
             rows.append(f"| {beta:g} | " + " | ".join(cells) + f" | {sft:.3f} |")
     mode = "sampled (temperature 1)" if args.sampled else "greedy"
     print(
-        f"seeds {args.seeds}, ensemble {args.ensemble}, {mode} evaluation; mean win rate (ties 1/2) ± mean 95% half-width over seeds, (mean strict win rate)"
+        f"seeds {args.seeds}, ensemble {args.ensemble}, {mode} evaluation; mean win rate (ties 1/2) ± mean 95% "
+        "half-width over seeds, (mean strict win rate)"
     )
     print("| beta | bpo | online_dpo | offline_dpo | SFT |\n| --- | --- | --- | --- | --- |")
     print("\n".join(rows))

@@ -102,7 +102,8 @@ def cmd_export(args) -> int:
 
     out = api.export(args.run_dir, args.out, progress=not args.quiet)
     print(
-        f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: {api.load_run(args.run_dir).dir.adapters}"
+        f"merged model written to {out} (load with AutoModelForCausalLM.from_pretrained); adapters: "
+        f"{api.load_run(args.run_dir).dir.adapters}"
     )
     return 0
 
@@ -127,7 +128,8 @@ def cmd_status(args) -> int:
     steps = sum(1 for row in read_log(run.metrics) if "loss" in row)
     phases = run.pair_phases()
     print(
-        f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps trained; "
+        f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps "
+        "trained; "
         f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; "
         + ("evaluated" if run.eval.exists() else "not evaluated yet")
     )
@@ -234,7 +236,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--pairs",
         metavar="FILE",
-        help="a held-out preference file (TRL layout): reward margins vs the SFT policy, pairwise accuracy, margins.png",
+        help="a held-out preference file (TRL layout): reward margins vs the SFT policy, pairwise accuracy, "
+        "margins.png",
     )
     c.add_argument("--beta", type=float, help="beta of the reward margins (default: RUN_A's beta)")
     c.add_argument("--prompts", type=int, help="held-out prompts to compare on (default: RUN_A's eval.prompts)")
@@ -250,7 +253,8 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "annotate",
         help="label a run's pairs in a web page (annotator.kind=human): serve it, add a rater, export labels",
-        description="Serve the labelling page of RUN_DIR's pairs awaiting labels (on 127.0.0.1 unless --host is given). "
+        description="Serve the labelling page of RUN_DIR's pairs awaiting labels (on 127.0.0.1 unless --host is "
+        "given). "
         "Every rater needs their own secret link: add them with --add-rater NAME first.",
     )
     a.add_argument("run_dir", help="a run folder with annotator.kind=human (its labels.sqlite)")
@@ -281,7 +285,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--quick",
         action="store_true",
-        help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (5-10 min on 2 cores)",
+        help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (5-10 min on "
+        "2 cores)",
     )
     r.add_argument(
         "--task",

@@ -1,4 +1,5 @@
-"""The comparison metrics (bpo.evaluation.compare) on hand-made inputs, and `bpo compare` end to end on the tiny task."""
+"""The comparison metrics (bpo.evaluation.compare) on hand-made inputs, and `bpo compare` end to end on the tiny
+task."""
 
 from __future__ import annotations
 

@@ -210,7 +210,8 @@ def test_malformed_task_rows_are_refused(tmp_path):
 # ------------------------------------------------------------ a conversation reaches the model whole
 
 CHAT_TEMPLATE = (  # roles as words of the tiny vocabulary, so the rendered ids can be read back
-    "{% for m in messages %}{{ {'system': 'w1', 'user': 'w2', 'assistant': 'w3'}[m['role']] }} {{ m['content'] }} {% endfor %}"
+    "{% for m in messages %}{{ {'system': 'w1', 'user': 'w2', 'assistant': 'w3'}[m['role']] }} {{ m['content'] }} {% "
+    "endfor %}"
     "{% if add_generation_prompt %}w3{% endif %}"
 )
 

@@ -37,7 +37,8 @@ def test_shares_split_a_phase_and_a_batch():
         (["schedule.batch_size=5"], "schedule.batch_size=5 does not split evenly over 2 processes"),
         (
             ["schedule.batch_size=4", "lora.ensemble=4", "lora.training=disjoint"],
-            "each process's 2 pairs per step must split evenly over lora.ensemble=4 members; make schedule.batch_size a multiple of 8",
+            "each process's 2 pairs per step must split evenly over lora.ensemble=4 members; make schedule.batch_size "
+            "a multiple of 8",
         ),
     ],
 )

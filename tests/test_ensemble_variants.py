@@ -125,8 +125,8 @@ def test_disjoint_metrics_count_each_pair_once_under_its_member(tiny_model_dir):
     ref = torch.zeros(16)
     with torch.no_grad():
         for i, shift in ((0, 1.0), (1, -1.0)):
-            w, l = logps(policy.train_member(i), pairs[i::2]).split(4)
-            ref[i:8:2], ref[8 + i :: 2] = w + shift, l - shift
+            w, rejected = logps(policy.train_member(i), pairs[i::2]).split(4)
+            ref[i:8:2], ref[8 + i :: 2] = w + shift, rejected - shift
     metrics = step(policy, pairs, ref)
     assert metrics.loss == pytest.approx((math.log(1 + math.e) + math.log(1 + 1 / math.e)) / 2, abs=1e-5)
     assert metrics.loss == pytest.approx(0.8132617, abs=1e-5)
@@ -222,8 +222,8 @@ def test_joint_step_is_each_members_adamw_step_on_its_share_of_the_mean_gradient
     pairs, n = fixed_pairs(), 3
     policy = variant(make_policy(tiny_model_dir, ensemble=n, rank=RANK), "joint")
     with torch.no_grad():
-        w, l = logps(policy.train_joint(), pairs).split(8)
-    ref = torch.cat([w + 1.0, l - 1.0])
+        w, rejected = logps(policy.train_joint(), pairs).split(8)
+    ref = torch.cat([w + 1.0, rejected - 1.0])
     params = [p for i in range(n) for p in policy.member_parameters(i)]
     logp = logps(policy.train_joint(), pairs)
     loss = get_loss("dpo").fn(logp[:8], logp[8:], ref[:8], ref[8:], BETA).mean()

@@ -140,8 +140,8 @@ def test_summary_shows_the_strict_win_rate_and_ties():
     text = summary(result, "runs/x")
     r = result
     assert (
-        f"(ties 1/2): 0.500 [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; strict 0.200 [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties 0.600 (n=5)"
-        in text
+        f"(ties 1/2): 0.500 [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; strict 0.200 [{r['strict_ci_low']:.3f}, "
+        f"{r['strict_ci_high']:.3f}]; ties 0.600 (n=5)" in text
     )
     assert "initial policy: 0.100 [" in text and text.endswith("run folder: runs/x")
 
@@ -163,6 +163,9 @@ def test_report_shows_the_strict_win_rate_and_ties(tmp_path):
     (tmp_path / "phases.jsonl").write_text(json.dumps({"pairs": 8}) + "\n")
     report = write_report(tmp_path).read_text()
     r = result
-    line = f"- after (aligned policy): 0.500 [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; strict 0.200 [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties 0.600 (n = 5"
+    line = (
+        f"- after (aligned policy): 0.500 [{r['ci_low']:.3f}, {r['ci_high']:.3f}]; "
+        f"strict 0.200 [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties 0.600 (n = 5"
+    )
     assert line in report and "- before (initial policy): 0.500" in report
     assert "ties count 0, as in the BPO paper" in report

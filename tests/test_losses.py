@@ -11,7 +11,8 @@ t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 
 
 def test_dpo_by_hand():
-    """pi_w=-1, pi_l=-3, ref_w=ref_l=-2: h = (-1+2) - (-3+2) = 2; beta=0.5 -> -log sigmoid(1) = log(1+e^-1) = 0.3132617."""
+    """pi_w=-1, pi_l=-3, ref_w=ref_l=-2: h = (-1+2) - (-3+2) = 2; beta=0.5 -> -log sigmoid(1) = log(1+e^-1) =
+    0.3132617."""
     assert dpo(t(-1.0), t(-3.0), t(-2.0), t(-2.0), 0.5).item() == pytest.approx(0.3132617, abs=1e-7)
 
 

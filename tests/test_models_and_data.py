@@ -109,6 +109,6 @@ def test_offline_baseline_trains_from_a_preference_file(tmp_path):
     run = tmp_path / "run"
     args = run_args(task, run, "method=offline_dpo", "schedule.phases=1", f"data.pairs={prefs}")
     assert main(args) == 0
-    pairs = [json.loads(l) for l in (run / "pairs" / "phase-000.jsonl").read_text().splitlines()]
+    pairs = [json.loads(line) for line in (run / "pairs" / "phase-000.jsonl").read_text().splitlines()]
     assert [p["id"] for p in pairs] == [f"r{i}" for i in range(24)]
     assert all(p["ref_chosen_logp"] is not None and p["behavior_chosen_logp"] is None for p in pairs)

@@ -252,7 +252,10 @@ def test_a_run_in_use_by_another_process_is_refused_then_resumes_once_it_ends(ki
     import sys
 
     out = copy_of(killed, tmp_path)
-    hold = "import sys, time\nfrom bpo.run.rundir import RunDir\nrun = RunDir(sys.argv[1])\nrun.lock()\nprint('locked', flush=True)\ntime.sleep(600)"
+    hold = (
+        "import sys, time\nfrom bpo.run.rundir import RunDir\nrun = RunDir(sys.argv[1])\nrun.lock()\n"
+        "print('locked', flush=True)\ntime.sleep(600)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -328,8 +331,10 @@ def test_a_new_run_that_loses_the_race_for_its_folder_leaves_the_winner_s_run(ta
     out = tmp_path / "run"
     args = offline_args(task_dir, out)[1:-1]  # the key=value settings of `bpo train`
     create = (
-        "import sys, time\nfrom bpo.loop.config import RunConfig\nfrom bpo.common.configlib import load_config\nfrom bpo.run.rundir import RunDir\n"
-        "run = RunDir(sys.argv[1])\nrun.create(load_config(RunConfig, None, sys.argv[2:]))\nprint('created', flush=True)\ntime.sleep(600)"
+        "import sys, time\nfrom bpo.loop.config import RunConfig\nfrom bpo.common.configlib import load_config\nfrom "
+        "bpo.run.rundir import RunDir\n"
+        "run = RunDir(sys.argv[1])\nrun.create(load_config(RunConfig, None, sys.argv[2:]))\nprint('created', "
+        "flush=True)\ntime.sleep(600)"
     )
     first, real_load = [], bpo.loop.online.load_base
 

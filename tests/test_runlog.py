@@ -44,7 +44,8 @@ def test_scalars_keep_finite_numbers_and_nest_with_slashes():
 
 
 def test_phase_time_sums_the_phase_steps_of_every_session():
-    """Phase 1's row gives sampling 1.5 s, annotation 0.25 s and 2 s for the whole collection; its steps took 0.5 + 0.25 (the first
+    """Phase 1's row gives sampling 1.5 s, annotation 0.25 s and 2 s for the whole collection; its steps took 0.5 +
+    0.25 (the first
     session) + 0.125 (after a resume) = 0.875 s of training; phase 0's rows are not counted."""
     phases = [
         {"phase": 0, "sampling_seconds": 9.0, "annotation_seconds": 9.0, "seconds": 20.0},
@@ -218,6 +219,7 @@ def test_tensorboard_without_its_package_is_refused_with_the_extra_named(monkeyp
     )
     with pytest.raises(
         ConfigError,
-        match=r"log: tensorboard needs the tensorboard package, which is not installed: pip install 'bpo\[tensorboard\]'",
+        match=r"log: tensorboard needs the tensorboard package, which is not installed: pip install "
+        r"'bpo\[tensorboard\]'",
     ):
         load_config(RunConfig, None, ["log.to=[jsonl,tensorboard]"])

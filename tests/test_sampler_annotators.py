@@ -87,7 +87,7 @@ def length_judge(prompts, responses):
 
 def test_score_annotator_prefers_higher_score_and_reports_ties():
     labels = ScoreAnnotator(length_judge).label(["p", "p", "p"], ["a b", "a", "a b"], ["a", "a b c", "c d"])
-    assert [l.preferred for l in labels] == [0, 1, None]
+    assert [label.preferred for label in labels] == [0, 1, None]
     assert labels[1].scores == (1.0, 3.0)
 
 
@@ -96,7 +96,7 @@ def test_simulated_annotator_follows_bradley_terry():
     n = 4000
     sim = SimulatedAnnotator(length_judge, temperature=1.0, tie_band=0.0)
     labels = sim.label(["p"] * n, ["a b"] * n, ["a"] * n, seed=3)
-    rate = sum(l.preferred == 0 for l in labels) / n
+    rate = sum(label.preferred == 0 for label in labels) / n
     assert abs(rate - 0.7311) < 0.03
     assert labels == sim.label(["p"] * n, ["a b"] * n, ["a"] * n, seed=3)  # same seed, same rater
     banded = SimulatedAnnotator(length_judge, temperature=1.0, tie_band=1.0).label(["p"], ["a b"], ["a"])
@@ -168,4 +168,4 @@ def test_reward_model_judge_rescores_text_with_its_own_tokenizer(tmp_path):
     assert judge(prompts, responses) == pytest.approx(scores, abs=1e-5)
     labels = ScoreAnnotator(judge).label(prompts, responses, ["zzz", "it is 4 i think"])
     expected_first = [0 if a > b else 1 for a, b in zip(scores, judge(prompts, ["zzz", "it is 4 i think"]))]
-    assert [l.preferred for l in labels][:1] == expected_first[:1] and labels[1].preferred is None
+    assert [label.preferred for label in labels][:1] == expected_first[:1] and labels[1].preferred is None

@@ -43,15 +43,18 @@ def test_offline_and_on_policy_extremes():
     [
         (
             dict(steps=16, phases=3, batch_size=2),
-            "schedule.phases=3 does not divide schedule.steps=16, so phases would be unevenly spaced; use schedule.phases=2 (divisors of 16: 1, 2, 4, 8, 16)",
+            "schedule.phases=3 does not divide schedule.steps=16, so phases would be unevenly spaced; use "
+            "schedule.phases=2 (divisors of 16: 1, 2, 4, 8, 16)",
         ),
         (
             dict(steps=6, pairs=20, phases=1),
-            "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24",
+            "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use "
+            "e.g. schedule.pairs=24",
         ),
         (
             dict(steps=4, pairs=20, batch_size=4, phases=1),
-            "schedule.pairs=20 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out",
+            "schedule.pairs=20 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set "
+            "schedule.pairs=16 or leave one of the three out",
         ),
         (
             dict(steps=4, phases=8, batch_size=2),
@@ -61,7 +64,8 @@ def test_offline_and_on_policy_extremes():
         (dict(steps=4, phases=-1, batch_size=2), "schedule.phases must be a positive integer, got -1"),
         (
             dict(pairs=10, batch_size=4, phases=1),
-            "schedule.pairs=10 is not a multiple of schedule.batch_size=4; each pair is trained on once, so use e.g. schedule.pairs=12",
+            "schedule.pairs=10 is not a multiple of schedule.batch_size=4; each pair is trained on once, so use e.g. "
+            "schedule.pairs=12",
         ),
         (dict(steps=4, phases=1), "give two of schedule.steps (T), schedule.pairs (N) and schedule.batch_size (B)"),
     ],
@@ -112,15 +116,18 @@ def test_cli_keys_any_two_determine_the_third(overrides, expected):
     [
         (
             ["schedule.steps=4", "schedule.pairs=12", "schedule.batch_size=4"],
-            "schedule.pairs=12 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set schedule.pairs=16 or leave one of the three out",
+            "schedule.pairs=12 != schedule.steps * schedule.batch_size = 4 * 4; each pair is trained on once, so set "
+            "schedule.pairs=16 or leave one of the three out",
         ),
         (
             ["schedule.steps=6", "schedule.pairs=20"],
-            "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use e.g. schedule.pairs=24",
+            "schedule.steps=6 does not divide schedule.pairs=20; each pair is trained on once (N = T * B), so use "
+            "e.g. schedule.pairs=24",
         ),
         (
             ["schedule.pairs=20"],
-            "schedule.pairs=20 is not a multiple of schedule.batch_size=16; each pair is trained on once, so use e.g. schedule.pairs=32",
+            "schedule.pairs=20 is not a multiple of schedule.batch_size=16; each pair is trained on once, so use e.g. "
+            "schedule.pairs=32",
         ),
     ],
 )

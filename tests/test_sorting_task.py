@@ -101,7 +101,8 @@ def test_sft_policy_is_below_the_references_with_room_to_improve(sft_dir):
     strict = statistics.mean(s > r for group, r in zip(per_prompt, refs) for s in group)
     best_of_n = statistics.mean(max(group) > r for group, r in zip(per_prompt, refs))
     print(
-        f"\nreference mean {statistics.mean(refs):.2f}; sampled mean {statistics.mean(sampled):.2f}, strict win {strict:.3f}; "
+        f"\nreference mean {statistics.mean(refs):.2f}; sampled mean {statistics.mean(sampled):.2f}, strict win "
+        f"{strict:.3f}; "
         f"best-of-{n} strict win {best_of_n:.3f}"
     )
     assert statistics.mean(sampled) < statistics.mean(refs) - 1.0
@@ -120,7 +121,8 @@ def test_bpo_learns_to_sort(sft_dir, tmp_path):
     result = json.loads((out / "eval.json").read_text())
     after, before = result["strict_win_rate"], result["before"]["strict_win_rate"]
     print(
-        f"\nsorting, BPO: strict win rate {after:.3f} [{result['strict_ci_low']:.3f}, {result['strict_ci_high']:.3f}], SFT {before:.3f}"
+        f"\nsorting, BPO: strict win rate {after:.3f} [{result['strict_ci_low']:.3f}, "
+        f"{result['strict_ci_high']:.3f}], SFT {before:.3f}"
     )
     assert after > before + 0.1
     assert result["strict_ci_low"] > before

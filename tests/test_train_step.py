@@ -98,7 +98,10 @@ def own_logprobs(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch
 
     chosen = torch.stack([one(p.prompt_ids, p.chosen_ids) for p in PAIRS])
     rejected = torch.stack([one(p.prompt_ids, p.rejected_ids) for p in PAIRS])
-    lengths = lambda key: torch.tensor([float(len(getattr(p, key))) for p in PAIRS])
+
+    def lengths(key):
+        return torch.tensor([float(len(getattr(p, key))) for p in PAIRS])
+
     return chosen, rejected, lengths("chosen_ids"), lengths("rejected_ids")
 
 

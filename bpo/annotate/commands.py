@@ -32,13 +32,15 @@ def annotate(
         return 0
     if not store.raters():
         raise StoreError(
-            f"{run_dir}: no raters yet; add one with bpo annotate {run_dir} --add-rater NAME (it prints the rater's link)"
+            f"{run_dir}: no raters yet; add one with bpo annotate {run_dir} --add-rater NAME (it prints the rater's "
+            "link)"
         )
     try:
         from bpo.annotate.server import serve
     except ModuleNotFoundError as err:  # the web framework is an extra
         raise StoreError(
-            f"bpo annotate serves its page with Starlette and uvicorn; {err.name} is not installed: pip install 'bpo[annotate]'"
+            f"bpo annotate serves its page with Starlette and uvicorn; {err.name} is not installed: pip install "
+            "'bpo[annotate]'"
         ) from None
 
     print(f"serving the pairs of {run_dir} at {address} (each rater opens their own link; Ctrl-C stops)", flush=True)

@@ -13,8 +13,10 @@ in any of these layouts:
     flat (Label Studio's JSON-MIN export, or written by hand):  {"pair_id", "preference", "annotator"?}
     Label Studio JSON export:  {"data": {"pair_id"}, "annotations": [{"result": [{"from_name": "preference",
                                "value": {"choices": ["A"]}}], "completed_by": 1}]}
-    Argilla record:            {"fields" | "metadata": {"pair_id"}, "responses": {"preference": [{"value": "A", "user_id"}]}}
-                               or flattened: {"pair_id", "preference.responses": ["A"], "preference.responses.users": [...]}
+    Argilla record:            {"fields" | "metadata": {"pair_id"}, "responses": {"preference": [{"value": "A",
+    "user_id"}]}}
+                               or flattened: {"pair_id", "preference.responses": ["A"], "preference.responses.users":
+                               [...]}
 Values: A, B, tie, both_bad (case and spaces ignored). A row without any label (a task nobody did,
 a cancelled annotation) is skipped. A label for a pair this run does not have, with another value, or
 contradicting another label of the same rater is refused, naming file, line and field; nothing of an
@@ -99,7 +101,8 @@ def import_labels(store: LabelStore, run_root: Path) -> int:
                 earlier = seen.setdefault((pair_id, rater), (choice, where))
                 if earlier[0] != choice:
                     raise DataFileError(
-                        f"{path}:{line}: {field}: rater {rater} labels {pair_id} {choice} here and {earlier[0]} in {earlier[1]}"
+                        f"{path}:{line}: {field}: rater {rater} labels {pair_id} {choice} here and {earlier[0]} in "
+                        f"{earlier[1]}"
                     )
                 nonce = hashlib.sha256(f"{pair_id}\0{rater}\0{choice}".encode()).hexdigest()
                 rows.append((pair_id, rater, choice, nonce, where))

@@ -42,7 +42,8 @@ def labels_status(store: LabelStore) -> str:
         outcomes = Counter(combine(list(labels_by_pair[i].values())) for i in complete)
         undecided = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()) if k not in DECIDED)
         lines.append(
-            f"  phase {phase} ({'trained on' if phase in closed else 'open'}): {len(complete)} of {len(ids)} pairs labelled, "
+            f"  phase {phase} ({'trained on' if phase in closed else 'open'}): {len(complete)} of {len(ids)} pairs "
+            "labelled, "
             f"{sum(outcomes[k] for k in DECIDED)} decided" + (f", undecided: {undecided}" if undecided else "")
         )
     found = agreement(labels_by_pair)

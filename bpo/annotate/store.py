@@ -248,7 +248,8 @@ class LabelStore:
             return self._insert(con, pair_id, rater, choice, nonce, source, shown_left)
 
     def add_labels(self, rows: Sequence[tuple[str, str, str, str, str]]) -> int:
-        """(pair id, rater, choice, nonce, source) rows in one transaction: all are stored or none; how many were new."""
+        """(pair id, rater, choice, nonce, source) rows in one transaction: all are stored or none; how many were
+        new."""
         with self._write() as con:
             return sum(self._insert(con, *row) for row in rows)
 
@@ -289,7 +290,8 @@ class LabelStore:
         (already undone: a retry). Labels of a phase already trained on cannot be undone."""
         with self._write() as con:
             row = con.execute(
-                "SELECT l.pair_id, l.choice, l.shown_left, l.source, l.at, p.phase FROM labels l JOIN pairs p ON p.id = l.pair_id "
+                "SELECT l.pair_id, l.choice, l.shown_left, l.source, l.at, p.phase FROM labels l JOIN pairs p ON p.id "
+                "= l.pair_id "
                 "WHERE l.rater = ? AND l.nonce = ?",
                 (rater, nonce),
             ).fetchone()
@@ -308,7 +310,8 @@ class LabelStore:
         where, args = ("WHERE p.phase = ?", (phase,)) if phase is not None else ("", ())
         with self._read() as con:
             rows = con.execute(
-                f"SELECT l.pair_id, p.phase, l.rater, l.choice, l.source FROM labels l JOIN pairs p ON p.id = l.pair_id "
+                "SELECT l.pair_id, p.phase, l.rater, l.choice, l.source FROM labels l JOIN pairs p ON p.id = "
+                "l.pair_id "
                 f"{where} ORDER BY p.phase, p.idx, l.at",
                 args,
             ).fetchall()
@@ -370,7 +373,8 @@ class LabelStore:
         with self._read() as con:
             overlap = int(con.execute("SELECT value FROM meta WHERE key = 'overlap'").fetchone()[0])
             rows = con.execute(
-                "SELECT p.id FROM pairs p WHERE p.phase = ? AND (SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id) < ? "
+                "SELECT p.id FROM pairs p WHERE p.phase = ? AND (SELECT COUNT(*) FROM labels l WHERE l.pair_id = "
+                "p.id) < ? "
                 "ORDER BY p.idx",
                 (phase, overlap),
             ).fetchall()

@@ -103,7 +103,8 @@ def _check_text(row: dict, key: str, path: Path, number: int, must_exist: bool) 
                 raise DataFileError(f"{where}: role: {m.get('role')!r} is not one of {', '.join(ROLES)}")
             if not isinstance(m.get("content"), str):
                 raise DataFileError(
-                    f"{where}: content: expected a string, got {type(m.get('content')).__name__ if 'content' in m else 'nothing'}"
+                    f"{where}: content: expected a string, got "
+                    f"{type(m.get('content')).__name__ if 'content' in m else 'nothing'}"
                 )
             if not m["content"].strip():
                 raise DataFileError(f"{where}: content: empty string")

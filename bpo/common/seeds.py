@@ -7,14 +7,18 @@ so a resumed run makes the same choices. Each stream combines them with its own 
 
 (Python integers: exact, never wrapped). The streams and their weights (the formulas they always had):
 
-    PROMPT_ORDER     (seed, epoch)                     seed * 100003 + epoch              training prompts' order in a pass
+    PROMPT_ORDER     (seed, epoch)                     seed * 100003 + epoch              training prompts' order in a
+    pass
     PAIR_SAMPLING    (seed, phase, draw)               seed * 1000003 + phase * 1009 + draw
                                                                      a phase's sampling round / sampler call
     PAIR_ANNOTATION  (seed, phase, round, first pair)  seed * 1000003 + phase * 1009 + round * 101 + first pair
                                                                      an annotator call on a chunk of a round's pairs
-    BATCH_ORDER      (seed, phase)                     seed * 7919 + phase                a phase's pairs shuffled into batches
-    ADAPTER_INIT     (seed, member)                    seed + member                      a LoRA member's initial factors
-    PROCESS_STREAM   (seed, rank)                      seed + rank * 2**32                each process's own sampling stream
+    BATCH_ORDER      (seed, phase)                     seed * 7919 + phase                a phase's pairs shuffled into
+    batches
+    ADAPTER_INIT     (seed, member)                    seed + member                      a LoRA member's initial
+    factors
+    PROCESS_STREAM   (seed, rank)                      seed + rank * 2**32                each process's own sampling
+    stream
 
 The weights differ from stream to stream and are kept as they are: changing one would change the
 random numbers, and so the results, of every run.

@@ -33,7 +33,8 @@ class StopFlag:
             os._exit(128 + signum)
         self.signum = signum
         sys.stderr.write(
-            f"\nbpo: {signal.Signals(signum).name} received; finishing this step, then checkpointing (signal again to exit at once)\n"
+            f"\nbpo: {signal.Signals(signum).name} received; finishing this step, then checkpointing (signal again to "
+            "exit at once)\n"
         )
 
     def __enter__(self) -> StopFlag:

@@ -170,7 +170,8 @@ def iopo_reversed(
     """IOPO's adversary under the zero-sum reading of the paper's section 4.1: its action is the reversed
     preference, y_l preferred to y_w. It is `iopo` with chosen and rejected swapped (pi = nu, ref = mu):
 
-        -r * log sigmoid(beta * [log pi_nu/pi_mu (y_l) - log pi_nu/pi_mu (y_w)]),   r = min(pi_nu(y_w)/pi_mu(y_w), 1 + eps)
+        -r * log sigmoid(beta * [log pi_nu/pi_mu (y_l) - log pi_nu/pi_mu (y_w)]),   r = min(pi_nu(y_w)/pi_mu(y_w), 1 +
+        eps)
 
     the weight taken, as in eq. 12, on the response this player rejects (here y_w).
     """

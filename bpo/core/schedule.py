@@ -23,7 +23,8 @@ DEFAULT_BATCH_SIZE = 16  # B when it is not given and steps and pairs do not bot
 class ScheduleConfig:
     steps: int | None = option(
         None,
-        help=f"T, training steps; any two of steps, pairs, batch_size give the third (steps = {DEFAULT_STEPS} if neither steps nor pairs is set)",
+        help=f"T, training steps; any two of steps, pairs, batch_size give the third (steps = {DEFAULT_STEPS} if "
+        "neither steps nor pairs is set)",
     )
     phases: int | None = option(
         None, help="F, annotation phases (1 = offline, = steps for on-policy); null: the method's default"

@@ -1,1 +1,2 @@
-"""Records and inputs: prompts and conversations, preference files, tokens, the task record, the loop's pairs and batches."""
+"""Records and inputs: prompts and conversations, preference files, tokens, the task record, the loop's pairs and
+batches."""

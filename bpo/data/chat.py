@@ -80,7 +80,8 @@ def split_shared_prompt(
         shared += 1
     if shared == 0:
         raise DataFileError(
-            f"{where}: prompt: missing field, and chosen and rejected share no first message to take it from (TRL's implicit prompt)"
+            f"{where}: prompt: missing field, and chosen and rejected share no first message to take it from (TRL's "
+            "implicit prompt)"
         )
     if shared == len(chosen) == len(rejected):
         raise DataFileError(f"{where}: chosen: identical to rejected (a pair needs two different responses)")

@@ -68,7 +68,8 @@ def _dataset_folder(path: Path, pa):
     if (path / "dataset_dict.json").is_file():
         splits = _json(path / "dataset_dict.json").get("splits", [])
         raise DataFileError(
-            f"{path}: a DatasetDict with splits {', '.join(map(str, splits)) or 'none'}; give one split's folder, e.g. {path / (splits[0] if splits else 'train')}"
+            f"{path}: a DatasetDict with splits {', '.join(map(str, splits)) or 'none'}; give one split's folder, "
+            f"e.g. {path / (splits[0] if splits else 'train')}"
         )
     state = _json(path / "state.json")
     files = state.get("_data_files") if isinstance(state, dict) else None
@@ -76,7 +77,8 @@ def _dataset_folder(path: Path, pa):
         isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files
     ):
         raise DataFileError(
-            f'{path / "state.json"}: _data_files: expected a list of {{"filename": ...}} (written by datasets\' save_to_disk)'
+            f'{path / "state.json"}: _data_files: expected a list of {{"filename": ...}} (written by datasets\' '
+            "save_to_disk)"
         )
     tables = []
     for entry in files:

@@ -214,7 +214,8 @@ def summary_text(result: dict) -> str:
         return f"{result[key]:.3f} [{low:.3f}, {high:.3f}]"
 
     lines = [
-        f"{result['a']} vs {result['b']} (n={result['n']}, temperature {result['temperature']:g}, tie margin {result['tie_margin']:g}):",
+        f"{result['a']} vs {result['b']} (n={result['n']}, temperature {result['temperature']:g}, tie margin "
+        f"{result['tie_margin']:g}):",
         f"  win {rate('win')}  tie {rate('tie')}  lose {rate('lose')}",
         f"  mean judge score {result['mean_score_a']:.3f} vs {result['mean_score_b']:.3f}",
     ]
@@ -222,7 +223,8 @@ def summary_text(result: dict) -> str:
         lines.append(f"  bad cases (both below {result['bad_threshold']:g}): {result['bad_case_rate']:.3f}")
     for name, m in result.get("heldout", {}).get("policies", {}).items():
         lines.append(
-            f"  held-out pairs, {name}: mean reward margin {m['mean_margin']:.4f}, pairwise accuracy {m['accuracy']:.3f}"
+            f"  held-out pairs, {name}: mean reward margin {m['mean_margin']:.4f}, pairwise accuracy "
+            f"{m['accuracy']:.3f}"
         )
     if "histogram" in result.get("heldout", {}):
         lines.append(f"  margin histogram: {result['heldout']['histogram']}")

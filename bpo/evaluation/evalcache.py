@@ -95,6 +95,7 @@ def cached_responses(folder: Path | None, key: str, generate: Callable[[], list[
         )
     except OSError as err:  # a read-only or full cache must not cost the run its evaluation
         warnings.warn(
-            f"cannot store the initial policy's answers in {folder} ({err.strerror or err}); they will be generated again next time"
+            f"cannot store the initial policy's answers in {folder} ({err.strerror or err}); they will be generated "
+            "again next time"
         )
     return responses

@@ -44,22 +44,27 @@ class EvalConfig:
     prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
     greedy: bool = option(
         False,
-        help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models greedy win rates jump between 0 and 1 with the seed, so sampling is the default",
+        help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models "
+        "greedy win rates jump between 0 and 1 with the seed, so sampling is the default",
     )
     temperature: float = option(1.0, help="sampling temperature when greedy is false")
     kl: bool = option(True, help="estimate KL(policy || SFT) from one sampled response per prompt")
     before: bool = option(True, help="also evaluate the initial (SFT) policy, for the before/after comparison")
     cache_before: bool = option(
         True,
-        help="keep the initial policy's responses in $BPO_CACHE/initial-responses and reuse them when the same weights answer the same prompts with the same settings and seed (the judge scores them again every time)",
+        help="keep the initial policy's responses in $BPO_CACHE/initial-responses and reuse them when the same "
+        "weights answer the same prompts with the same settings and seed (the judge scores them again every time)",
     )
     every: int = option(
         0,
-        help="also evaluate during training, after every this many steps (0: only at the end), on the first eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of steps done, for learning curves",
+        help="also evaluate during training, after every this many steps (0: only at the end), on the first "
+        "eval.every_prompts held-out prompts; each is a row of evals.jsonl (with its phase) at the number of "
+        "steps done, for learning curves",
     )
     every_prompts: int = option(
         32,
-        help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final evaluation, KL estimate if eval.kl",
+        help="held-out prompts of each evaluation during training (eval.every); sampled or greedy as the final "
+        "evaluation, KL estimate if eval.kl",
     )
 
     def validate(self):
@@ -67,7 +72,8 @@ class EvalConfig:
             raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
         if self.every < 0 or self.every_prompts < 1:
             raise ValueError(
-                f"every must be >= 0 (0: no evaluation during training) and every_prompts >= 1, got {self.every} and {self.every_prompts}"
+                f"every must be >= 0 (0: no evaluation during training) and every_prompts >= 1, got {self.every} and "
+                f"{self.every_prompts}"
             )
         if not self.greedy and not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ValueError(

@@ -203,8 +203,10 @@ def headline_line(results, plan: Plan, task: str, mode: str) -> str:
     }
     tldr = PAPER_HEADLINE[0]
     return (
-        f"Headline comparison, offline DPO → BPO (F = 2): ours {100 * a:.1f}% (± {100 * sa:.1f}) → {100 * b:.1f}% (± {100 * sb:.1f}); "
-        f"paired difference {difference_cell(paired['bpo'], paired['offline'], 'BPO')}; the paper ({tldr[0]}): {tldr[1]:.1f}% → {tldr[2]:.1f}%."
+        f"Headline comparison, offline DPO → BPO (F = 2): ours {100 * a:.1f}% (± {100 * sa:.1f}) → {100 * b:.1f}% (± "
+        f"{100 * sb:.1f}); "
+        f"paired difference {difference_cell(paired['bpo'], paired['offline'], 'BPO')}; the paper ({tldr[0]}): "
+        f"{tldr[1]:.1f}% → {tldr[2]:.1f}%."
     )
 
 
@@ -275,7 +277,8 @@ def figure5(results, plan: Plan, task: str, mode: str, path: Path) -> list[str]:
     }
     lines += [
         "",
-        f"BPO − on-policy DPO with the gold reference (paired): {difference_cell(paired['BPO'], paired['on-policy DPO, gold reference'], 'BPO')}",
+        "BPO − on-policy DPO with the gold reference (paired): "
+        f"{difference_cell(paired['BPO'], paired['on-policy DPO, gold reference'], 'BPO')}",
     ]
     return lines
 
@@ -334,7 +337,8 @@ def adapter_groups(results, plan: Plan, task: str) -> dict[str, list[RunResult]]
 def curve_table(groups: dict[str, list[RunResult]], mode: str) -> list[str]:
     """Final strict win rate and how much the win-rate curve moves (the steadiness the adapters buy)."""
     lines = [
-        "| runs | final strict win rate | lowest point of the learning curve in the second half of training | KL estimate at the end |",
+        "| runs | final strict win rate | lowest point of the learning curve in the second half of training | KL "
+        "estimate at the end |",
         "|---|---|---|---|",
     ]
     for name, group in groups.items():
@@ -387,9 +391,12 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
             win_rows[f"IOPO ({reading}) vs {baseline[0]}"] = pool(per_seed)
     mu, nu = plan.iopo_round
     lines = [
-        f"IOPO: {rounds} rounds of {mu} protagonist + {nu} adversary steps (T = {rounds * (mu + nu)}), β = {plan.betas[0]:g}; every baseline trains "
-        f"T steps on the same budget. Head to head at temperature {IOPO_TEMPERATURE:g} (the IOPO paper's), tie margin 0; held-out "
-        f"pairs: {heldout.name}, two SFT samples per held-out prompt labelled by the task's judge; reward margins against the SFT policy.",
+        f"IOPO: {rounds} rounds of {mu} protagonist + {nu} adversary steps (T = {rounds * (mu + nu)}), β = "
+        f"{plan.betas[0]:g}; every baseline trains "
+        f"T steps on the same budget. Head to head at temperature {IOPO_TEMPERATURE:g} (the IOPO paper's), tie margin "
+        "0; held-out "
+        f"pairs: {heldout.name}, two SFT samples per held-out prompt labelled by the task's judge; reward margins "
+        "against the SFT policy.",
         "",
         "| IOPO vs | win | tie | lose | n |",
         "|---|---|---|---|---|",
@@ -428,15 +435,19 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
         "",
         f"Highest strict win rate against the references here: **{best}**. "
         + (
-            "IOPO wins more often than it loses against every baseline, with separated intervals (the paper's claim holds here)."
+            "IOPO wins more often than it loses against every baseline, with separated intervals (the paper's claim "
+            "holds here)."
             if iopo_beats_all
             else "**IOPO does not beat every baseline here** (the paper reports IOPO above all of them); "
             "see the win/lose intervals above."
         ),
         "",
-        "The IOPO paper (Wang et al. 2025; Baichuan2-7B, three data sets) reports IOPO ahead of every baseline: more wins than "
-        "losses head to head and the highest held-out reward margin and pairwise accuracy. Its per-table numbers are not "
-        "printed beside ours: we had no copy of its tables to check them against, and we do not quote numbers we cannot check.",
+        "The IOPO paper (Wang et al. 2025; Baichuan2-7B, three data sets) reports IOPO ahead of every baseline: more "
+        "wins than "
+        "losses head to head and the highest held-out reward margin and pairwise accuracy. Its per-table numbers are "
+        "not "
+        "printed beside ours: we had no copy of its tables to check them against, and we do not quote numbers we "
+        "cannot check.",
         "",
     ]
     return lines
@@ -480,7 +491,8 @@ def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path
             f"{name}: BPO head to head",
         )
         body += [
-            f"### Table 2 — {name}: BPO head to head (sampled at temperature {H2H_TEMPERATURE:g}, seeds {list(plan.other_seeds)})",
+            f"### Table 2 — {name}: BPO head to head (sampled at temperature {H2H_TEMPERATURE:g}, seeds "
+            f"{list(plan.other_seeds)})",
             "",
             *lines,
             "",
@@ -498,7 +510,8 @@ def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path
         body += [
             f"### Figure 5 — {name}: on-policy DPO with a better (gold) fixed reference vs BPO",
             "",
-            "The gold reference is Table 1's BPO (DPO) run of the first seed, merged (`bpo export`); the on-policy DPO run "
+            "The gold reference is Table 1's BPO (DPO) run of the first seed, merged (`bpo export`); the on-policy "
+            "DPO run "
             "starts from the SFT policy as always, only its reference is the gold policy.",
             "",
         ]
@@ -512,7 +525,8 @@ def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path
                 "",
             ]
     body += [
-        f"### Training curves — {name} (evaluations during training on {CURVE_PROMPTS} prompts, means over seeds {list(plan.other_seeds)})",
+        f"### Training curves — {name} (evaluations during training on {CURVE_PROMPTS} prompts, means over seeds "
+        f"{list(plan.other_seeds)})",
         "",
     ]
     fig = curves_figure(
@@ -536,7 +550,8 @@ def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path
 
 
 def aggregate_section(results, plan: Plan, modes: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
-    """Figure 3's intervals per mode (report lines) and the ordering sentence of each mode (summary lines, greedy first)."""
+    """Figure 3's intervals per mode (report lines) and the ordering sentence of each mode (summary lines, greedy
+    first)."""
     lines, verdicts = [], []
     for mode in modes:
         agg = aggregate(results, plan, mode)
@@ -568,16 +583,20 @@ def header(plan: Plan, results, started: float, command: str, summary: list[str]
     return [
         "# bpo reproduce: the BPO paper's experiments (and IOPO's) on our tasks",
         "",
-        f"Command: `{command}`; {len(results)} runs, {sum(r.reused for r in results)} of them finished by an earlier call; "
+        f"Command: `{command}`; {len(results)} runs, {sum(r.reused for r in results)} of them finished by an earlier "
+        "call; "
         f"this call took {minutes:.1f} min on this machine.",
-        f"Settings given to every run alike: `{' '.join(SWEEP_SETTINGS + plan.overrides)}`; Table 1 seeds {list(plan.seeds)}, "
+        f"Settings given to every run alike: `{' '.join(SWEEP_SETTINGS + plan.overrides)}`; Table 1 seeds "
+        f"{list(plan.seeds)}, "
         f"Table 2 / Figures 5-7 / IOPO seeds {list(plan.other_seeds)}.",
-        "Numbers are strict win rates against the tasks' reference texts (ties count 0, as in the paper), mean ± std over seeds;",
+        "Numbers are strict win rates against the tasks' reference texts (ties count 0, as in the paper), mean ± std "
+        "over seeds;",
         "'sampled' evaluates responses sampled at temperature 1, 'greedy' the greedy ones.",
         "",
         "The paper's headline, for scale (offline DPO → BPO with F = 2, win rate vs human references):",
         *[f"- {n}: {a:.1f}% → {b:.1f}% (paper)" for n, a, b in PAPER_HEADLINE],
-        "Our tasks are tiny stand-ins with rule judges (`reviews`: a heuristic judge; `sorting`: an exact one), so absolute "
+        "Our tasks are tiny stand-ins with rule judges (`reviews`: a heuristic judge; `sorting`: an exact one), so "
+        "absolute "
         "numbers are not comparable with the paper's; the ordering of the methods is.",
         "",
         "## Summary",

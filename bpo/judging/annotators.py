@@ -25,12 +25,16 @@ from bpo.judging.judges import Judge
 class AnnotatorConfig:
     kind: str = option(
         "simulated",
-        help="rule: the task's or your Python scorer, higher score wins; reward_model: a sequence-classification model folder, higher score wins; simulated: a Bradley-Terry noisy rater on the judge's scores; human: people label each phase in `bpo annotate`'s web page; external: in Argilla or Label Studio (files in RUN_DIR/external/)",
+        help="rule: the task's or your Python scorer, higher score wins; reward_model: a sequence-classification "
+        "model folder, higher score wins; simulated: a Bradley-Terry noisy rater on the judge's scores; human: "
+        "people label each phase in `bpo annotate`'s web page; external: in Argilla or Label Studio (files in "
+        "RUN_DIR/external/)",
         choices=("rule", "reward_model", "simulated", "human", "external"),
     )
     judge: str = option(
         "task",
-        help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder (kind=reward_model)",
+        help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder "
+        "(kind=reward_model)",
     )
     temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
     tie_band: float = option(0.0, help="simulated: score gaps within this band are ties (dropped)")
@@ -39,11 +43,14 @@ class AnnotatorConfig:
     )
     overlap: int = option(
         1,
-        help="human/external: labels (from different raters) each pair needs; several labels combine by strict majority",
+        help="human/external: labels (from different raters) each pair needs; several labels combine by "
+        "strict majority",
     )
     ties: str = option(
         "resample",
-        help="human/external: a pair without a winner (tie, both bad, split vote) is kept as such in labels.sqlite and, for training, resample: replaced by a newly sampled pair (raters are asked again); coin: trained on once in a seeded random order (in expectation DPO with label smoothing 1/2)",
+        help="human/external: a pair without a winner (tie, both bad, split vote) is kept as such in labels.sqlite "
+        "and, for training, resample: replaced by a newly sampled pair (raters are asked again); coin: trained "
+        "on once in a seeded random order (in expectation DPO with label smoothing 1/2)",
         choices=("resample", "coin"),
     )
     wait: bool = option(
@@ -60,7 +67,8 @@ class AnnotatorConfig:
             raise ValueError(f"kind=reward_model needs judge=<a reward-model folder>; {self.judge!r} is not a folder")
         if self.kind == "rule" and is_folder:
             raise ValueError(
-                f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use kind=reward_model"
+                f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use "
+                "kind=reward_model"
             )
         if self.temperature <= 0 or self.tie_band < 0 or not 1 <= self.max_attempts < math.inf:
             raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1 and finite")

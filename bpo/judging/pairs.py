@@ -76,7 +76,8 @@ def collect_pairs(
         if stats.prompts >= max_attempts * wanted:
             raise BudgetError(
                 f"phase {phase}: only {len(pairs)} of {wanted} usable pairs after {stats.prompts} prompts "
-                f"({stats.identical} identical, {stats.ties} ties); raise sampling.temperature or annotator.max_attempts"
+                f"({stats.identical} identical, {stats.ties} ties); raise sampling.temperature or "
+                "annotator.max_attempts"
             )
         texts = prompts.take(wanted - len(pairs))
         started = time.perf_counter()
@@ -182,7 +183,8 @@ def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = Fal
     records = read_preferences(path)
     if len(records) < wanted:
         raise DataFileError(
-            f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs"
+            f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add "
+            "pairs"
         )
     return [
         Pair(

@@ -36,7 +36,9 @@ class RunConfig:
     )
     method: str = option(
         "bpo",
-        help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T (with F < T phases: iterative DPO); offline_dpo: F = 1, reference = sft; iopo: two players, each the other's reference (the iopo section)",
+        help="bpo: reference = behavior policy; online_dpo: reference = sft, F = T (with F < T phases: iterative "
+        "DPO); offline_dpo: F = 1, reference = sft; iopo: two players, each the other's reference (the iopo "
+        "section)",
         choices=METHODS,
     )
     loss: str = option("dpo", help="the DAP loss", choices=tuple(LOSSES))
@@ -76,11 +78,13 @@ class RunConfig:
         s = self.resolved_schedule()  # raises ScheduleError (a ValueError) naming the keys
         if self.data.pairs and s.phases != 1:
             raise ValueError(
-                f"data.pairs gives all labelled pairs up front, so schedule.phases must be 1 (use method=offline_dpo); got {s.phases}"
+                "data.pairs gives all labelled pairs up front, so schedule.phases must be 1 (use "
+                f"method=offline_dpo); got {s.phases}"
             )
         if self.data.pairs and self.reference_kind() == "behavior":
             raise ValueError(
-                "data.pairs were not sampled by this policy, so there are no behavior log-probs; use method=offline_dpo or reference.kind=sft"
+                "data.pairs were not sampled by this policy, so there are no behavior log-probs; use "
+                "method=offline_dpo or reference.kind=sft"
             )
         if self.method == "offline_dpo" and s.phases != 1:
             raise ValueError(
@@ -107,7 +111,8 @@ class RunConfig:
         s, steps = self.schedule, self.iopo.steps
         if s.steps is not None and s.steps != steps:
             raise ScheduleError(
-                f"method=iopo trains T = iopo.rounds * (iopo.protagonist_steps + iopo.adversary_steps) = {steps} steps; "
+                f"method=iopo trains T = iopo.rounds * (iopo.protagonist_steps + iopo.adversary_steps) = {steps} "
+                "steps; "
                 f"schedule.steps={s.steps} disagrees (leave it out)"
             )
         batch_size = s.batch_size if (s.batch_size is not None or s.pairs is not None) else DEFAULT_BATCH_SIZE
@@ -117,19 +122,23 @@ class RunConfig:
     def _validate_iopo(self, s) -> None:
         if self.iopo.rounds % s.phases:
             raise ValueError(
-                f"method=iopo: schedule.phases={s.phases} must divide iopo.rounds={self.iopo.rounds} (phases start at round starts)"
+                f"method=iopo: schedule.phases={s.phases} must divide iopo.rounds={self.iopo.rounds} (phases start at "
+                "round starts)"
             )
         if self.loss != "dpo":
             raise ValueError(
-                f"method=iopo trains its own loss (the weighted DPO of IOPO eq. 14); leave loss=dpo, got loss={self.loss}"
+                "method=iopo trains its own loss (the weighted DPO of IOPO eq. 14); leave loss=dpo, got "
+                f"loss={self.loss}"
             )
         if self.loss_reduction == "mean":
             raise ValueError(
-                "method=iopo needs summed sequence log-probs (its weight is a ratio of sequence probabilities); leave loss_reduction=auto"
+                "method=iopo needs summed sequence log-probs (its weight is a ratio of sequence probabilities); leave "
+                "loss_reduction=auto"
             )
         if self.reference.kind != "auto":
             raise ValueError(
-                f"method=iopo: each player's reference is the other player; leave reference.kind=auto, got {self.reference.kind}"
+                "method=iopo: each player's reference is the other player; leave reference.kind=auto, got "
+                f"{self.reference.kind}"
             )
 
     def reference_kind(self) -> str:

@@ -88,7 +88,8 @@ def train_and_evaluate(s: Session, progress: bool) -> dict:
                     s.checkpoint(step + 1)
                 if stop.requested:
                     raise StopRequested(
-                        f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume {s.run.root}",
+                        f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume "
+                        f"{s.run.root}",
                         stop.signum,
                     )
             s.log_phase_time_if_ended(phase.end)

@@ -51,7 +51,8 @@ class Base:
 
 
 def base_folder(cfg: RunConfig, sft_base: Path, progress: bool) -> Path:
-    """The folder `bpo.loop.build.load_base` will load: the run's saved SFT base, the configured or the built-in policy."""
+    """The folder `bpo.loop.build.load_base` will load: the run's saved SFT base, the configured or the built-in
+    policy."""
     if cfg.sft.steps and (sft_base / "config.json").is_file():
         return sft_base
     return initial_model_folder(cfg, progress)
@@ -68,7 +69,8 @@ def _checked_base(cfg: RunConfig, task: Task, folder: Path) -> Base:
     tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
     if task.chat_template and not getattr(tokenizer, "chat_template", None):
         raise ModelFolderError(
-            f"{folder}: the task {task.name!r} asks for the chat template (chat_template: true) but the tokenizer has none; "
+            f"{folder}: the task {task.name!r} asks for the chat template (chat_template: true) but the tokenizer has "
+            "none; "
             "use an instruction-tuned model folder or set chat_template: false in the task file"
         )
     if not getattr(tokenizer, "chat_template", None) and any(
@@ -126,7 +128,8 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
     new = cfg.sampling.max_new_tokens
     if new >= base.context:
         raise ConfigError(
-            f"sampling.max_new_tokens={new} leaves no room for a prompt in the model's context of {base.context} tokens ({base.folder})"
+            f"sampling.max_new_tokens={new} leaves no room for a prompt in the model's context of {base.context} "
+            f"tokens ({base.folder})"
         )
     tok, chat = base.tokenizer, task.chat_template
 
@@ -150,11 +153,13 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
         what = "prompt + demonstration" if name == "demonstrations" else f"prompt + sampling.max_new_tokens={new}"
         if skipped and not kept[name]:
             raise DataFileError(
-                f"{cfg.task}: all {len(examples)} {name} examples are longer ({what}) than the model's context of {base.context} tokens"
+                f"{cfg.task}: all {len(examples)} {name} examples are longer ({what}) than the model's context of "
+                f"{base.context} tokens"
             )
         if skipped:
             warnings.warn(
-                f"{cfg.task}: skipping {skipped} of {len(examples)} {name} examples longer ({what}) than the model's context of {base.context} tokens"
+                f"{cfg.task}: skipping {skipped} of {len(examples)} {name} examples longer ({what}) than the model's "
+                f"context of {base.context} tokens"
             )
     return replace(task, train=kept["train"], eval=kept["eval"], demonstrations=kept["demonstrations"])
 
@@ -166,12 +171,14 @@ def check_pairs_file(
     talk = next((r for r in records if is_conversation(r.prompt)), None)
     if talk is not None and not getattr(base.tokenizer, "chat_template", None):
         raise DataFileError(
-            f"{path}:{talk.line}: prompt: a conversation is rendered with the chat template, but {base.folder}'s tokenizer has none"
+            f"{path}:{talk.line}: prompt: a conversation is rendered with the chat template, but {base.folder}'s "
+            "tokenizer has none"
         )
     wanted = cfg.resolved_schedule().pairs
     if len(records) < wanted:
         raise DataFileError(
-            f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add pairs"
+            f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add "
+            "pairs"
         )
     if base.context is None:
         return
@@ -181,7 +188,8 @@ def check_pairs_file(
         longest = prompt + max(len(encode_response(tok, record.chosen)), len(encode_response(tok, record.rejected)))
         if longest > base.context:
             raise DataFileError(
-                f"{path}:{record.line}: prompt + response is {longest} tokens, longer than the model's context of {base.context} ({base.folder})"
+                f"{path}:{record.line}: prompt + response is {longest} tokens, longer than the model's context of "
+                f"{base.context} ({base.folder})"
             )
 
 

@@ -59,7 +59,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @contextlib.contextmanager
 def forked_rng(device: torch.device) -> Iterator[None]:
-    """A block whose seeding and sampling leave the caller's random streams (CPU, and the CUDA device's) as they were."""
+    """A block whose seeding and sampling leave the caller's random streams (CPU, and the CUDA device's) as they
+    were."""
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         yield

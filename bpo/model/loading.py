@@ -31,7 +31,8 @@ class PolicyConfig:
     )
     dtype: str = option(
         "float32",
-        help="weights dtype; float32 by default everywhere (on CUDA the forward passes run under bfloat16 autocast whatever this is)",
+        help="weights dtype; float32 by default everywhere (on CUDA the forward passes run under bfloat16 autocast "
+        "whatever this is)",
         choices=tuple(DTYPES),
     )
     allow_pickle: bool = option(
@@ -45,12 +46,14 @@ class PolicyConfig:
     device: str = option(
         "auto",
         may_change_on_resume=True,
-        help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 autocast on CUDA",
+        help=f"where the run computes ({DEVICE_CHOICES}); auto: CUDA if torch sees it, else the CPU; bfloat16 "
+        "autocast on CUDA",
     )
     gradient_checkpointing: bool = option(
         False,
         may_change_on_resume=True,
-        help="recompute each layer's activations in the backward pass of preference training instead of keeping them: less memory, a slower step (TRL's online DPO does this by default); the results are the same",
+        help="recompute each layer's activations in the backward pass of preference training instead of keeping them: "
+        "less memory, a slower step (TRL's online DPO does this by default); the results are the same",
     )
 
     def validate(self):
@@ -174,7 +177,8 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
     if tokenizer.pad_token_id is None:  # generation and batching need a pad id; EOS is the usual stand-in
         if tokenizer.eos_token is None:
             raise ModelFolderError(
-                f"{folder}: the tokenizer has no EOS token (eos_token in tokenizer_config.json); responses need one to end"
+                f"{folder}: the tokenizer has no EOS token (eos_token in tokenizer_config.json); responses need one "
+                "to end"
             )
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.eos_token_id is None:

@@ -46,14 +46,17 @@ class LoraSpec:
     ensemble: int = option(5, help="number n of LoRA adapters trained side by side (the paper uses 5)")
     merge: MergeMode = option(
         "exact",
-        help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did (not the mean of the deltas)",
+        help="exact: mean of the members' weight deltas; linear: peft's `linear` combination, as the paper's code did "
+        "(not the mean of the deltas)",
     )
     training: str = option(
         "independent",
         choices=TRAININGS,
         help="independent: every member trains on the whole batch with its own AdamW (the paper's; n passes per step); "
-        "disjoint: member i trains only on pairs i, i+n, i+2n.. of each batch (B a multiple of n; about one adapter's cost); "
-        "joint: one pass whose update is the mean of the members (the merged policy), gradients to every member through it "
+        "disjoint: member i trains only on pairs i, i+n, i+2n.. of each batch (B a multiple of n; about one adapter's "
+        "cost); "
+        "joint: one pass whose update is the mean of the members (the merged policy), gradients to every member "
+        "through it "
         "(needs merge=exact and dropout=0)",
     )
 
@@ -66,11 +69,13 @@ class LoraSpec:
             raise ValueError("dropout must be in [0, 1)")
         if self.training == "joint" and self.merge != "exact":
             raise ValueError(
-                f"training=joint trains the mean of the members, which only merge=exact samples from; got merge={self.merge}"
+                "training=joint trains the mean of the members, which only merge=exact samples from; got "
+                f"merge={self.merge}"
             )
         if self.training == "joint" and self.dropout:
             raise ValueError(
-                f"training=joint runs the merged adapter's forward, which has no dropout; set dropout=0 (got {self.dropout})"
+                "training=joint runs the merged adapter's forward, which has no dropout; set dropout=0 (got "
+                f"{self.dropout})"
             )
 
 
@@ -188,7 +193,8 @@ class EnsemblePolicy:
 
     @property
     def shares_prompts(self) -> bool:
-        """Whether a training pass runs each pair's prompt once for both responses (bpo.model.logprobs.pair_sequence_logprobs).
+        """Whether a training pass runs each pair's prompt once for both responses
+        (bpo.model.logprobs.pair_sequence_logprobs).
         Not under gradient checkpointing (a checkpointed model keeps no key/value cache), nor with any dropout
         in training mode (LoRA's, or the base model's own, as GPT-2's configs set): there the chosen and rejected
         rows would share the prompt's dropout draws, where the full pass gives each row its own; without
@@ -243,7 +249,8 @@ class EnsemblePolicy:
         if set(deltas) != set(wanted):
             missing, extra = sorted(set(wanted) - set(deltas)), sorted(set(deltas) - set(wanted))
             raise ValueError(
-                f"weight deltas do not match the policy's adapted layers (missing {missing[:3]}, unexpected {extra[:3]})"
+                f"weight deltas do not match the policy's adapted layers (missing {missing[:3]}, unexpected "
+                f"{extra[:3]})"
             )
         for path, shape in wanted.items():
             if tuple(deltas[path].shape) != shape:

@@ -46,7 +46,10 @@ def rates_text(r: dict) -> str:
     win rate (ties 0) and the tie rate of one eval.json entry (an older eval.json has only the first)."""
     text = f"{r['win_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
     if "strict_win_rate" in r:
-        text += f"; strict {r['strict_win_rate']:.3f} [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; ties {r['tie_rate']:.3f}"
+        text += (
+            f"; strict {r['strict_win_rate']:.3f} [{r['strict_ci_low']:.3f}, {r['strict_ci_high']:.3f}]; "
+            f"ties {r['tie_rate']:.3f}"
+        )
     return text
 
 

@@ -146,7 +146,8 @@ class RunDir:
             ):  # a file system without locks (some NFS, FUSE)
                 handle.close()
                 warnings.warn(
-                    f"{self.root}: cannot lock the run folder ({err.strerror}); make sure no other bpo process trains it"
+                    f"{self.root}: cannot lock the run folder ({err.strerror}); make sure no other bpo process trains "
+                    "it"
                 )
                 return
             handle.seek(0)
@@ -224,7 +225,8 @@ class RunDir:
             raise RunDirError(f"{self.root}: {what}; start a run with bpo train out={self.root}")
         if not self.config.is_file():
             raise RunDirError(
-                f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train out={self.root}"
+                f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train "
+                f"out={self.root}"
             )
 
     def check_settings(self, cfg, recorded: dict[str, Any] | None) -> None:
@@ -292,14 +294,16 @@ class RunDir:
             raise RunDirError(f"{path}: not a pairs file of this version of bpo ({err})") from None
 
     def open_log(self, cfg, start: int = 0):
-        """The run's RunLog (bpo.run.runlog) with the sinks `cfg` (a LogConfig) names, continuing after `start` steps."""
+        """The run's RunLog (bpo.run.runlog) with the sinks `cfg` (a LogConfig) names, continuing after `start`
+        steps."""
         return RunLog.open(cfg, self, start)
 
     def save_checkpoint(self, state: Checkpoint) -> Path:
         return save_checkpoint(self.checkpoints, state)
 
     def save_adapters(self, policy) -> None:
-        """A policy's merged adapter and members, in peft format under adapters/ (bpo.model.policy.EnsemblePolicy.save)."""
+        """A policy's merged adapter and members, in peft format under adapters/
+        (bpo.model.policy.EnsemblePolicy.save)."""
         policy.save(self.adapters)
 
     def write_eval(self, result: dict) -> None:

@@ -39,13 +39,15 @@ LABEL_KEYS = ("player",)  # text that names whose quantities a row holds (IOPO's
 class LogConfig:
     to: tuple[Literal["jsonl", "tensorboard"], ...] = option(
         ("jsonl",),
-        help="where the run's metrics go: jsonl (the run's record, always on) and tensorboard (event files in RUN/tensorboard/; needs the tensorboard package: pip install 'bpo[tensorboard]')",
+        help="where the run's metrics go: jsonl (the run's record, always on) and tensorboard (event files in "
+        "RUN/tensorboard/; needs the tensorboard package: pip install 'bpo[tensorboard]')",
     )
 
     def validate(self):
         if "jsonl" not in self.to:
             raise ValueError(
-                "to must include jsonl, the run's record (resume, bpo eval and reports read it), e.g. [jsonl, tensorboard]"
+                "to must include jsonl, the run's record (resume, bpo eval and reports read it), e.g. [jsonl, "
+                "tensorboard]"
             )
         if "tensorboard" in self.to and importlib.util.find_spec("tensorboard") is None:
             raise ValueError(
@@ -60,7 +62,8 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """Stream S -> S.jsonl in the run folder (`run.log_file(S)`), one row per line, each line one write (bpo.common.jsonl)."""
+    """Stream S -> S.jsonl in the run folder (`run.log_file(S)`), one row per line, each line one write
+    (bpo.common.jsonl)."""
 
     def __init__(self, run):
         self.run = run  # a bpo.run.rundir.RunDir

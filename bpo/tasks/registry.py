@@ -18,7 +18,8 @@ from bpo.tasks import reviews, sorting
 
 
 def _build_chatterbot() -> Task:
-    # Imported on use: the task needs vaderSentiment and chatterbot-corpus (the demo extra), which the other tasks don't.
+    # Imported on use: the task needs vaderSentiment and chatterbot-corpus (the demo extra), which the other tasks
+    # don't.
     try:  # import_module, not `from bpo.tasks import chatterbot`: that would take a stale package attribute
         chatterbot = importlib.import_module("bpo.tasks.chatterbot")
     except ModuleNotFoundError as err:

@@ -53,7 +53,8 @@ ADVERSARY_PREFIX = "nu_"
 class IOPOConfig:
     rounds: int = option(
         4,
-        help="N_iter: rounds of protagonist steps then adversary steps (method=iopo); T = rounds * (protagonist_steps + adversary_steps)",
+        help="N_iter: rounds of protagonist steps then adversary steps (method=iopo); T = rounds * (protagonist_steps "
+        "+ adversary_steps)",
     )
     protagonist_steps: int = option(
         12, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference"
@@ -63,7 +64,9 @@ class IOPOConfig:
     )
     adversary: str = option(
         "symmetric",
-        help="the adversary's loss: symmetric (Algorithm 1: the protagonist's loss with the roles swapped; weight min(nu(y_l)/mu(y_l), 1+eps)) or reversed (§4.1, zero-sum: y_l preferred to y_w; weight min(nu(y_w)/mu(y_w), 1+eps))",
+        help="the adversary's loss: symmetric (Algorithm 1: the protagonist's loss with the roles swapped; weight "
+        "min(nu(y_l)/mu(y_l), 1+eps)) or reversed (§4.1, zero-sum: y_l preferred to y_w; weight "
+        "min(nu(y_w)/mu(y_w), 1+eps))",
         choices=tuple(ADVERSARY_LOSSES),
     )
     eps: float = option(

@@ -57,7 +57,8 @@ class ReferenceConfig:
     )
     ema_tau: float = option(
         0.1,
-        help="ema: per adapted layer, delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after each step (0: never moves, the SFT reference; 1: the policy)",
+        help="ema: per adapted layer, delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after each step (0: "
+        "never moves, the SFT reference; 1: the policy)",
     )
     sync_every: int = option(4, help="sync: copy the policy into the reference every this many steps")
 
@@ -66,7 +67,8 @@ class ReferenceConfig:
             raise ValueError("kind=fixed needs reference.path, a model folder")
         if not 0 <= self.ema_tau <= 1:
             raise ValueError(
-                f"ema_tau must be in [0, 1] (0: the reference never moves; 1: it follows the policy), got {self.ema_tau}"
+                "ema_tau must be in [0, 1] (0: the reference never moves; 1: it follows the policy), got "
+                f"{self.ema_tau}"
             )
         if self.sync_every <= 0:
             raise ValueError("sync_every must be positive")

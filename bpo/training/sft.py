@@ -27,7 +27,8 @@ class SFTConfig:
     lr: float = option(1e-3, help="SFT learning rate (all parameters)")
     data: str | None = option(
         None,
-        help="a preference file (the layouts data.pairs reads): fine-tune on its chosen responses instead of the task's demonstrations, as the papers' SFT stage does; needs sft.steps > 0",
+        help="a preference file (the layouts data.pairs reads): fine-tune on its chosen responses instead of the "
+        "task's demonstrations, as the papers' SFT stage does; needs sft.steps > 0",
     )
 
     def validate(self):

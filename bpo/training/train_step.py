@@ -33,7 +33,8 @@ from bpo.model.policy import EnsemblePolicy
 class OptimSpec:
     lr: float = option(
         3e-3,
-        help="learning rate of each member's AdamW (LoRA factors only; the default suits the built-in task, lower it for large models)",
+        help="learning rate of each member's AdamW (LoRA factors only; the default suits the built-in task, lower it "
+        "for large models)",
     )
     weight_decay: float = option(0.0, help="AdamW weight decay")
     warmup_steps: int = option(0, help="linear warm-up steps")
@@ -173,7 +174,8 @@ def select_pairs(batch: PairBatch, pairs: Tensor) -> PairBatch:
 
 
 def _step_member(policy: EnsemblePolicy, optim: EnsembleOptimizer, i: int, ranks: Ranks, label: str) -> float:
-    """Average member i's gradient over the processes, clip it, check it, step its AdamW and schedule: its norm before clipping."""
+    """Average member i's gradient over the processes, clip it, check it, step its AdamW and schedule: its norm before
+    clipping."""
     params = policy.member_parameters(i)
     ranks.mean_grads(params)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, optim.spec.max_grad_norm)
@@ -193,7 +195,8 @@ def train_step(
     ranks: Ranks = SINGLE,
 ) -> StepMetrics:
     """Train the ensemble one step on `batch` against the reference log-probs (summed over each response's
-    tokens; reduced here as the bound `loss` says), as `lora.training` says (see _passes). Loss, margin and accuracy are over the whole batch, each pair counted once (independent:
+    tokens; reduced here as the bound `loss` says), as `lora.training` says (see _passes). Loss, margin and accuracy
+    are over the whole batch, each pair counted once (independent:
     the mean over the members of their whole-batch values; disjoint: each pair under the member that trained on
     it; joint: under the mean); grad_norm is the mean over members of each member's norm before clipping.
 

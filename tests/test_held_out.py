@@ -1,4 +1,6 @@
-"""No run is evaluated on prompts its policy was trained on, whatever its seed, for every kind of task.
+"""No run is evaluated on prompts its policy was trained on, whatever its seed, for every kind of task;
+and the dev prompts (Task.dev, on which `bpo reproduce` chooses learning rates) are none of train, eval,
+demonstration or SFT prompts either.
 
 Each task is built as `bpo train task=... seed=...` builds it (bpo.loop.build.build_task on the loaded
 RunConfig), for run seeds 0..4. Its held-out eval prompts must be disjoint from its train prompts,
@@ -29,11 +31,17 @@ def run_config(task: str, seed: int) -> RunConfig:
     return load_config(RunConfig, None, [f"task={task}", f"seed={seed}"])
 
 
-def assert_held_out(task) -> None:
+def assert_held_out(task, dev: bool = True) -> None:
     held_out = prompts(task.eval)
     assert held_out
     assert held_out.isdisjoint(prompts(task.train))
     assert held_out.isdisjoint(prompts(task.demonstrations))
+    if dev:
+        chosen_on = prompts(task.dev)
+        assert len(chosen_on) == len(task.dev) > 0
+        for other in (task.train, task.demonstrations, task.eval):
+            assert chosen_on.isdisjoint(prompts(other))
+        assert all(e.reference for e in task.dev)
 
 
 class Trained(Exception):
@@ -62,7 +70,8 @@ def test_reviews(tmp_path, monkeypatch):
         cfg = run_config("reviews", seed)
         task = build_task(cfg)
         assert_held_out(task)
-        assert prompts(task.eval).isdisjoint(sft_prompts(cfg, monkeypatch, tmp_path / "cache"))
+        seen = sft_prompts(cfg, monkeypatch, tmp_path / "cache")
+        assert prompts(task.eval).isdisjoint(seen) and prompts(task.dev).isdisjoint(seen)
         assert task == first  # the run seed does not change the task
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
@@ -80,22 +89,27 @@ def test_sorting(tmp_path, monkeypatch):
         task = build_task(cfg)
         assert_held_out(task)
         seen = sft_prompts(cfg, monkeypatch, tmp_path / "cache")
-        assert prompts(task.eval).isdisjoint(seen)
-        held_out = problems(prompts(task.eval))
-        assert len(held_out) == len(task.eval)
+        assert prompts(task.eval).isdisjoint(seen) and prompts(task.dev).isdisjoint(seen)
+        held_out, dev = problems(prompts(task.eval)), problems(prompts(task.dev))
+        assert len(held_out) == len(task.eval) and len(dev) == len(task.dev)
         assert held_out.isdisjoint(problems(prompts(task.train) | seen))
+        assert dev.isdisjoint(problems(prompts(task.train) | prompts(task.eval) | seen))
         assert task == first
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 def test_chatterbot():
+    """The demo's task has no dev split (carving one from its train prompts would change the demo's run):
+    asking for it is refused, never answered with other prompts."""
     pytest.importorskip("vaderSentiment")
     pytest.importorskip("chatterbot_corpus")
     first = build_task(run_config("chatterbot", 0))
     for seed in SEEDS:
         task = build_task(run_config("chatterbot", seed))
-        assert_held_out(task)
+        assert_held_out(task, dev=False)
         assert task == first
+    with pytest.raises(ValueError, match="no dev split"):
+        first.split("dev")
 
 
 def test_task_file(tmp_path):
@@ -107,9 +121,35 @@ def test_task_file(tmp_path):
     write("train.jsonl", [{"prompt": f"train prompt {i}"} for i in range(20)])
     write("sft.jsonl", [{"prompt": f"sft prompt {i}", "reference": f"answer {i}"} for i in range(20)])
     write("eval.jsonl", [{"prompt": f"eval prompt {i}", "reference": f"answer {i}"} for i in range(8)])
-    (tmp_path / "task.yaml").write_text("train: train.jsonl\neval: eval.jsonl\ndemonstrations: sft.jsonl\n")
+    write("dev.jsonl", [{"prompt": f"dev prompt {i}", "reference": f"answer {i}"} for i in range(6)])
+    (tmp_path / "task.yaml").write_text(
+        "train: train.jsonl\neval: eval.jsonl\ndev: dev.jsonl\ndemonstrations: sft.jsonl\n"
+    )
     first = build_task(run_config(str(tmp_path / "task.yaml"), 0))
     for seed in SEEDS:
         task = build_task(run_config(str(tmp_path / "task.yaml"), seed))
         assert_held_out(task)
         assert task == first
+    assert first.split("dev") == first.dev and len(first.dev) == 6
+
+
+@pytest.mark.parametrize("other", ["train", "sft", "eval"])
+def test_task_file_dev_leak_refused(tmp_path, other):
+    """A dev prompt that is also a train, demonstration or eval prompt (here in other case and spacing) is
+    refused when the task is loaded, naming the two files' roles."""
+    from bpo.common.jsonl import DataFileError
+
+    rows = {
+        "train": [{"prompt": f"train prompt {i}"} for i in range(4)],
+        "sft": [{"prompt": f"sft prompt {i}", "reference": "a"} for i in range(4)],
+        "eval": [{"prompt": f"eval prompt {i}", "reference": "a"} for i in range(4)],
+    }
+    for name, lines in rows.items():
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"prompt": f"  {other.upper()}  prompt 2", "reference": "a"}) + "\n")
+    (tmp_path / "task.yaml").write_text(
+        "train: train.jsonl\neval: eval.jsonl\ndev: dev.jsonl\ndemonstrations: sft.jsonl\n"
+    )
+    role = {"train": "train", "sft": "demonstrations", "eval": "eval"}[other]
+    with pytest.raises(DataFileError, match=f"1 dev prompt\\(s\\) are also {role} prompts"):
+        build_task(run_config(str(tmp_path / "task.yaml"), 0))

@@ -31,3 +31,19 @@ class Task:
     demonstrations: list[Example] = field(default_factory=list)  # SFT targets (defaults to train refs)
     judge: Judge | None = None  # the task's own scoring function, if it has one
     chat_template: bool = False  # wrap prompts in the tokenizer's chat template
+    # Prompts with references for choosing settings (bpo reproduce's learning-rate selection): disjoint
+    # from train, eval and the demonstrations, so a setting chosen on them is not chosen on the test prompts.
+    dev: list[Example] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Example]:
+        """The examples a run evaluates on (eval.split): the held-out prompts or the dev prompts."""
+        if name == "heldout":
+            return self.eval
+        if name == "dev":
+            if not self.dev:
+                raise ValueError(
+                    f"task {self.name!r} has no dev split (a task file names one with its 'dev' key); "
+                    "eval.split=dev needs one"
+                )
+            return self.dev
+        raise ValueError(f"unknown split {name!r} (heldout or dev)")

@@ -42,6 +42,11 @@ class EvalConfig:
         help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can",
     )
     prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
+    split: str = option(
+        "heldout",
+        help="the prompts evaluated on: heldout (the task's eval prompts, the test set) or dev (its dev prompts, "
+        "disjoint from train, eval and SFT prompts: for choosing settings, as bpo reproduce chooses learning rates)",
+    )
     greedy: bool = option(
         False,
         help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models "
@@ -68,6 +73,8 @@ class EvalConfig:
     )
 
     def validate(self):
+        if self.split not in ("heldout", "dev"):
+            raise ValueError(f"split must be heldout or dev, got {self.split!r}")
         if self.prompts < 1:
             raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
         if self.every < 0 or self.every_prompts < 1:

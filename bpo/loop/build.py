@@ -43,6 +43,7 @@ def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:
 
         demonstrations = preferred_demonstrations(cfg.sft.data)
         check_held_out(Path(cfg.sft.data), task.eval, "sft.data", demonstrations)
+        check_held_out(Path(cfg.sft.data), task.dev, "sft.data", demonstrations, "dev")
         task = replace(task, demonstrations=demonstrations)
     return task
 

@@ -163,7 +163,7 @@ class Session:
             return
         result = evaluate_policy(
             self.policy,
-            self.task.eval[: cfg.eval.every_prompts],
+            self.task.split(cfg.eval.split)[: cfg.eval.every_prompts],
             self.eval_judge,
             cfg.eval.sampling(cfg.sampling),
             MERGED,
@@ -346,7 +346,7 @@ def eval_scalars(result: dict) -> dict:
 def evaluate_run(cfg: RunConfig, policy: EnsemblePolicy, task, judge: Judge, progress: bool = True) -> dict:
     """eval.json: the trained policy's win rate (top level) and, optionally, the initial policy's ('before'),
     under the evaluation judge (bpo.loop.build.build_eval_judge)."""
-    examples = task.eval[: cfg.eval.prompts]
+    examples = task.split(cfg.eval.split)[: cfg.eval.prompts]
     spec = cfg.eval.sampling(cfg.sampling)
 
     after = evaluate_policy(

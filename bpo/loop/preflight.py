@@ -139,13 +139,16 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
     def demo_fits(ex: Example) -> bool:
         return _fits(len(encode_prompt(tok, ex.prompt, chat)) + len(encode_response(tok, ex.reference)), base.context)
 
+    if cfg.eval.split == "dev" and not task.dev:
+        raise ConfigError(f"eval.split=dev: task {task.name!r} has no dev split (a task file names one with 'dev:')")
     kept = {}
     for name, examples, fits in (
         ("train", task.train, prompt_fits),
         ("eval", task.eval, prompt_fits),
+        ("dev", task.dev, prompt_fits),
         ("demonstrations", task.demonstrations, demo_fits),
     ):
-        if name == "demonstrations" and not cfg.sft.steps:
+        if (name == "demonstrations" and not cfg.sft.steps) or not examples:
             kept[name] = examples
             continue
         kept[name] = [ex for ex in examples if fits(ex)]
@@ -161,7 +164,7 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
                 f"{cfg.task}: skipping {skipped} of {len(examples)} {name} examples longer ({what}) than the model's "
                 f"context of {base.context} tokens"
             )
-    return replace(task, train=kept["train"], eval=kept["eval"], demonstrations=kept["demonstrations"])
+    return replace(task, train=kept["train"], eval=kept["eval"], dev=kept["dev"], demonstrations=kept["demonstrations"])
 
 
 def check_pairs_file(

@@ -4,6 +4,8 @@
     train: train.jsonl            # {"prompt": ..., "reference": ...} per line (reference optional here);
                                   # or a Parquet file, or a datasets folder (bpo.data.datafiles)
     eval: eval.jsonl              # {"prompt": ..., "reference": ...}: held-out prompts and human references
+    dev: dev.jsonl                # optional, same layout: prompts for choosing settings (bpo reproduce's
+                                  # learning-rate selection), disjoint from train, eval and demonstrations
     demonstrations: sft.jsonl     # optional SFT targets, same layout; default: train rows with a reference
     judge: mypkg.scoring:score    # optional: the task's judge (module:function or a reward-model folder)
     chat_template: true           # wrap prompts in the policy tokenizer's chat template
@@ -12,8 +14,8 @@
 A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
 turns kept, rendered with the chat template: bpo.data.chat), with format plain; a `reference` may then be
 one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval)
-prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace):
-such a file is refused. So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
+prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace), and
+a dev prompt may be none of these: such a file is refused. So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ def builtin_judge(spec: str):
     return BUILTIN_TASKS[name].build().judge
 
 
-TASK_KEYS = {"train", "eval", "demonstrations", "judge", "chat_template", "name", "format"}
+TASK_KEYS = {"train", "eval", "dev", "demonstrations", "judge", "chat_template", "name", "format"}
 KEY_TYPES = {
     "train": str,
     "eval": str,
+    "dev": str,
     "demonstrations": str,
     "judge": str,
     "chat_template": bool,
@@ -81,13 +84,16 @@ def _key(prompt: Prompt) -> str:
     return " ".join(prompt_text(prompt).split()).casefold()
 
 
-def check_held_out(path: Path, eval_examples: list[Example], key: str, examples: list[Example]) -> None:
-    """Refuse eval prompts that are also `key` prompts: the policy would be scored on what it trained on."""
+def check_held_out(
+    path: Path, eval_examples: list[Example], key: str, examples: list[Example], held_out: str = "eval"
+) -> None:
+    """Refuse `held_out` prompts (eval or dev) that are also `key` prompts: the policy would be scored, or a
+    setting chosen, on what it trained on."""
     seen = {_key(e.prompt) for e in examples}
     leaked = [prompt_text(e.prompt) for e in eval_examples if _key(e.prompt) in seen]
     if leaked:
         raise DataFileError(
-            f"{path}: {len(leaked)} eval prompt(s) are also {key} prompts, e.g. {leaked[0][:80]!r}; "
+            f"{path}: {len(leaked)} {held_out} prompt(s) are also {key} prompts, e.g. {leaked[0][:80]!r}; "
             "held-out prompts must not be trained on, so remove them from one of the two files"
         )
 
@@ -125,6 +131,9 @@ def load_task_file(path: str | Path) -> Task:
     eval_examples = _examples(here / spec["eval"], True, fmt)
     for key, examples in (("train", train), ("demonstrations", demos)):
         check_held_out(path, eval_examples, key, examples)
+    dev = _examples(here / spec["dev"], True, fmt) if spec.get("dev") else []
+    for key, examples in (("train", train), ("demonstrations", demos), ("eval", eval_examples)):
+        check_held_out(path, dev, key, examples, "dev")
     judge = None
     if spec.get("judge"):
         judge_spec = str(spec["judge"])
@@ -140,4 +149,5 @@ def load_task_file(path: str | Path) -> Task:
         demonstrations=demos,
         judge=judge,
         chat_template=bool(spec.get("chat_template", False)),
+        dev=dev,
     )

@@ -234,10 +234,12 @@ judge = pointwise_judge(score)  # the task's Judge
 # ---------------------------------------------------------------------------------------------
 
 N_TRAIN, N_EVAL = 512, 128
+N_DEV = 128  # dev prompts (Task.dev): drawn after the others, with references from a stream of their own
 # The seed of the task's data (split, references, demonstrations), fixed so that it does not depend on
 # the run seed: the cached SFT policy is trained on these demonstrations, and no run may be evaluated on
 # their prompts. Changing it (or anything that build_task draws) changes the data: bump TASK_VERSION.
 DATA_SEED = 0
+DEV_SEED = 1  # the dev split's references
 # Many demonstrations per prompt: the tiny policy overfits 2k demonstrations but generalises from 8k.
 DEMOS_PER_PROMPT = 16
 # The crowd that wrote the SFT demonstrations: (kind, probability). Only positive ones, and rarely
@@ -311,6 +313,11 @@ def build_task() -> Task:
         for p in train_prompts
         for _ in range(DEMOS_PER_PROMPT)
     ]
+    # The dev prompts come after the others in the shuffled order and draw their references from a stream
+    # of their own, so adding them left the train, eval and demonstration data (and the SFT policy) unchanged.
+    dev_rng = random.Random(DEV_SEED)
+    dev_prompts = prompts[N_EVAL + N_TRAIN : N_EVAL + N_TRAIN + N_DEV]
+    dev = [Example(p, reference_review(dev_rng, prompt_item(p))) for p in dev_prompts]
     return Task(
         name="reviews",
         train=train_examples,
@@ -318,6 +325,7 @@ def build_task() -> Task:
         demonstrations=demos,
         judge=judge,
         chat_template=False,
+        dev=dev,
     )
 
 

@@ -29,6 +29,7 @@ import random
 import re
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 from bpo.data.task import Example, Task
 from bpo.judging.judges import pointwise_judge
@@ -87,7 +88,9 @@ judge = pointwise_judge(score)
 # ---------------------------------------------------------------------------------------------
 
 N_TRAIN, N_EVAL, N_DEMONSTRATIONS = 512, 128, 8192
+N_DEV = 128  # dev prompts (Task.dev), on lists of their own
 DATA_SEED = 0  # the task's data; changing it or anything build_task draws: bump TASK_VERSION
+DEV_SEED = 1  # the dev split's lists and references: a stream of its own, so the other data stay unchanged
 REFERENCE_SLIP = 0.8  # the hurried human's references: one slip in 4 of 5
 # The crowd that wrote the SFT demonstrations: (kind, probability).
 DEMO_MIX: tuple[tuple[str, float], ...] = (("sorted", 0.3), ("slip", 0.3), ("as_given", 0.2), ("descending", 0.2))
@@ -128,10 +131,11 @@ def prompt_of(rng: random.Random, numbers: list[int]) -> str:
     return rng.choice(PROMPT_TEMPLATES).format(xs=" ".join(str(x) for x in numbers))
 
 
-def distinct_lists(rng: random.Random, n: int) -> list[list[int]]:
+def distinct_lists(rng: random.Random, n: int, exclude: Sequence[list[int]] = ()) -> list[list[int]]:
     """n lists of MIN_LENGTH..MAX_LENGTH distinct numbers, no two with the same numbers (in any order):
-    two such lists share their answer, so they count as the same problem."""
-    seen: set[tuple[int, ...]] = set()
+    two such lists share their answer, so they count as the same problem; none with the numbers of a list
+    in `exclude`."""
+    seen: set[tuple[int, ...]] = {tuple(sorted(xs)) for xs in exclude}
     lists = []
     while len(lists) < n:
         xs = rng.sample(range(len(NUMBERS)), rng.randint(MIN_LENGTH, MAX_LENGTH))
@@ -153,7 +157,9 @@ def build_task() -> Task:
     demos = [
         Example(prompt_of(rng, xs), demonstration(rng, xs, rng.choices(kinds, weights=probs)[0])) for xs in demo_lists
     ]
-    return Task(name="sorting", train=train_examples, eval=eval_examples, demonstrations=demos, judge=judge)
+    dev_rng = random.Random(DEV_SEED)
+    dev = [Example(prompt_of(dev_rng, xs), reference(dev_rng, xs)) for xs in distinct_lists(dev_rng, N_DEV, lists)]
+    return Task(name="sorting", train=train_examples, eval=eval_examples, demonstrations=demos, judge=judge, dev=dev)
 
 
 # ---------------------------------------------------------------------------------------------

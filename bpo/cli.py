@@ -155,6 +155,7 @@ def cmd_reproduce(args) -> int:
         jobs=args.jobs,
         progress=not args.quiet,
         command=command,
+        select=args.select,
     )
     print(f"report: {report}")
     return 0
@@ -285,7 +286,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--quick",
         action="store_true",
-        help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (5-10 min on "
+        help="DPO only, beta 0.5 and 0.1, F in {1, 2, T}, T = 32, 2 seeds for Table 1 and 1 for the rest (10-20 min on "
         "2 cores)",
     )
     r.add_argument(
@@ -293,7 +294,15 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         help="a built-in task or a task YAML file (repeat for several; default: reviews and sorting)",
     )
-    r.add_argument("--seeds", type=int, help="number of seeds (default 2 with --quick, else 3)")
+    r.add_argument("--seeds", type=int, help="number of seeds (default 2 with --quick, else 5)")
+    r.add_argument(
+        "--select",
+        choices=("dev", "paper"),
+        default="dev",
+        help="learning rates: dev (default) chooses each method's from a small grid on the tasks' dev prompts, by "
+        "one rule for all, on a seed of its own (and the EMA reference's tau); paper trains every method at one "
+        "learning rate, the configuration's optim.lr, as the papers do",
+    )
     r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")
     r.add_argument("--jobs", type=int, help="runs in parallel processes (default: one per 2 cores)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from tinytask import write_task
 
-import bpo.cli
 from bpo.common.configlib import load_config
 from bpo.common.jsonl import read_log
 from bpo.experiments.papers import reproduce
@@ -62,8 +61,10 @@ def test_table1_and_figures_from_the_runs(sweep):
     bpo_runs = [r for r in runs_of(out) if r.name.startswith("bpo-dpo-0.5-4-4-") and "adapter" not in r.name]
     rates = [json.loads((r / "eval.json").read_text())["strict_win_rate"] for r in bpo_runs]
     assert len(rates) == 2
-    assert f"{np.mean(rates):.3f} ± {np.std(rates, ddof=1):.3f}" in text  # the runs' own mean ± std over seeds
-    assert "Headline comparison, offline DPO → BPO (F = 2)" in text and "72.0% → 80.2%" in text
+    # the runs' own mean ± population std (ddof = 0, the papers' form) over seeds
+    assert f"{np.mean(rates):.3f} ± {np.std(rates, ddof=0):.3f}" in text
+    assert "Headline comparison, offline DPO → BPO (F = 2)" in text
+    assert "TL;DR 72.0% (± 2.4) → 80.2% (± 2.3)" in text  # the paper's section 5.2 numbers beside ours
     for name in (
         "figure4-task-sampled.png",
         "figure3-sampled.png",
@@ -122,15 +123,39 @@ def test_iopo_section_lists_every_baseline(sweep):
     assert len(iopo) == 2 and all(load_config(RunConfig, r / "config.yaml").iopo.rounds == 2 for r in iopo)
 
 
+def test_papers_numbers_and_generated_verdicts(sweep):
+    """Each table carries the papers' numbers (BPO Table 1's DPO row, Table 2, IOPO Tables 1-2) and the summary
+    holds one generated verdict per claim and scope, the same as summary.json's, each computed by the rule from
+    the intervals it prints."""
+    from bpo.experiments.verdicts import verdict
+
+    _, out, report = sweep
+    text = report.read_text()
+    assert "| dpo | 72.0 ± 2.4 / 82.2 ± 4.4 / 77.5 ± 0.9 / 77.2 ± 2.6 |" in text  # BPO paper, Table 1
+    assert "75.9 ± 1.5 / 78.0 ± 1.7 / 99.3 ± 0.5" in text  # BPO paper, Table 2, vs offline DPO
+    assert "| distilabel-capybara-dpo | DPO | 12 / 78 / 10 | 50 / 8 / 42 |" in text  # IOPO paper, Table 1
+    assert "**DPO** has the highest margin reward (23.75" in text  # IOPO paper, Table 2 (issue 20, item 4)
+    assert "| model | Gemma-2b, an ensemble of 5 LoRA weights |" in text
+    summary = json.loads((out / "summary.json").read_text())
+    claims = {v["claim"] for v in summary["verdicts"]}
+    assert {"table1", "figure4", "table2", "figure5", "figure6", "figure7", "iopo"} <= claims
+    for v in summary["verdicts"]:
+        intervals = [(c["value"], c["low"], c["high"]) for c in v["comparisons"]]
+        assert v["verdict"] == verdict(intervals)
+        assert f"- **{v['verdict']}** ({v['scope']}): “{v['quote']}”" in text
+
+
 def test_second_call_reuses_finished_runs(sweep, monkeypatch):
     plan, out, _ = sweep
 
-    def no_training(argv):
-        raise AssertionError(f"a finished run or comparison was computed again: {argv}")
+    def no_training(*args, **kwargs):
+        raise AssertionError(f"a finished run or comparison was computed again: {args}")
 
-    monkeypatch.setattr(bpo.cli, "main", no_training)
+    for name in ("start_run", "compare", "export"):
+        monkeypatch.setattr(f"bpo.api.{name}", no_training)
+    monkeypatch.setattr("bpo.api.Run.resume", no_training)
     victim = runs_of(out)[0] / "eval-greedy.json"
-    victim.unlink()  # only the missing greedy evaluation is redone
+    victim.unlink()  # only the missing greedy evaluation is redone (bpo.api.evaluate, not patched)
     report = reproduce(plan, out, jobs=1, progress=False)
     assert victim.is_file()
     n = len(runs_of(out))
@@ -154,3 +179,56 @@ def test_ordering_sentence_says_which_part_of_the_paper_holds():
     )
     # BPO's low end (0.33) inside on-policy DPO's interval (up to 0.34): not separated, whatever the points say
     assert "not reproduced" in ordering_sentence(agg((0.4, 0.33, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")
+
+
+def test_learning_rates_chosen_on_dev_prompts(tmp_path):
+    """--select dev on the tiny task with a dev file: every arm's selection runs (2 learning rates x 1 selection
+    seed) are evaluated on the dev prompts only, never on a reported seed; each arm's choice is the rule's on the
+    selection runs' own dev scores; every reported run of the arm trains at the chosen learning rate; the
+    report prints the grid, the scores and the choices."""
+    from bpo.experiments.papers import reproduce
+    from bpo.experiments.selection import choose, outcome_of
+    from bpo.tasks.files import load_task_file
+
+    task = write_task(tmp_path, dev=True)
+    dev_prompts = {e.prompt for e in load_task_file(task).dev}
+    plan = Plan(
+        tasks=(str(task),),
+        seeds=(0,),
+        losses=("dpo",),
+        betas=(0.5,),
+        phases=(),
+        sections=("table1",),
+        lr_grid=(1e-3, 1e-2),
+        select_seeds=(7,),
+        overrides=(
+            f"policy.path={tmp_path / 'model'}",
+            "schedule.steps=2",
+            "schedule.batch_size=2",
+            "sampling.max_new_tokens=4",
+            "eval.prompts=4",
+            "eval.every_prompts=2",
+            "lora.rank=2",
+            "lora.ensemble=1",
+        ),
+    )
+    report = reproduce(plan, tmp_path / "out", jobs=1, progress=False).read_text()
+    runs = [r for r in (tmp_path / "out" / "runs" / "task").iterdir()]
+    selection = [r for r in runs if "select" in r.name]
+    assert len(selection) == len(METHODS) * 2
+    for run in selection:
+        cfg = load_config(RunConfig, run / "config.yaml")
+        assert cfg.seed == 7 and cfg.eval.split == "dev"
+        assert {e["prompt"] for e in json.loads((run / "eval.json").read_text())["examples"]} <= dev_prompts
+    for method in METHODS:
+        mine = [r for r in selection if r.name.startswith(f"{method}-")]
+        outcomes = {
+            load_config(RunConfig, r / "config.yaml").optim.lr: [outcome_of(json.loads((r / "eval.json").read_text()))]
+            for r in mine
+        }
+        chosen = choose("optim.lr", outcomes).value
+        [final] = [r for r in runs if r.name.startswith(f"{method}-") and "select" not in r.name]
+        cfg = load_config(RunConfig, final / "config.yaml")
+        assert cfg.optim.lr == chosen and cfg.seed == 0 and cfg.eval.split == "heldout"
+        assert f"| **{chosen:g}** |" in report
+    assert "## Settings chosen on the dev prompts" in report and "seeds [7]" in report

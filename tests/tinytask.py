@@ -17,8 +17,9 @@ def score(prompts, responses):
     return [sum(w in LIKED for w in r.split()) - 0.05 * len(r.split()) for r in responses]
 
 
-def write_task(folder: Path) -> Path:
-    """task.yaml + train/eval JSONL + a tiny model folder; returns the task file."""
+def write_task(folder: Path, dev: bool = False) -> Path:
+    """task.yaml + train/eval JSONL (+ a dev JSONL whose prompts are none of the others) + a tiny model
+    folder; returns the task file."""
     from conftest import save_tiny_llama
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,9 +34,16 @@ def write_task(folder: Path) -> Path:
             for _ in range(n)
         ]
 
-    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows(64)) + "\n")
-    (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows(8)) + "\n")
-    (folder / "task.yaml").write_text("train: train.jsonl\neval: eval.jsonl\njudge: tinytask:score\n")
+    train, held_out = rows(64), rows(8)
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in train) + "\n")
+    (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in held_out) + "\n")
+    spec = "train: train.jsonl\neval: eval.jsonl\njudge: tinytask:score\n"
+    if dev:
+        taken = {r["prompt"] for r in train + held_out}
+        dev_rows = [r for r in rows(40) if r["prompt"] not in taken][:6]
+        (folder / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in dev_rows) + "\n")
+        spec += "dev: dev.jsonl\n"
+    (folder / "task.yaml").write_text(spec)
     save_tiny_llama(folder / "model")
     return folder / "task.yaml"
 

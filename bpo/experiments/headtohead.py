@@ -3,8 +3,8 @@
 A comparison is `bpo compare RUN_A RUN_B` (bpo.evaluation.compare: both policies answer the same held-out prompts
 with the same sampling seed, the judge scores each answer, a prompt is a win, tie or loss of A); its
 compare.json lands in a folder named by the two runs and the settings, and is reused when present.
-Rates pooled over seeds get 95% stratified bootstrap intervals with the seed as the stratum
-(bpo.experiments.stats), from the per-prompt outcomes each compare.json records.
+Rates pooled over seeds get 95% two-level bootstrap intervals (seeds resampled, then prompts within each
+chosen seed: bpo.experiments.stats), from the per-prompt outcomes each compare.json records.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bpo.experiments.stats import mean, stratified_bootstrap
+from bpo.experiments.stats import two_level_bootstrap
 from bpo.run.rundir import COMPARE_FILE
 
 SFT = "sft"  # RUN_B meaning RUN_A's initial policy
@@ -42,6 +42,7 @@ class PooledRates:
     win: tuple[float, float, float]
     tie: tuple[float, float, float]
     lose: tuple[float, float, float]
+    net: tuple[float, float, float]  # win rate − lose rate (the mean outcome, +1 / 0 / −1 per prompt)
     seeds: int
     n: int  # prompts x seeds
 
@@ -54,9 +55,10 @@ def pool(results: Sequence[dict]) -> PooledRates:
     outcomes = {i: np.asarray(r["outcomes"]) for i, r in enumerate(results)}
 
     def rate(value: int):
-        return stratified_bootstrap({k: (o == value).astype(float) for k, o in outcomes.items()}, mean)
+        return two_level_bootstrap({k: (o == value).astype(float) for k, o in outcomes.items()})
 
-    return PooledRates(rate(1), rate(0), rate(-1), len(results), sum(o.size for o in outcomes.values()))
+    net = two_level_bootstrap({k: o.astype(float) for k, o in outcomes.items()})
+    return PooledRates(rate(1), rate(0), rate(-1), net, len(results), sum(o.size for o in outcomes.values()))
 
 
 def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed: int = 12345) -> Path:

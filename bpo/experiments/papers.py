@@ -10,7 +10,8 @@ from typing import Sequence
 
 from bpo.experiments import sections
 from bpo.experiments.reproduce import BUILTIN, Plan, full_plan, quick_plan
-from bpo.experiments.sweep import default_jobs, execute
+from bpo.experiments.selection import Choice, choose, outcome_of
+from bpo.experiments.sweep import RunSpec, default_jobs, execute
 
 
 def reproduce(
@@ -22,6 +23,14 @@ def reproduce(
     out = Path(out).resolve()  # Figure 5's runs name their gold reference by an absolute path
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or default_jobs()
+    choices: list[tuple[tuple, Choice]] = []
+    for key, grid, arms in (
+        ("optim.lr", plan.lr_grid, plan.lr_arms),
+        ("reference.ema_tau", plan.tau_grid, plan.tau_arms),
+    ):
+        if grid:  # the tau arms are read after the learning rates are chosen: the EMA run takes the BPO arm's
+            plan, chosen = select(plan, key, grid, arms(), out, jobs, progress)
+            choices += chosen
     results = execute(plan.specs(), out / "runs", jobs, greedy=True, progress=progress)
     if "figure5" in plan.sections:
         gold = {task: sections.export_gold(plan.gold_source(task), out / "runs") for task in plan.tasks}
@@ -30,7 +39,24 @@ def reproduce(
             replace(r, reused=r.reused and r.spec not in trained_now)
             for r in execute(plan.specs(gold), out / "runs", jobs, greedy=True, progress=progress)
         ]
-    return sections.write_report(plan, results, out, started, command)
+    return sections.write_report(plan, results, out, started, command, choices)
+
+
+def select(
+    plan: Plan, key: str, grid, arms: dict[tuple, RunSpec], out: Path, jobs: int, progress: bool
+) -> tuple[Plan, list[tuple[tuple, Choice]]]:
+    """Train (or reuse) every arm's selection runs on the dev prompts, choose each arm's value of `key` by
+    bpo.experiments.selection.RULE, and return the plan that gives every run its arm's value."""
+    candidates = plan.selection_specs(key, grid, arms)
+    specs = [spec for runs in candidates.values() for _, spec in runs]
+    results = {r.spec: r for r in execute(specs, out / "runs", jobs, greedy=False, progress=progress)}
+    chosen = []
+    for arm, runs in candidates.items():
+        outcomes: dict[float, list] = {}
+        for value, spec in runs:
+            outcomes.setdefault(value, []).append(outcome_of(results[spec].sampled))
+        chosen.append((arm, choose(key, outcomes)))
+    return replace(plan, chosen=plan.chosen + tuple((arm, key, c.value) for arm, c in chosen)), chosen
 
 
 def reproduce_papers(
@@ -43,16 +69,19 @@ def reproduce_papers(
     jobs: int | None = None,
     progress: bool = True,
     command: str = "bpo.reproduce()",
+    select: str = "dev",
 ) -> Path:
     """`bpo.reproduce`: the papers' experiments on our tasks, the plan full or --quick: runs (reused when
     finished), then report.md and the plots in `out`; the report's path. `overrides` (key=value strings or
-    a mapping) go to every run; each run's settings are checked before the first one starts."""
+    a mapping) go to every run; each run's settings are checked before the first one starts. `select`: "dev"
+    chooses each method's learning rate on the tasks' dev prompts (bpo.experiments.selection), "paper" trains
+    every method at one learning rate (the configuration's, as the papers do)."""
     from bpo.api import override_items
     from bpo.common.configlib import load_config
     from bpo.loop.config import RunConfig
 
     make_plan = quick_plan if quick else full_plan
-    plan = make_plan(list(tasks or BUILTIN), seeds or (2 if quick else 3), override_items(overrides))
+    plan = make_plan(list(tasks or BUILTIN), seeds or (2 if quick else 5), override_items(overrides), select)
     for spec in plan.specs():  # every run's settings are checked before the first run starts
         load_config(RunConfig, None, list(spec.overrides))
     return reproduce(plan, Path(out), jobs, progress=progress, command=command)

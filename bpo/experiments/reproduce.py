@@ -36,14 +36,12 @@ METHOD_NAMES = {
 # estimate) gives every run its learning curves; it does not change training (tests/test_eval_every.py).
 SWEEP_SETTINGS = ("lora.ensemble=2", "eval.kl=true")
 CURVE_POINTS, CURVE_PROMPTS = 8, 32
-# The paper's headline (abstract; TL;DR with T5-scale models, Helpfulness with Gemma-2B): offline DPO
-# vs BPO with one extra annotation phase (F = 2), win rate against human reference texts.
-PAPER_HEADLINE = (("TL;DR", 72.0, 80.2), ("Anthropic Helpfulness", 82.2, 89.1))
+EMA_VARIANT = "EMA reference, 1 adapter"
 # Figures 6-7: (name, overrides) of the BPO (DPO) variants trained beside Table 1's BPO run (2 adapters).
 ADAPTER_VARIANTS = (
     ("1 adapter", ("lora.ensemble=1",)),
     ("5 adapters", ("lora.ensemble=5",)),
-    ("EMA reference, 1 adapter", ("lora.ensemble=1", "reference.kind=ema")),
+    (EMA_VARIANT, ("lora.ensemble=1", "reference.kind=ema")),
 )
 GOLD = "gold reference"  # Figure 5's variant: on-policy DPO with a BPO-trained policy as its fixed reference
 # The IOPO section: rounds of 12 protagonist + 4 adversary steps (IOPO's defaults here), T = rounds x 16.
@@ -58,6 +56,12 @@ IOPO_BASELINES = (
     ("iterative DPO", "online_dpo", "dpo"),
 )
 SECTIONS = ("table1", "figure4", "table2", "figure5", "figure6", "iopo")
+# The fair protocol's grids (bpo.experiments.selection): each arm's learning rate, then the EMA's tau at the
+# BPO arm's learning rate, chosen on the dev prompts by runs on seeds of their own (never a reported seed).
+LR_GRID = (3e-4, 1e-3, 3e-3)
+TAU_GRID = (1e-2, 1e-3, 1e-4)  # within Figure 7's grid {1e-2, 5e-2, 1e-3, 5e-3, 1e-4}
+SELECT_SEEDS = (100,)
+SELECT_VARIANT = "select"
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,24 @@ class Plan:
     sections: tuple[str, ...] = SECTIONS
     iopo_round: tuple[int, int] = IOPO_ROUND_STEPS  # IOPO's (N_mu, N_nu); T must be a multiple of their sum
     iopo_baselines: tuple[str, ...] = tuple(b[0] for b in IOPO_BASELINES)  # names of IOPO_BASELINES to run
+    # The learning rates to choose each arm's from on the dev prompts (bpo.experiments.selection); empty: one
+    # learning rate for every method, the run configuration's (the paper's protocol).
+    lr_grid: tuple[float, ...] = ()
+    tau_grid: tuple[float, ...] = ()  # the EMA variant's reference.ema_tau, chosen the same way (empty: the default)
+    select_seeds: tuple[int, ...] = SELECT_SEEDS
+    # IOPO offline (the IOPO paper's scenario: one annotation phase by the SFT policy, as the offline baselines')
+    # or online (ours: a phase per round).
+    iopo_offline: bool = False
+    # What the selection chose: (arm, key, value), arm = (task, method, loss, beta, variant kind); see arm_of.
+    chosen: tuple[tuple[tuple, str, float], ...] = ()
 
     @property
     def baselines(self) -> list[tuple[str, str, str]]:
         return [b for b in IOPO_BASELINES if b[0] in self.iopo_baselines]
+
+    @property
+    def iopo_kind(self) -> str:
+        return "offline" if self.iopo_offline else "online"
 
     @property
     def other_seeds(self) -> tuple[int, ...]:
@@ -103,6 +121,7 @@ class Plan:
             ("seed", seed),
             ("variant", variant),
         )
+        chosen = tuple(f"{key}={value:g}" for arm, key, value in self.chosen if arm in arms_of(labels))
         settings = (
             f"task={task}",
             f"method={method}",
@@ -113,8 +132,54 @@ class Plan:
             f"eval.every={max(1, steps // CURVE_POINTS)}",
             f"eval.every_prompts={CURVE_PROMPTS}",
             *extra,
+            *chosen,
         )
         return RunSpec(labels, (*SWEEP_SETTINGS, *settings, *self.overrides))
+
+    # -------------------------------------------------------------------------------- selection
+
+    def lr_arms(self) -> dict[tuple, RunSpec]:
+        """Each arm whose learning rate is chosen, with the first run of the plan that belongs to it (Table 1's
+        run for its methods, the IOPO run for each reading, the baseline run for a loss Table 1 lacks)."""
+        arms: dict[tuple, RunSpec] = {}
+        for spec in self.specs():
+            arms.setdefault(arm_of(spec.labels), spec)
+        return arms
+
+    def selection_specs(self, key: str, grid: Sequence[float], arms: dict[tuple, RunSpec]) -> dict[tuple, list]:
+        """arm -> [(value, spec)]: the arm's run again for each grid value and selection seed, evaluated on the
+        dev prompts (eval.split=dev) and labelled as a selection run."""
+        out: dict[tuple, list] = {}
+        for arm, spec in arms.items():
+            for value in grid:
+                for seed in self.select_seeds:
+                    labels = tuple(
+                        (
+                            k,
+                            seed
+                            if k == "seed"
+                            else f"{SELECT_VARIANT} {key}={value:g} {v}".strip()
+                            if k == "variant"
+                            else v,
+                        )
+                        for k, v in spec.labels
+                    )
+                    settings = tuple(o for o in spec.overrides if not o.startswith(("seed=", f"{key}=")))
+                    out.setdefault(arm, []).append(
+                        (value, RunSpec(labels, (*settings, f"seed={seed}", "eval.split=dev", f"{key}={value:g}")))
+                    )
+        return out
+
+    def tau_arms(self) -> dict[tuple, RunSpec]:
+        """The EMA variant's arm per task (its tau is chosen at the BPO arm's chosen learning rate)."""
+        if not self.tau_grid or "figure6" not in self.sections:
+            return {}
+        return {
+            (task, "ema"): next(
+                s for s in self.specs() if s.label["task"] == task and s.label["variant"] == EMA_VARIANT
+            )
+            for task in self.tasks
+        }
 
     def table1_spec(self, task: str, method: str, loss: str, beta: float, seed: int) -> RunSpec:
         steps = steps_of(task, self.overrides)
@@ -187,7 +252,7 @@ class Plan:
                 "dpo",
                 beta,
                 steps,
-                rounds,
+                1 if self.iopo_offline else rounds,
                 seed,
                 f"IOPO ({reading})",
                 (
@@ -210,6 +275,22 @@ class Plan:
         )
 
 
+def arms_of(labels: tuple[tuple[str, object], ...]) -> tuple[tuple, ...]:
+    """The arms whose chosen settings a run takes: its learning-rate arm and, for the EMA variant, the tau arm."""
+    label = dict(labels)
+    arms = (arm_of(labels),)
+    return (*arms, (label["task"], "ema")) if label["variant"] == EMA_VARIANT else arms
+
+
+def arm_of(labels: tuple[tuple[str, object], ...]) -> tuple:
+    """A run's learning-rate arm: (task, method, loss, beta, kind). Every variant of a method shares its arm
+    (Figure 4's F values, Figures 6-7's adapters, Figure 5's gold reference, iterative DPO) except IOPO's two
+    readings, which are two methods."""
+    label = dict(labels)
+    kind = str(label["variant"]) if str(label["variant"]).startswith("IOPO") else ""
+    return (label["task"], label["method"], label["loss"], label["beta"], kind)
+
+
 def steps_of(task: str, overrides: Sequence[str]) -> int:
     from bpo.common.configlib import load_config
     from bpo.loop.config import RunConfig
@@ -226,10 +307,21 @@ BUILTIN = ("reviews", "sorting")
 BETAS = (0.5, 0.1)
 
 
-def quick_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str]) -> Plan:
-    """About 5-10 minutes on 2 slow cores: DPO only, F in {1, 2, T}, T = 32 steps of 16 pairs, 64
+def selection_grids(select: str) -> dict:
+    """The Plan fields of a learning-rate protocol: "dev" chooses each arm's learning rate (and the EMA's tau)
+    on the dev prompts; "paper" trains every method at the one learning rate of the run configuration."""
+    if select not in SELECT_PROTOCOLS:
+        raise ValueError(f"select must be one of {', '.join(SELECT_PROTOCOLS)}, got {select!r}")
+    return {"lr_grid": LR_GRID, "tau_grid": TAU_GRID} if select == "dev" else {}
+
+
+SELECT_PROTOCOLS = ("dev", "paper")
+
+
+def quick_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], select: str = "dev") -> Plan:
+    """About 10-20 minutes on 2 slow cores: DPO only, F in {1, 2, T}, T = 32 steps of 16 pairs, 64
     held-out prompts; Table 2, Figures 5-7 and IOPO (against DPO, iterative DPO and SFT) on the first
-    seed only."""
+    seed only; with select="dev", each arm's learning rate chosen first on one selection seed."""
     small = ("schedule.steps=32", "schedule.batch_size=16", "eval.prompts=64")
     return Plan(
         tuple(tasks),
@@ -240,10 +332,20 @@ def quick_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str]) -> Pl
         (*small, *overrides),
         extra_seeds=(0,),
         iopo_baselines=("DPO", "iterative DPO"),
+        **selection_grids(select),
     )
 
 
-def full_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str]) -> Plan:
+def full_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], select: str = "dev") -> Plan:
     """T = 64 steps of 16 pairs (the defaults), DPO, IPO and SLiC, F in {1, 2, 4, 8, 16, T}, every section on
-    every seed: 31 runs per task and seed (186 for 2 tasks x 3 seeds)."""
-    return Plan(tuple(tasks), tuple(range(seeds)), ("dpo", "ipo", "slic"), BETAS, (1, 2, 4, 8, 16), tuple(overrides))
+    every seed: 31 runs per task and seed, and with select="dev" the selection runs (3 learning rates per arm,
+    3 taus for the EMA variant) on one selection seed."""
+    return Plan(
+        tuple(tasks),
+        tuple(range(seeds)),
+        ("dpo", "ipo", "slic"),
+        BETAS,
+        (1, 2, 4, 8, 16),
+        tuple(overrides),
+        **selection_grids(select),
+    )

@@ -2,11 +2,15 @@
 
 Every number in report.md is computed here from the runs' eval.json, eval-greedy.json, metrics.jsonl and
 the comparisons' compare.json, with the statistics of bpo.experiments.stats; nothing is typed in except
-the papers' published numbers (reproduce.PAPER_HEADLINE), which are labelled as the papers'.
+the papers' published numbers (bpo.experiments.papers_numbers), which are labelled as the papers'. Every
+interval resamples seeds and then prompts within seeds (two levels), paired where two methods share seeds and
+prompts; "mean ± std" is the population std over seeds (ddof = 0), the papers' form. The verdicts on the
+papers' claims are computed by one rule (bpo.experiments.verdicts) and the report states it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -16,21 +20,25 @@ import numpy as np
 
 from bpo.common.files import atomic_write_text
 from bpo.evaluation.evaluate import strict_win_outcomes
-from bpo.experiments import figures
+from bpo.experiments import figures, papers_numbers
 from bpo.experiments.headtohead import SFT, compare_runs, pool, sft_preference_file
 from bpo.experiments.reproduce import (
     ADAPTER_VARIANTS,
     CURVE_PROMPTS,
+    EMA_VARIANT,
     GOLD,
     IOPO_READINGS,
     METHOD_NAMES,
     METHODS,
-    PAPER_HEADLINE,
     SWEEP_SETTINGS,
     Plan,
 )
-from bpo.experiments.stats import AGGREGATES, mean_std, paired_difference, stratified_bootstrap
+from bpo.experiments.selection import RULE as SELECTION_RULE
+from bpo.experiments.selection import Choice
+from bpo.experiments.stats import AGGREGATES, paired_two_level, population_std, stratified_two_level
 from bpo.experiments.sweep import RunResult, RunSpec
+from bpo.experiments.verdicts import RULE as VERDICT_RULE
+from bpo.experiments.verdicts import Claims
 
 H2H_TEMPERATURE = 1.0  # Table 2 samples as the sampled evaluation does
 IOPO_TEMPERATURE = 0.8  # the IOPO paper's
@@ -84,7 +92,14 @@ def fmt(m: float, s: float) -> str:
 # ------------------------------------------------------------------------------------------ Table 1
 
 
-def table1(results, plan: Plan, task: str, mode: str) -> list[str]:
+def flagged(r: RunResult) -> bool:
+    """Whether the run's collapse guard flagged it (eval.json's "guard" section; bpo.evaluation.guard)."""
+    return (r.sampled.get("guard") or {}).get("status") == "flagged"
+
+
+def table1(results, plan: Plan, task: str, mode: str, key: str = "strict_win_rate") -> list[str]:
+    """Table 1 of `key` (the strict win rate, or the mean judge score): mean ± population std over seeds per
+    cell, with the tie rate, and a ⚠ with the count of runs the collapse guard flagged."""
     lines = [
         "| loss | β | " + " | ".join(METHOD_NAMES[m] for m in METHODS) + " | SFT |",
         "|---" * (len(METHODS) + 3) + "|",
@@ -93,17 +108,37 @@ def table1(results, plan: Plan, task: str, mode: str) -> list[str]:
         for beta in plan.betas:
             cells, sft = [], []
             for method in METHODS:
-                evals = [
-                    _eval(r, mode) for r in table1_runs(results, plan, task=task, method=method, loss=loss, beta=beta)
-                ]
-                ties = np.mean([e["tie_rate"] for e in evals])
-                cells.append(f"{fmt(*mean_std([strict_rate(e) for e in evals]))} (ties {ties:.2f})")
-                sft += [strict_rate(e["before"]) for e in evals]
+                runs = table1_runs(results, plan, task=task, method=method, loss=loss, beta=beta)
+                evals = [_eval(r, mode) for r in runs]
+                cell = fmt(*population_std([e[key] for e in evals]))
+                if key == "strict_win_rate":
+                    cell += f" (ties {np.mean([e['tie_rate'] for e in evals]):.2f})"
+                warned = sum(flagged(r) for r in runs)
+                cells.append(cell + (f" ⚠ {warned} of {len(runs)} flagged" if warned else ""))
+                sft += [e["before"][key] for e in evals]
             lines.append(f"| {loss} | {beta:g} | " + " | ".join(cells) + f" | {np.mean(sft):.3f} |")
     return lines
 
 
-def paired_rows(results, plan: Plan, task: str, mode: str) -> list[str]:
+def paper_table1(plan: Plan) -> list[str]:
+    """The BPO paper's Table 1 for the losses of the plan, in Table 1's layout (win rate %, per paper task)."""
+    t = papers_numbers.BPO_TABLE1
+    tasks = " / ".join(t["tasks"])
+    lines = [
+        f"The paper's numbers ({t['source']}; {t['what']}; per cell {tasks}; β = 0.1, Gemma-2b):",
+        "",
+        "| loss | " + " | ".join(METHOD_NAMES[m] for m in METHODS) + " | SFT |",
+        "|---" * (len(METHODS) + 2) + "|",
+    ]
+    for loss in plan.losses:
+        if (loss, "bpo") not in t["rows"]:
+            continue
+        cells = [" / ".join(f"{m:.1f} ± {s:.1f}" for m, s in t["rows"][(loss, method)]) for method in METHODS]
+        lines.append(f"| {loss} | " + " | ".join(cells) + " | " + " / ".join(f"{v:.1f}" for v in t["SFT"]) + " |")
+    return lines
+
+
+def paired_rows(results, plan: Plan, task: str, mode: str, claims: Claims) -> list[str]:
     lines = ["| loss | β | BPO − on-policy DPO | BPO − offline DPO |", "|---|---|---|---|"]
     for loss in plan.losses:
         for beta in plan.betas:
@@ -114,29 +149,32 @@ def paired_rows(results, plan: Plan, task: str, mode: str) -> list[str]:
                 }
                 for m in METHODS
             }
-            cells = [
-                difference_cell(by_method["bpo"], by_method[other], "BPO") for other in ("online_dpo", "offline_dpo")
-            ]
+            cells = []
+            for other in ("online_dpo", "offline_dpo"):
+                interval = paired_two_level(by_method["bpo"], by_method[other])
+                claims.add("table1", f"{Path(task).stem}, {mode}", f"{loss} β={beta:g} BPO − {other}", interval)
+                cells.append(difference_text(interval, "BPO"))
             lines.append(f"| {loss} | {beta:g} | " + " | ".join(cells) + " |")
     return lines
 
 
-def difference_cell(a: dict, b: dict, name: str) -> str:
-    d, low, high = paired_difference(a, b)
-    verdict = f"{name} better" if low > 0 else (f"{name} worse" if high < 0 else "no difference shown")
+def difference_text(interval: tuple[float, float, float], name: str) -> str:
+    """A difference with its interval and what the interval resolves (it excludes zero, or not)."""
+    d, low, high = interval
+    verdict = f"{name} better" if low > 0 else (f"{name} worse" if high < 0 else "not resolved")
     return f"{d:+.3f} [{low:+.3f}, {high:+.3f}] ({verdict})"
 
 
 def aggregate(results, plan: Plan, mode: str) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """Per method and statistic: (value, low, high) over all Table 1 runs, strata = task x loss x beta."""
+    """Per method and statistic: (value, low, high) over all Table 1 runs, strata = task x loss x beta; each
+    resample draws each stratum's runs (seeds) and then each chosen run's prompts (stats.stratified_two_level)."""
     out = {}
     for method in METHODS:
-        strata: dict[tuple, list[float]] = defaultdict(list)
+        strata: dict[tuple, dict[int, np.ndarray]] = defaultdict(dict)
         for r in table1_runs(results, plan, method=method):
-            strata[(r.spec.label["task"], r.spec.label["loss"], r.spec.label["beta"])].append(
-                strict_rate(_eval(r, mode))
-            )
-        out[method] = {name: stratified_bootstrap(strata, fn) for name, fn in AGGREGATES.items()}
+            label = r.spec.label
+            strata[(label["task"], label["loss"], label["beta"])][label["seed"]] = outcomes(_eval(r, mode))
+        out[method] = {name: stratified_two_level(strata, fn) for name, fn in AGGREGATES.items()}
     return out
 
 
@@ -169,7 +207,7 @@ def figure4(results, plan: Plan, task: str, mode: str, path: Path) -> Path:
         if r.spec.label["seed"] in plan.seeds
     ]
     fs = sorted({r.spec.label["F"] for r in bpo})
-    stats = [mean_std([strict_rate(_eval(r, mode)) for r in bpo if r.spec.label["F"] == f]) for f in fs]
+    stats = [population_std([strict_rate(_eval(r, mode)) for r in bpo if r.spec.label["F"] == f]) for f in fs]
     lines = {
         METHOD_NAMES[m]: float(np.mean([strict_rate(_eval(r, mode)) for r in runs]))
         for m in ("offline_dpo", "online_dpo")
@@ -186,7 +224,7 @@ def figure4(results, plan: Plan, task: str, mode: str, path: Path) -> Path:
     )
 
 
-def headline_line(results, plan: Plan, task: str, mode: str) -> str:
+def headline_line(results, plan: Plan, task: str, mode: str, claims: Claims) -> str:
     """The paper's headline comparison, offline DPO -> BPO with F = 2 (DPO, first beta), beside the paper's numbers."""
     beta = plan.betas[0]
     offline = table1_runs(results, plan, task=task, method="offline_dpo", loss="dpo", beta=beta)
@@ -197,23 +235,27 @@ def headline_line(results, plan: Plan, task: str, mode: str) -> str:
     ]
     if not offline or not bpo2:
         return ""
-    (a, sa), (b, sb) = (mean_std([strict_rate(_eval(r, mode)) for r in g]) for g in (offline, bpo2))
+    (a, sa), (b, sb) = (population_std([strict_rate(_eval(r, mode)) for r in g]) for g in (offline, bpo2))
     paired = {
         m: {r.spec.label["seed"]: outcomes(_eval(r, mode)) for r in g} for m, g in (("bpo", bpo2), ("offline", offline))
     }
-    tldr = PAPER_HEADLINE[0]
+    interval = paired_two_level(paired["bpo"], paired["offline"])
+    claims.add("figure4", f"{Path(task).stem}, {mode}", "BPO (F = 2) − offline DPO", interval)
+    paper = "; ".join(
+        f"{name} {m1:.1f}% (± {s1:.1f}) → {m2:.1f}% (± {s2:.1f})"
+        for name, ((m1, s1), (m2, s2)) in papers_numbers.BPO_FIGURE4["rows"].items()
+    )
     return (
         f"Headline comparison, offline DPO → BPO (F = 2): ours {100 * a:.1f}% (± {100 * sa:.1f}) → {100 * b:.1f}% (± "
-        f"{100 * sb:.1f}); "
-        f"paired difference {difference_cell(paired['bpo'], paired['offline'], 'BPO')}; the paper ({tldr[0]}): "
-        f"{tldr[1]:.1f}% → {tldr[2]:.1f}%."
+        f"{100 * sb:.1f}); paired difference {difference_text(interval, 'BPO')}; the paper "
+        f"({papers_numbers.BPO_FIGURE4['source']}): {paper}."
     )
 
 
 # ------------------------------------------------------------------------------------------ Table 2
 
 
-def table2(results, plan: Plan, task: str, out: Path) -> tuple[list[str], dict]:
+def table2(results, plan: Plan, task: str, out: Path, claims: Claims) -> tuple[list[str], dict]:
     """BPO head to head against offline and on-policy DPO (Table 1's DPO runs at the first beta), per seed."""
     runs = by_spec(results)
     pooled = {}
@@ -229,8 +271,18 @@ def table2(results, plan: Plan, task: str, out: Path) -> tuple[list[str], dict]:
             for s in plan.other_seeds
         ]
         pooled[f"BPO vs {METHOD_NAMES[other]}"] = pool(per_seed)
-    lines = ["| pairing | BPO wins | tie | BPO loses | n (prompts × seeds) |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | " + " | ".join(p.cells()) + f" | {p.n} |" for name, p in pooled.items()]
+    t = papers_numbers.BPO_TABLE2
+    lines = [
+        "| pairing | BPO wins | tie | BPO loses | n (prompts × seeds) | paper: BPO's win rate % "
+        f"({' / '.join(t['tasks'])}) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (name, p), other in zip(pooled.items(), ("offline_dpo", "online_dpo")):
+        paper = " / ".join(f"{m:.1f} ± {s:.1f}" for m, s in t["rows"][other])
+        lines.append(f"| {name} | " + " | ".join(p.cells()) + f" | {p.n} | {paper} |")
+        # above 0.5 with ties counted half is the same as wins above losses: win − lose > 0
+        claims.add("table2", Path(task).stem, f"{name}: win − lose", p.net)
+    lines += ["", f"The paper's column: {t['source']}, {t['what']}."]
     return lines, pooled
 
 
@@ -250,7 +302,7 @@ def export_gold(spec: RunSpec, root: Path) -> Path:
     return cached_folder(Path(root).parent / "gold" / f"{Path(str(spec.label['task'])).stem}-{run.name}", build)
 
 
-def figure5(results, plan: Plan, task: str, mode: str, path: Path) -> list[str]:
+def figure5(results, plan: Plan, task: str, mode: str, path: Path, claims: Claims) -> list[str]:
     beta, seeds = plan.betas[0], plan.other_seeds
     runs = by_spec(results)
     groups = {
@@ -261,7 +313,7 @@ def figure5(results, plan: Plan, task: str, mode: str, path: Path) -> list[str]:
         "BPO": [runs[plan.table1_spec(task, "bpo", "dpo", beta, s)] for s in seeds],
     }
     gold = runs[plan.gold_source(task)]
-    stats = {name: mean_std([strict_rate(_eval(r, mode)) for r in group]) for name, group in groups.items()}
+    stats = {name: population_std([strict_rate(_eval(r, mode)) for r in group]) for name, group in groups.items()}
     stats["gold policy itself"] = (strict_rate(_eval(gold, mode)), 0.0)
     figures.bars(
         {n: (m, m - s, m + s) for n, (m, s) in stats.items()},
@@ -275,11 +327,9 @@ def figure5(results, plan: Plan, task: str, mode: str, path: Path) -> list[str]:
         g: {r.spec.label["seed"]: outcomes(_eval(r, mode)) for r in groups[g]}
         for g in ("BPO", "on-policy DPO, gold reference")
     }
-    lines += [
-        "",
-        "BPO − on-policy DPO with the gold reference (paired): "
-        f"{difference_cell(paired['BPO'], paired['on-policy DPO, gold reference'], 'BPO')}",
-    ]
+    interval = paired_two_level(paired["BPO"], paired["on-policy DPO, gold reference"])
+    claims.add("figure5", f"{Path(task).stem}, {mode}", "BPO − on-policy DPO with the gold reference", interval)
+    lines += ["", f"BPO − on-policy DPO with the gold reference (paired): {difference_text(interval, 'BPO')}"]
     return lines
 
 
@@ -347,15 +397,33 @@ def curve_table(groups: dict[str, list[RunResult]], mode: str) -> list[str]:
         kl = [r.sampled.get("kl_to_sft") for r in group]
         kl_text = f"{np.mean(kl):.2f}" if all(k is not None for k in kl) else "—"
         lines.append(
-            f"| {name} | {fmt(*mean_std([strict_rate(_eval(r, mode)) for r in group]))} | {min(late):.3f} | {kl_text} |"
+            f"| {name} | {fmt(*population_std([strict_rate(_eval(r, mode)) for r in group]))} | {min(late):.3f} | "
+            f"{kl_text} |"
         )
+    return lines
+
+
+def adapter_claims(groups: dict[str, list[RunResult]], task: str, claims: Claims) -> list[str]:
+    """Figures 6 and 7 as paired differences of the final per-prompt outcomes (sampled), seed by seed: 5
+    adapters − 1 adapter (Figure 6: more adapters do better), and 5 adapters − the EMA reference with one
+    adapter (Figure 7: the EMA does not make up for the ensemble). Both test the final win rate; the table
+    above shows the curves' lowest late points, which is what 'stabilize' is about."""
+    by_seed = {
+        name: {r.spec.label["seed"]: outcomes(r.sampled) for r in group} for name, group in groups.items() if group
+    }
+    lines = []
+    for claim, a, b in (("figure6", "5 adapters", "1 adapter"), ("figure7", "5 adapters", EMA_VARIANT)):
+        if a in by_seed and b in by_seed and by_seed[a].keys() == by_seed[b].keys():
+            interval = paired_two_level(by_seed[a], by_seed[b])
+            claims.add(claim, Path(task).stem, f"{a} − {b}", interval)
+            lines.append(f"- {a} − {b} (final strict win rate, paired): {difference_text(interval, a)}")
     return lines
 
 
 # ------------------------------------------------------------------------------------------ IOPO
 
 
-def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
+def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> list[str]:
     """IOPO (both readings) against its baselines: win/tie/lose, held-out margins and accuracy, histogram."""
     rounds = plan.iopo_rounds(task)
     name = Path(task).stem
@@ -413,7 +481,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
     for policy in dict.fromkeys([f"IOPO ({r})" for r in IOPO_READINGS] + [b[0] for b in plan.baselines] + ["SFT"]):
         held = margins[policy]
         lines.append(
-            f"| {policy} | {fmt(*mean_std(rates[policy]))} | {np.mean([h['mean_margin'] for h in held]):.3f} | "
+            f"| {policy} | {fmt(*population_std(rates[policy]))} | {np.mean([h['mean_margin'] for h in held]):.3f} | "
             f"{np.mean([h['accuracy'] for h in held]):.3f} |"
         )
     from bpo.evaluation.compare import margin_histogram
@@ -427,28 +495,65 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
         out / f"iopo-h2h-{name}.png",
         f"{name}: IOPO head to head",
     )
+    for pairing, p in win_rows.items():
+        if " vs SFT" not in pairing:
+            claims.add("iopo", f"{name} ({plan.iopo_kind})", f"{pairing}: win − lose", p.net)
     best = max(rates, key=lambda p: np.mean(rates[p]))
-    iopo_beats_all = all(p.win[1] > p.lose[2] for p in win_rows.values())
+    top_margin = max(margins, key=lambda p: np.mean([h["mean_margin"] for h in margins[p]]))
+    top_accuracy = max(margins, key=lambda p: np.mean([h["accuracy"] for h in margins[p]]))
     lines += [
         "",
         f"![IOPO head to head](iopo-h2h-{name}.png) ![held-out margins]({histogram.name})",
         "",
-        f"Highest strict win rate against the references here: **{best}**. "
+        f"Here: the highest strict win rate against the references is **{best}**'s, the highest held-out reward "
+        f"margin **{top_margin}**'s, the highest pairwise accuracy **{top_accuracy}**'s (point values; the "
+        "verdict on the paper's claim, in the summary, comes from the head-to-head intervals).",
+        "",
+        *iopo_paper_lines(plan),
+        "",
+    ]
+    return lines
+
+
+def iopo_paper_lines(plan: Plan) -> list[str]:
+    """The IOPO paper's Tables 1 and 2 beside ours, and how our IOPO runs differ from its setting."""
+    t1, t2 = papers_numbers.IOPO_TABLE1, papers_numbers.IOPO_TABLE2
+
+    def wtl(cell):
+        return "—" if cell is None else " / ".join(f"{v:g}" for v in cell)
+
+    lines = [
+        f"The paper's numbers ({t1['source']}: {t1['what']}):",
+        "",
+        "| data set | IOPO vs | Ziya | ERNIE-3.5 |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {data} | {baseline} | {wtl(z)} | {wtl(e)} |" for (data, baseline), (z, e) in t1["rows"].items()]
+    lines += [
+        "",
+        f"{t2['source']} ({t2['what']}): in it **DPO** has the highest margin reward (23.75, IOPO 11.875, "
+        "Iter-DPO 7.6875) and **IOPO** the highest pairwise accuracy (0.9659, Iter-DPO 0.961, DPO 0.9286).",
+        "",
+        "| policy | margin reward | pairwise accuracy | win : tie : lose : bad case | human mean score |",
+        "|---|---|---|---|---|",
+    ]
+    for policy, (margin, accuracy, counts, human) in t2["rows"].items():
+        lines.append(
+            f"| {policy} | {'—' if margin is None else f'{margin:g}'} | "
+            f"{'—' if accuracy is None else f'{accuracy:g}'} | "
+            f"{'—' if counts is None else ' : '.join(map(str, counts))} | {human:g} |"
+        )
+    lines += [
+        "",
+        f"Our IOPO runs here are **{plan.iopo_kind}**: "
         + (
-            "IOPO wins more often than it loses against every baseline, with separated intervals (the paper's claim "
-            "holds here)."
-            if iopo_beats_all
-            else "**IOPO does not beat every baseline here** (the paper reports IOPO above all of them); "
-            "see the win/lose intervals above."
+            "one annotation phase by the SFT policy, as the offline baselines', the paper's scenario (its protagonist "
+            "still takes only its share of the T steps, the adversary the rest)."
+            if plan.iopo_kind == "offline"
+            else "a new annotation phase each round (our online variant, not the paper's offline method), against "
+            "offline baselines: its protagonist trains on its share of the steps (12 of 16), on pairs its own "
+            "rounds sampled."
         ),
-        "",
-        "The IOPO paper (Wang et al. 2025; Baichuan2-7B, three data sets) reports IOPO ahead of every baseline: more "
-        "wins than "
-        "losses head to head and the highest held-out reward margin and pairwise accuracy. Its per-table numbers are "
-        "not "
-        "printed beside ours: we had no copy of its tables to check them against, and we do not quote numbers we "
-        "cannot check.",
-        "",
     ]
     return lines
 
@@ -456,35 +561,64 @@ def iopo_section(results, plan: Plan, task: str, out: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------ the report
 
 
-def write_report(plan: Plan, results: Sequence[RunResult], out: Path, started: float, command: str) -> Path:
+def write_report(
+    plan: Plan,
+    results: Sequence[RunResult],
+    out: Path,
+    started: float,
+    command: str,
+    choices: Sequence[tuple[tuple, Choice]] = (),
+) -> Path:
+    """report.md (and summary.json: the verdicts, for the README's summary) from the runs' own files."""
     out = Path(out)
     modes = ["sampled"] + (["greedy"] if all(r.greedy for r in results) else [])
+    claims = Claims()
     body, summary = [], []
     for task in plan.tasks:
-        lines, found = task_section(results, plan, task, modes, out)
+        lines, found = task_section(results, plan, task, modes, out, claims)
         body, summary = body + lines, summary + found
-    tail, verdicts = aggregate_section(results, plan, modes, out)
+    tail, orderings = aggregate_section(results, plan, modes, out)
+    guard = guard_lines(results)
+    summary_lines = [
+        f"Verdicts on the papers' claims, by one rule: {VERDICT_RULE}.",
+        "",
+        *claims.lines(),
+        "",
+        *orderings,
+        *summary,
+        *([f"- **Collapse guard**: {guard[0]}"] if guard else []),
+    ]
     report = out / "report.md"
-    atomic_write_text(report, "\n".join(header(plan, results, started, command, verdicts + summary) + body + tail))
+    text = header(plan, results, started, command, summary_lines) + selection_lines(plan, choices) + body + tail
+    atomic_write_text(report, "\n".join(text + guard_section(guard)))
+    atomic_write_text(
+        out / "summary.json",
+        json.dumps({"command": command, "rule": VERDICT_RULE, "verdicts": claims.to_json()}, indent=2),
+    )
     return report
 
 
-def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
+def task_section(
+    results, plan: Plan, task: str, modes: Sequence[str], out: Path, claims: Claims
+) -> tuple[list[str], list[str]]:
     """One task's tables and figures (report lines) and its summary lines."""
     name, on = Path(task).stem, lambda section: section in plan.sections
     body, summary = [f"## Task `{name}`", ""], []
     for mode in modes:
-        body += [f"### Table 1 — {name}, {mode}", "", *table1(results, plan, task, mode), ""]
-        body += [f"Paired differences of strict win rate ({mode}; per prompt and seed, 95% paired bootstrap):", ""]
-        body += [*paired_rows(results, plan, task, mode), ""]
+        body += [f"### Table 1 — {name}, {mode}: strict win rate against the references", ""]
+        body += [*table1(results, plan, task, mode), ""]
+        body += [f"Mean judge score of the same responses ({mode}; the SFT column is the initial policy's):", ""]
+        body += [*table1(results, plan, task, mode, "mean_score"), ""]
+        body += [f"Paired differences of strict win rate ({mode}; per prompt and seed, 95% two-level bootstrap):", ""]
+        body += [*paired_rows(results, plan, task, mode, claims), ""]
         if on("figure4"):
             fig = figure4(results, plan, task, mode, out / f"figure4-{name}-{mode}.png")
             body += [f"![Figure 4 analogue, {name}, {mode}: win rate vs F]({fig.name})", ""]
-            headline = headline_line(results, plan, task, mode)
+            headline = headline_line(results, plan, task, mode, claims)
             body += [headline, ""] if headline else []
-            summary += [f"- {name}, {mode}: {headline}"] if headline else []
+    body += [*paper_table1(plan), ""]
     if on("table2"):
-        lines, pooled = table2(results, plan, task, out)
+        lines, pooled = table2(results, plan, task, out, claims)
         figures.win_tie_lose(
             {k: (p.win[0], p.tie[0], p.lose[0]) for k, p in pooled.items()},
             out / f"table2-{name}.png",
@@ -499,27 +633,19 @@ def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path
             f"![Table 2]({'table2-' + name}.png)",
             "",
         ]
-        for pairing, p in pooled.items():
-            verdict = (
-                "BPO wins more"
-                if p.win[1] > p.lose[2]
-                else ("BPO loses more" if p.lose[1] > p.win[2] else "no winner shown")
-            )
-            summary.append(f"- {name}, Table 2, {pairing}: win {p.win[0]:.3f} / lose {p.lose[0]:.3f} ({verdict}).")
     if on("figure5"):
         body += [
             f"### Figure 5 — {name}: on-policy DPO with a better (gold) fixed reference vs BPO",
             "",
             "The gold reference is Table 1's BPO (DPO) run of the first seed, merged (`bpo export`); the on-policy "
-            "DPO run "
-            "starts from the SFT policy as always, only its reference is the gold policy.",
+            "DPO run starts from the SFT policy as always, only its reference is the gold policy.",
             "",
         ]
         for mode in modes:
             body += [
                 f"{mode}:",
                 "",
-                *figure5(results, plan, task, mode, out / f"figure5-{name}-{mode}.png"),
+                *figure5(results, plan, task, mode, out / f"figure5-{name}-{mode}.png", claims),
                 "",
                 f"![Figure 5, {mode}](figure5-{name}-{mode}.png)",
                 "",
@@ -541,11 +667,13 @@ def task_section(results, plan: Plan, task: str, modes: Sequence[str], out: Path
             "",
             *curve_table(groups, "sampled"),
             "",
+            *adapter_claims(groups, task, claims),
+            "",
             f"![Figures 6 and 7]({fig.name})",
             "",
         ]
     if on("iopo"):
-        body += [f"### IOPO — {name}", "", *iopo_section(results, plan, task, out)]
+        body += [f"### IOPO — {name}", "", *iopo_section(results, plan, task, out, claims)]
     return body, summary
 
 
@@ -562,7 +690,7 @@ def aggregate_section(results, plan: Plan, modes: Sequence[str], out: Path) -> t
             "strict win rate",
         )
         lines += [
-            f"## Aggregate over tasks × losses × β × seeds ({mode}; 95% stratified bootstrap)",
+            f"## Aggregate over tasks × losses × β × seeds ({mode}; 95% stratified two-level bootstrap)",
             "",
             "| method | " + " | ".join(AGGREGATES) + " |",
             "|---" * (len(AGGREGATES) + 1) + "|",
@@ -578,29 +706,98 @@ def aggregate_section(results, plan: Plan, modes: Sequence[str], out: Path) -> t
     return lines, verdicts
 
 
+def guard_lines(results: Sequence[RunResult]) -> list[str]:
+    """The collapse guard's findings: a count line, then one line per flagged run with its first flag."""
+    hits = [r for r in results if flagged(r)]
+    if not hits:
+        return []
+    lines = [f"{len(hits)} of {len(results)} runs flagged (see the last section, and ⚠ in the tables)."]
+    for r in hits:
+        first = r.sampled["guard"]["flags"][0]
+        lines.append(f"- `{r.folder.name}`: {first.get('message', first.get('check'))}; {first.get('advice', '')}")
+    return lines
+
+
+def guard_section(guard: list[str]) -> list[str]:
+    return ["## Runs the collapse guard flagged", "", *guard[1:], ""] if guard else []
+
+
+def selection_lines(plan: Plan, choices: Sequence[tuple[tuple, Choice]]) -> list[str]:
+    """The learning-rate (and tau) selection: the protocol, the grid, each arm's dev scores and choice."""
+    if not choices:
+        return [
+            "## Learning rate",
+            "",
+            "One learning rate for every method (the run configuration's optim.lr; the papers' protocol, "
+            "`--select paper`): not chosen per method.",
+            "",
+        ]
+    lines = [
+        "## Settings chosen on the dev prompts",
+        "",
+        f"Rule: {SELECTION_RULE}. Selection runs use seeds {list(plan.select_seeds)} (no reported run uses them) "
+        "and are evaluated on each task's dev prompts, which are none of its train, SFT or held-out prompts.",
+        "",
+        "| arm (task, method, loss, β) | setting | dev mean judge score per value (⚠ flagged) | chosen |",
+        "|---|---|---|---|",
+    ]
+    for arm, choice in choices:
+        task, *rest = arm
+        what = ", ".join(str(x) for x in [Path(str(task)).stem, *rest] if x != "")
+        scores = "; ".join(
+            f"{value:g}: {score:.3f}{' ⚠' if flag else ''}" for value, (score, flag) in choice.scores.items()
+        )
+        note = " (every value flagged: the smallest)" if choice.all_flagged else ""
+        lines.append(f"| {what} | {choice.setting} | {scores} | **{choice.value:g}**{note} |")
+    return [*lines, ""]
+
+
+def setting_lines(plan: Plan) -> list[str]:
+    """How our setting differs from the papers' (model, data, judge, T, B, learning rate, beta)."""
+    from bpo.common.configlib import load_config
+    from bpo.loop.config import RunConfig
+
+    cfg = load_config(RunConfig, None, [*SWEEP_SETTINGS, f"task={plan.tasks[0]}", *plan.overrides])
+    steps = cfg.resolved_schedule()
+    lr = "chosen per arm on the dev prompts (below)" if plan.lr_grid else f"{cfg.optim.lr:g} for every method"
+    ours = {
+        "model": "the tasks' tiny SFT policies (word-level Llama) unless policy.path is given"
+        if not cfg.policy.path
+        else cfg.policy.path,
+        "data": ", ".join(Path(t).stem for t in plan.tasks),
+        "judge": "each task's own rule judge (simulated annotator and evaluator)",
+        "T": str(steps.steps),
+        "B": str(cfg.schedule.batch_size),
+        "learning rate": lr,
+        "beta": ", ".join(f"{b:g}" for b in plan.betas),
+    }
+    bpo, iopo = papers_numbers.BPO_SETTING, papers_numbers.IOPO_SETTING
+    lines = ["| setting | BPO paper | IOPO paper | ours |", "|---|---|---|---|"]
+    lines += [f"| {key} | {bpo[key]} | {iopo[key]} | {value} |" for key, value in ours.items()]
+    return [*lines, "", f"Sources: {bpo['source']}; {iopo['source']}.", ""]
+
+
 def header(plan: Plan, results, started: float, command: str, summary: list[str]) -> list[str]:
     minutes = (time.time() - started) / 60
     return [
         "# bpo reproduce: the BPO paper's experiments (and IOPO's) on our tasks",
         "",
         f"Command: `{command}`; {len(results)} runs, {sum(r.reused for r in results)} of them finished by an earlier "
-        "call; "
-        f"this call took {minutes:.1f} min on this machine.",
+        f"call; this call took {minutes:.1f} min on this machine.",
         f"Settings given to every run alike: `{' '.join(SWEEP_SETTINGS + plan.overrides)}`; Table 1 seeds "
-        f"{list(plan.seeds)}, "
-        f"Table 2 / Figures 5-7 / IOPO seeds {list(plan.other_seeds)}.",
-        "Numbers are strict win rates against the tasks' reference texts (ties count 0, as in the paper), mean ± std "
-        "over seeds;",
-        "'sampled' evaluates responses sampled at temperature 1, 'greedy' the greedy ones.",
-        "",
-        "The paper's headline, for scale (offline DPO → BPO with F = 2, win rate vs human references):",
-        *[f"- {n}: {a:.1f}% → {b:.1f}% (paper)" for n, a, b in PAPER_HEADLINE],
+        f"{list(plan.seeds)}, Table 2 / Figures 5-7 / IOPO seeds {list(plan.other_seeds)}.",
+        "Numbers are strict win rates against the tasks' reference texts (ties count 0, as in the paper) and mean "
+        "judge scores, mean ± population std over seeds (ddof = 0, the papers' ± form); 'sampled' evaluates "
+        "responses sampled at temperature 1, 'greedy' the greedy ones (the BPO paper does not say which it used).",
         "Our tasks are tiny stand-ins with rule judges (`reviews`: a heuristic judge; `sorting`: an exact one), so "
-        "absolute "
-        "numbers are not comparable with the paper's; the ordering of the methods is.",
+        "absolute numbers are not comparable with the papers'; each table prints the papers' numbers beside ours "
+        "for their direction.",
         "",
         "## Summary",
         "",
         *summary,
         "",
+        "## Our setting and the papers'",
+        "",
+        *setting_lines(plan),
     ]

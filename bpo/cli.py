@@ -156,6 +156,7 @@ def cmd_reproduce(args) -> int:
         progress=not args.quiet,
         command=command,
         select=args.select,
+        preset=args.preset,
     )
     print(f"report: {report}")
     return 0
@@ -298,10 +299,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--select",
         choices=("dev", "paper"),
-        default="dev",
-        help="learning rates: dev (default) chooses each method's from a small grid on the tasks' dev prompts, by "
-        "one rule for all, on a seed of its own (and the EMA reference's tau); paper trains every method at one "
-        "learning rate, the configuration's optim.lr, as the papers do",
+        help="learning rates: dev (the default plan's) chooses each method's from a small grid on the tasks' dev "
+        "prompts, by one rule for all, on a seed of its own (and the EMA reference's tau); paper (--preset paper's) "
+        "trains every method at one learning rate, the configuration's optim.lr, as the papers do",
+    )
+    r.add_argument(
+        "--preset",
+        choices=("default", "paper"),
+        default="default",
+        help="paper: the BPO paper's own settings where they run here (beta 0.1, 5 adapters, DPO/IPO/SLiC, T = 120 "
+        "with Figure 4's F values 1, 2, 6, 15, T; Figure 6's 1-adapter arms of BPO and on-policy DPO; Figure 7's "
+        "five taus; IOPO offline as in its paper); default: the plan sized for 2 CPU cores",
     )
     r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")
     r.add_argument("--jobs", type=int, help="runs in parallel processes (default: one per 2 cores)")

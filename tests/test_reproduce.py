@@ -33,6 +33,7 @@ def sweep(tmp_path_factory):
         phases=(2,),
         extra_seeds=(0,),
         iopo_round=(1, 1),
+        central=((6, 2.0),),
         overrides=(
             f"policy.path={folder / 'model'}",
             "schedule.steps=4",
@@ -54,8 +55,10 @@ def runs_of(out):
 def test_table1_and_figures_from_the_runs(sweep):
     plan, out, report = sweep
     # per seed: Table 1's 3 methods + BPO at F = 2 (Figure 4); seed 0 also: 3 adapter variants, the gold-reference
-    # run, 2 IOPO readings and the baselines that are not Table 1 runs (3 offline losses, iterative DPO)
-    assert len(runs_of(out)) == 2 * (len(METHODS) + 1) + len(ADAPTER_VARIANTS) + 1 + 2 + (len(IOPO_BASELINES) - 1)
+    # run, 2 IOPO readings and the baselines that are not Table 1 runs (3 offline losses, iterative DPO); per seed
+    # also the central-claim cell's BPO and on-policy DPO (T = 6, beta 2)
+    expected = 2 * (len(METHODS) + 1 + 2) + len(ADAPTER_VARIANTS) + 1 + 2 + (len(IOPO_BASELINES) - 1)
+    assert len(runs_of(out)) == expected
     text = report.read_text()
     assert "### Table 1 — task, sampled" in text and "### Table 1 — task, greedy" in text
     bpo_runs = [r for r in runs_of(out) if r.name.startswith("bpo-dpo-0.5-4-4-") and "adapter" not in r.name]
@@ -82,11 +85,13 @@ def test_table1_and_figures_from_the_runs(sweep):
 
 
 def test_every_run_has_learning_curves(sweep):
-    """T = 4, eval.every = max(1, T // 8) = 1: an evaluation on 3 prompts after each of the 4 steps."""
+    """T = 4, eval.every = max(1, T // 8) = 1: an evaluation on 3 prompts after each of the 4 steps (6 steps for
+    the central-claim runs, T = 6)."""
     _, out, _ = sweep
     for run in runs_of(out):
         rows = [r for r in read_log(run / "evals.jsonl") if "phase" in r]
-        assert [r["step"] for r in rows] == [1, 2, 3, 4] and {r["n"] for r in rows} == {3}, run.name
+        steps = 6 if "horizon" in run.name else 4
+        assert [r["step"] for r in rows] == list(range(1, steps + 1)) and {r["n"] for r in rows} == {3}, run.name
 
 
 def test_table2_reads_the_comparisons(sweep):
@@ -138,7 +143,12 @@ def test_papers_numbers_and_generated_verdicts(sweep):
     assert "| model | Gemma-2b, an ensemble of 5 LoRA weights |" in text
     summary = json.loads((out / "summary.json").read_text())
     claims = {v["claim"] for v in summary["verdicts"]}
-    assert {"table1", "figure4", "table2", "figure5", "figure6", "figure7", "iopo"} <= claims
+    assert {"table1", "figure4", "table2", "figure5", "figure6", "figure7", "iopo", "central"} <= claims
+    central = [v for v in summary["verdicts"] if v["claim"] == "central"][0]
+    assert [c["label"] for c in central["comparisons"]] == [
+        "T=4 β=0.5 BPO − on-policy DPO",  # Table 1's cell
+        "T=6 β=2 BPO − on-policy DPO",
+    ]
     for v in summary["verdicts"]:
         intervals = [(c["value"], c["low"], c["high"]) for c in v["comparisons"]]
         assert v["verdict"] == verdict(intervals)
@@ -232,3 +242,29 @@ def test_learning_rates_chosen_on_dev_prompts(tmp_path):
         assert cfg.optim.lr == chosen and cfg.seed == 0 and cfg.eval.split == "heldout"
         assert f"| **{chosen:g}** |" in report
     assert "## Settings chosen on the dev prompts" in report and "seeds [7]" in report
+
+
+def test_paper_preset_plans_the_papers_settings():
+    """--preset paper on reviews: every run at β = 0.1 and one learning rate (no selection runs); Table 1's runs
+    with 5 adapters over DPO, IPO and SLiC; BPO (DPO) at F = 1, 2, 6, 15 and T = 120 (Figure 4's TL;DR F values);
+    one-adapter BPO and on-policy DPO (Figure 6); an EMA reference at each of Figure 7's five taus; IOPO with one
+    annotation phase (offline, as in its paper)."""
+    from bpo.experiments.reproduce import PAPER_TAUS, paper_plan
+
+    plan = paper_plan(["reviews"], 1, [])
+    assert not plan.lr_grid and not plan.tau_grid and plan.iopo_kind == "offline"
+    configs = [(spec.label, load_config(RunConfig, None, list(spec.overrides))) for spec in plan.specs()]
+    assert {cfg.beta for _, cfg in configs} == {0.1}
+    assert len({cfg.optim.lr for _, cfg in configs}) == 1
+    table1 = [(label, cfg) for label, cfg in configs if label["variant"] == "" and label["method"] in METHODS]
+    assert {cfg.lora.ensemble for _, cfg in table1} == {5}
+    assert {label["loss"] for label, _ in table1} == {"dpo", "ipo", "slic", "kto_pair"}  # KTO-pair: IOPO's baseline
+    bpo_fs = {cfg.resolved_schedule().phases for label, cfg in table1 if label["method"] == "bpo"}
+    assert bpo_fs == {1, 2, 6, 15, 120} and {cfg.resolved_schedule().steps for _, cfg in table1} == {120}
+    variants = {label["variant"]: (label["method"], cfg) for label, cfg in configs if label["variant"]}
+    assert variants["1 adapter"][0] == "bpo" and variants["1 adapter"][1].lora.ensemble == 1
+    assert variants["on-policy DPO, 1 adapter"][0] == "online_dpo"
+    taus = sorted(cfg.reference.ema_tau for name, (_, cfg) in variants.items() if name.startswith("EMA"))
+    assert taus == sorted(PAPER_TAUS)
+    iopo = [cfg for label, cfg in configs if label["method"] == "iopo"]
+    assert len(iopo) == 2 and {cfg.resolved_schedule().phases for cfg in iopo} == {1}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bpo.experiments import sections
-from bpo.experiments.reproduce import BUILTIN, Plan, full_plan, quick_plan
+from bpo.experiments.reproduce import BUILTIN, PRESETS, Plan, full_plan, paper_plan, quick_plan
 from bpo.experiments.selection import Choice, choose, outcome_of
 from bpo.experiments.sweep import RunSpec, default_jobs, execute
 
@@ -69,18 +69,25 @@ def reproduce_papers(
     jobs: int | None = None,
     progress: bool = True,
     command: str = "bpo.reproduce()",
-    select: str = "dev",
+    select: str | None = None,
+    preset: str = "default",
 ) -> Path:
     """`bpo.reproduce`: the papers' experiments on our tasks, the plan full or --quick: runs (reused when
     finished), then report.md and the plots in `out`; the report's path. `overrides` (key=value strings or
     a mapping) go to every run; each run's settings are checked before the first one starts. `select`: "dev"
     chooses each method's learning rate on the tasks' dev prompts (bpo.experiments.selection), "paper" trains
-    every method at one learning rate (the configuration's, as the papers do)."""
+    every method at one learning rate (the configuration's, as the papers do); default "dev", or "paper" with
+    preset "paper" (the BPO paper's own settings where they run here: reproduce.paper_plan)."""
     from bpo.api import override_items
     from bpo.common.configlib import load_config
     from bpo.loop.config import RunConfig
 
-    make_plan = quick_plan if quick else full_plan
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if preset == "paper" and quick:
+        raise ValueError("--preset paper and --quick are two different plans: give one")
+    make_plan = paper_plan if preset == "paper" else quick_plan if quick else full_plan
+    select = select or ("paper" if preset == "paper" else "dev")
     plan = make_plan(list(tasks or BUILTIN), seeds or (2 if quick else 5), override_items(overrides), select)
     for spec in plan.specs():  # every run's settings are checked before the first run starts
         load_config(RunConfig, None, list(spec.overrides))

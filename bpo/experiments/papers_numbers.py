@@ -148,6 +148,12 @@ CLAIMS = {
         "setting π_ref as the EMA of π_θ cannot stabilize the training for on-policy BPO (F = T)",
         "BPO paper, Figure 7 caption (section 5.4; also section 7)",
     ),
+    "central": (
+        "validating that our improvement comes from constraining the divergence between the learned LLM πθ and the "
+        "behavior LLM πβ",
+        "BPO paper, Figure 5 caption (section 5.3); tested here as BPO above on-policy DPO where the policy must "
+        "move far from the SFT model (a longer horizon, a larger β)",
+    ),
     "iopo": (
         "Our method outperforms the baselines with Baichuan2-7B-chat in offline scenarios.",
         "IOPO paper, Table 1 caption (section 6)",

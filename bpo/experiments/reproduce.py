@@ -37,11 +37,11 @@ METHOD_NAMES = {
 SWEEP_SETTINGS = ("lora.ensemble=2", "eval.kl=true")
 CURVE_POINTS, CURVE_PROMPTS = 8, 32
 EMA_VARIANT = "EMA reference, 1 adapter"
-# Figures 6-7: (name, overrides) of the BPO (DPO) variants trained beside Table 1's BPO run (2 adapters).
+# Figures 6-7: (name, method, overrides) of the DPO variants trained beside Table 1's BPO run (2 adapters).
 ADAPTER_VARIANTS = (
-    ("1 adapter", ("lora.ensemble=1",)),
-    ("5 adapters", ("lora.ensemble=5",)),
-    (EMA_VARIANT, ("lora.ensemble=1", "reference.kind=ema")),
+    ("1 adapter", "bpo", ("lora.ensemble=1",)),
+    ("5 adapters", "bpo", ("lora.ensemble=5",)),
+    (EMA_VARIANT, "bpo", ("lora.ensemble=1", "reference.kind=ema")),
 )
 GOLD = "gold reference"  # Figure 5's variant: on-policy DPO with a BPO-trained policy as its fixed reference
 # The IOPO section: rounds of 12 protagonist + 4 adversary steps (IOPO's defaults here), T = rounds x 16.
@@ -55,7 +55,11 @@ IOPO_BASELINES = (
     ("KTO-pair", "offline_dpo", "kto_pair"),
     ("iterative DPO", "online_dpo", "dpo"),
 )
-SECTIONS = ("table1", "figure4", "table2", "figure5", "figure6", "iopo")
+SECTIONS = ("table1", "figure4", "table2", "figure5", "figure6", "iopo", "central")
+# The central claim (BPO above on-policy DPO) where its mechanism predicts a gap: a policy that moves far from
+# the SFT model. (T, beta) cells beside Table 1's (T of the plan, its first beta): a 3x longer horizon and a
+# 4x larger beta, alone and together; DPO, BPO and on-policy DPO, every Table 1 seed.
+CENTRAL_VARIANT = "horizon"
 # The fair protocol's grids (bpo.experiments.selection): each arm's learning rate, then the EMA's tau at the
 # BPO arm's learning rate, chosen on the dev prompts by runs on seeds of their own (never a reported seed).
 LR_GRID = (3e-4, 1e-3, 3e-3)
@@ -72,6 +76,8 @@ class Plan:
     betas: tuple[float, ...]
     phases: tuple[int, ...]  # F values of Figure 4 (each must divide T)
     overrides: tuple[str, ...] = ()  # the user's key=value settings, given to every run
+    base: tuple[str, ...] = SWEEP_SETTINGS  # the sweep's own settings, before everything else
+    variants: tuple[tuple[str, str, tuple[str, ...]], ...] = ADAPTER_VARIANTS  # Figures 6-7's runs
     extra_seeds: tuple[int, ...] | None = None  # Table 2, Figures 5-7 and IOPO (default: seeds)
     sections: tuple[str, ...] = SECTIONS
     iopo_round: tuple[int, int] = IOPO_ROUND_STEPS  # IOPO's (N_mu, N_nu); T must be a multiple of their sum
@@ -84,6 +90,7 @@ class Plan:
     # IOPO offline (the IOPO paper's scenario: one annotation phase by the SFT policy, as the offline baselines')
     # or online (ours: a phase per round).
     iopo_offline: bool = False
+    central: tuple[tuple[int, float], ...] = ()  # (T, beta) cells of the central-claim section
     # What the selection chose: (arm, key, value), arm = (task, method, loss, beta, variant kind); see arm_of.
     chosen: tuple[tuple[tuple, str, float], ...] = ()
 
@@ -110,6 +117,7 @@ class Plan:
         seed: int,
         variant: str = "",
         extra: Sequence[str] = (),
+        last: Sequence[str] = (),
     ) -> RunSpec:
         labels = (
             ("task", task),
@@ -134,7 +142,7 @@ class Plan:
             *extra,
             *chosen,
         )
-        return RunSpec(labels, (*SWEEP_SETTINGS, *settings, *self.overrides))
+        return RunSpec(labels, (*self.base, *settings, *self.overrides, *last))  # `last` wins over the user's
 
     # -------------------------------------------------------------------------------- selection
 
@@ -202,20 +210,30 @@ class Plan:
                     specs += [
                         self.spec(task, "bpo", "dpo", beta, steps, f, seed) for f in self.phases if steps % f == 0
                     ]
+                if on("central"):
+                    specs += self.central_specs(task, seed)
             for seed in self.other_seeds:
                 specs += [
                     self.table1_spec(task, m, "dpo", beta, seed) for m in METHODS
                 ]  # Table 2's and the curves' runs
                 if on("figure6"):
                     specs += [
-                        self.spec(task, "bpo", "dpo", beta, steps, steps, seed, name, extra)
-                        for name, extra in ADAPTER_VARIANTS
+                        self.spec(task, method, "dpo", beta, steps, steps, seed, name, extra)
+                        for name, method, extra in self.variants
                     ]
                 if on("figure5") and gold:
                     specs.append(self.gold_spec(task, seed, gold[task]))
                 if on("iopo"):
                     specs += self.iopo_specs(task, seed)
         return specs
+
+    def central_specs(self, task: str, seed: int) -> list[RunSpec]:
+        """BPO and on-policy DPO (DPO loss) at each (T, beta) cell of `central`, F = T."""
+        return [
+            self.spec(task, m, "dpo", beta, steps, steps, seed, CENTRAL_VARIANT, last=(f"schedule.steps={steps}",))
+            for steps, beta in self.central
+            for m in ("bpo", "online_dpo")
+        ]
 
     def gold_spec(self, task: str, seed: int, gold: Path) -> RunSpec:
         steps = steps_of(task, self.overrides)
@@ -295,7 +313,7 @@ def steps_of(task: str, overrides: Sequence[str]) -> int:
     from bpo.common.configlib import load_config
     from bpo.loop.config import RunConfig
 
-    return load_config(RunConfig, None, [*SWEEP_SETTINGS, f"task={task}", *overrides]).resolved_schedule().steps
+    return load_config(RunConfig, None, [f"task={task}", *overrides]).resolved_schedule().steps
 
 
 BUILTIN = ("reviews", "sorting")
@@ -347,5 +365,52 @@ def full_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], select
         BETAS,
         (1, 2, 4, 8, 16),
         tuple(overrides),
+        central=central_cells(tasks, overrides),
         **selection_grids(select),
+    )
+
+
+def central_cells(tasks: Sequence[str], overrides: Sequence[str]) -> tuple[tuple[int, float], ...]:
+    """The central-claim cells beside Table 1's (T, first beta): 3T at that beta, T at 4x beta, 3T at 4x beta."""
+    steps = steps_of(tasks[0], overrides)
+    return ((3 * steps, BETAS[0]), (steps, 4 * BETAS[0]), (3 * steps, 4 * BETAS[0]))
+
+
+# The BPO paper's Figure 7 grid of the EMA's tau, and its F grids of Figure 4 (section 5.2): on TL;DR T = 600
+# and F in {1, 2, 6, 15, 600}; on Helpfulness T = 150 and F in {1, 2, 3, 150}.
+PAPER_TAUS = (1e-2, 5e-2, 1e-3, 5e-3, 1e-4)
+PAPER_STEPS, PAPER_PHASES = 120, (1, 2, 6, 15)  # the TL;DR grid's F values; 120 = 600 / 5 is divided by each
+PRESETS = ("default", "paper")
+
+
+def paper_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], select: str = "paper") -> Plan:
+    """`--preset paper`: the BPO paper's own settings where they run here. β = 0.1 for every method, 5 LoRA
+    adapters, DPO / IPO / SLiC; T = 120 with the F values of Figure 4's TL;DR grid (1, 2, 6, 15, T: the same
+    numbers of phases, at a fifth of the paper's T, so a phase is a fifth as long); Figure 6's arms (BPO and
+    on-policy DPO with 1 adapter beside Table 1's 5); Figure 7's five taus (one adapter, EMA reference); IOPO
+    offline, as in its paper. One learning rate for all methods (the paper's protocol) unless select="dev"."""
+    variants = (
+        ("1 adapter", "bpo", ("lora.ensemble=1",)),
+        ("on-policy DPO, 1 adapter", "online_dpo", ("lora.ensemble=1",)),
+        *(
+            (
+                f"EMA reference τ={tau:g}, 1 adapter",
+                "bpo",
+                ("lora.ensemble=1", "reference.kind=ema", f"reference.ema_tau={tau:g}"),
+            )
+            for tau in PAPER_TAUS
+        ),
+    )
+    return Plan(
+        tuple(tasks),
+        tuple(range(seeds)),
+        ("dpo", "ipo", "slic"),
+        (0.1,),
+        PAPER_PHASES,
+        (f"schedule.steps={PAPER_STEPS}", *overrides),
+        base=("lora.ensemble=5", "eval.kl=true"),
+        variants=variants,
+        iopo_offline=True,
+        iopo_round=(9, 3),  # our 3 : 1 split of a round (12 + 4 does not divide T = 120): 10 rounds
+        **{**selection_grids(select), "tau_grid": ()},
     )

@@ -23,14 +23,12 @@ from bpo.evaluation.evaluate import strict_win_outcomes
 from bpo.experiments import figures, papers_numbers
 from bpo.experiments.headtohead import SFT, compare_runs, pool, sft_preference_file
 from bpo.experiments.reproduce import (
-    ADAPTER_VARIANTS,
+    CENTRAL_VARIANT,
     CURVE_PROMPTS,
-    EMA_VARIANT,
     GOLD,
     IOPO_READINGS,
     METHOD_NAMES,
     METHODS,
-    SWEEP_SETTINGS,
     Plan,
 )
 from bpo.experiments.selection import RULE as SELECTION_RULE
@@ -372,14 +370,27 @@ def method_groups(results, plan: Plan, task: str) -> dict[str, list[RunResult]]:
     }
 
 
+def table1_ensemble(plan: Plan) -> int:
+    from bpo.common.configlib import load_config
+    from bpo.loop.config import RunConfig
+
+    return load_config(RunConfig, None, [*plan.base, f"task={plan.tasks[0]}", *plan.overrides]).lora.ensemble
+
+
 def adapter_groups(results, plan: Plan, task: str) -> dict[str, list[RunResult]]:
+    """Figures 6-7's groups: Table 1's BPO and on-policy DPO (named by their ensemble size), then the variants."""
     runs = by_spec(results)
+    n = table1_ensemble(plan)
     groups = {
-        "2 adapters (Table 1's BPO)": [
+        f"{n} adapters (Table 1's BPO)": [
             runs[plan.table1_spec(task, "bpo", "dpo", plan.betas[0], s)] for s in plan.other_seeds
         ]
     }
-    for name, _ in ADAPTER_VARIANTS:
+    if any(method == "online_dpo" for _, method, _ in plan.variants):
+        groups[f"on-policy DPO, {n} adapters (Table 1's)"] = [
+            runs[plan.table1_spec(task, "online_dpo", "dpo", plan.betas[0], s)] for s in plan.other_seeds
+        ]
+    for name, _, _ in plan.variants:
         groups[name] = [r for r in select(results, task=task, variant=name) if r.spec.label["seed"] in plan.other_seeds]
     return groups
 
@@ -411,12 +422,61 @@ def adapter_claims(groups: dict[str, list[RunResult]], task: str, claims: Claims
     by_seed = {
         name: {r.spec.label["seed"]: outcomes(r.sampled) for r in group} for name, group in groups.items() if group
     }
+    five = next((name for name in by_seed if name.startswith("5 adapters")), None)
+    pairs = [("figure6", five, "1 adapter")] + [("figure7", five, name) for name in by_seed if name.startswith("EMA")]
+    online = next((name for name in by_seed if name.startswith("on-policy DPO, 5 adapters")), None)
+    if online and "on-policy DPO, 1 adapter" in by_seed:
+        pairs.append(("figure6", online, "on-policy DPO, 1 adapter"))
     lines = []
-    for claim, a, b in (("figure6", "5 adapters", "1 adapter"), ("figure7", "5 adapters", EMA_VARIANT)):
+    for claim, a, b in pairs:
         if a in by_seed and b in by_seed and by_seed[a].keys() == by_seed[b].keys():
             interval = paired_two_level(by_seed[a], by_seed[b])
             claims.add(claim, Path(task).stem, f"{a} − {b}", interval)
             lines.append(f"- {a} − {b} (final strict win rate, paired): {difference_text(interval, a)}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ the central claim
+
+
+def central_section(results, plan: Plan, task: str, mode: str, claims: Claims) -> list[str]:
+    """BPO − on-policy DPO (DPO loss, F = T) at Table 1's (T, β) and at each cell of plan.central: the paired
+    two-level difference of strict win rate and of mean judge score, with each method's KL to the SFT policy."""
+    name, beta0 = Path(task).stem, plan.betas[0]
+    cells = {}
+    for steps, beta in ((None, beta0), *plan.central):
+        group = {}
+        for method in ("bpo", "online_dpo"):
+            if steps is None:
+                runs = table1_runs(results, plan, task=task, method=method, loss="dpo", beta=beta)
+            else:
+                runs = [
+                    r
+                    for r in select(results, task=task, method=method, loss="dpo", beta=beta, variant=CENTRAL_VARIANT)
+                    if r.spec.label["T"] == steps and r.spec.label["seed"] in plan.seeds
+                ]
+            group[method] = runs
+        if all(group.values()):
+            cells[(steps or group["bpo"][0].spec.label["T"], beta)] = group
+    lines = [
+        "| T | β | BPO − on-policy DPO, strict win rate | BPO − on-policy DPO, mean judge score | KL to SFT: BPO / "
+        "on-policy DPO |",
+        "|---|---|---|---|---|",
+    ]
+    for (steps, beta), group in cells.items():
+        wins = {m: {r.spec.label["seed"]: outcomes(_eval(r, mode)) for r in runs} for m, runs in group.items()}
+        score = {
+            m: {r.spec.label["seed"]: np.array([e["score"] for e in _eval(r, mode)["examples"]]) for r in runs}
+            for m, runs in group.items()
+        }
+        interval = paired_two_level(wins["bpo"], wins["online_dpo"])
+        claims.add("central", f"{name}, {mode}", f"T={steps} β={beta:g} BPO − on-policy DPO", interval)
+        kl = [np.mean([r.sampled.get("kl_to_sft") or np.nan for r in group[m]]) for m in ("bpo", "online_dpo")]
+        lines.append(
+            f"| {steps} | {beta:g} | {difference_text(interval, 'BPO')} | "
+            f"{difference_text(paired_two_level(score['bpo'], score['online_dpo']), 'BPO')} | "
+            f"{kl[0]:.2f} / {kl[1]:.2f} |"
+        )
     return lines
 
 
@@ -661,7 +721,7 @@ def task_section(
     body += [f"![training curves of the methods]({fig.name})", ""]
     if on("figure6"):
         groups = adapter_groups(results, plan, task)
-        fig = curves_figure(groups, out / f"figure6-7-{name}.png", f"{name}: BPO with 1, 2, 5 adapters; EMA reference")
+        fig = curves_figure(groups, out / f"figure6-7-{name}.png", f"{name}: LoRA ensemble size; EMA reference")
         body += [
             f"### Figures 6 and 7 — {name}: LoRA ensemble size and an EMA reference (BPO, DPO, β = {plan.betas[0]:g})",
             "",
@@ -672,6 +732,17 @@ def task_section(
             f"![Figures 6 and 7]({fig.name})",
             "",
         ]
+    if on("central") and plan.central:
+        body += [
+            f"### The central claim — {name}: BPO against on-policy DPO where the policy moves far from SFT",
+            "",
+            "BPO's reference follows the behavior policy, on-policy DPO's stays at the SFT policy: the gap should "
+            "grow with the distance the policy travels (a longer horizon T, a larger β that holds on-policy DPO "
+            f"nearer its fixed reference). Seeds {list(plan.seeds)}, DPO loss, F = T.",
+            "",
+        ]
+        for mode in modes:
+            body += [f"{mode}:", "", *central_section(results, plan, task, mode, claims), ""]
     if on("iopo"):
         body += [f"### IOPO — {name}", "", *iopo_section(results, plan, task, out, claims)]
     return body, summary
@@ -757,7 +828,7 @@ def setting_lines(plan: Plan) -> list[str]:
     from bpo.common.configlib import load_config
     from bpo.loop.config import RunConfig
 
-    cfg = load_config(RunConfig, None, [*SWEEP_SETTINGS, f"task={plan.tasks[0]}", *plan.overrides])
+    cfg = load_config(RunConfig, None, [*plan.base, f"task={plan.tasks[0]}", *plan.overrides])
     steps = cfg.resolved_schedule()
     lr = "chosen per arm on the dev prompts (below)" if plan.lr_grid else f"{cfg.optim.lr:g} for every method"
     ours = {
@@ -784,7 +855,7 @@ def header(plan: Plan, results, started: float, command: str, summary: list[str]
         "",
         f"Command: `{command}`; {len(results)} runs, {sum(r.reused for r in results)} of them finished by an earlier "
         f"call; this call took {minutes:.1f} min on this machine.",
-        f"Settings given to every run alike: `{' '.join(SWEEP_SETTINGS + plan.overrides)}`; Table 1 seeds "
+        f"Settings given to every run alike: `{' '.join(plan.base + plan.overrides)}`; Table 1 seeds "
         f"{list(plan.seeds)}, Table 2 / Figures 5-7 / IOPO seeds {list(plan.other_seeds)}.",
         "Numbers are strict win rates against the tasks' reference texts (ties count 0, as in the paper) and mean "
         "judge scores, mean ± population std over seeds (ddof = 0, the papers' ± form); 'sampled' evaluates "

@@ -49,7 +49,8 @@ class EvalConfig:
     )
     greedy: bool = option(
         False,
-        help="greedy responses (the BPO paper's protocol) instead of samples at eval.temperature; on small models "
+        help="greedy responses instead of samples at eval.temperature (the BPO paper does not say how it decoded); "
+        "on small models "
         "greedy win rates jump between 0 and 1 with the seed, so sampling is the default",
     )
     temperature: float = option(1.0, help="sampling temperature when greedy is false")

@@ -268,3 +268,19 @@ def test_paper_preset_plans_the_papers_settings():
     assert taus == sorted(PAPER_TAUS)
     iopo = [cfg for label, cfg in configs if label["method"] == "iopo"]
     assert len(iopo) == 2 and {cfg.resolved_schedule().phases for cfg in iopo} == {1}
+
+
+def test_select_dev_needs_a_dev_split(tmp_path, monkeypatch):
+    """A task file without 'dev:' under --select dev is refused before any run, with what to do; with --select
+    paper it is accepted (nothing is trained here: the plan is only checked, the run itself is stubbed)."""
+    from bpo.common.configlib import ConfigError
+    from bpo.experiments import papers
+
+    task = write_task(tmp_path)
+    with pytest.raises(ConfigError, match=r"no dev split.*add 'dev: FILE'.*--select paper"):
+        papers.reproduce_papers(tmp_path / "out", quick=True, tasks=[str(task)], progress=False)
+    assert not (tmp_path / "out").exists()
+    seen = []
+    monkeypatch.setattr(papers, "reproduce", lambda plan, out, *a, **k: seen.append(plan) or out)
+    papers.reproduce_papers(tmp_path / "out", quick=True, tasks=[str(task)], progress=False, select="paper")
+    assert seen and not seen[0].lr_grid

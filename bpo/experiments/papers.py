@@ -91,4 +91,21 @@ def reproduce_papers(
     plan = make_plan(list(tasks or BUILTIN), seeds or (2 if quick else 5), override_items(overrides), select)
     for spec in plan.specs():  # every run's settings are checked before the first run starts
         load_config(RunConfig, None, list(spec.overrides))
+    if plan.lr_grid:
+        check_dev_splits(plan)
     return reproduce(plan, Path(out), jobs, progress=progress, command=command)
+
+
+def check_dev_splits(plan: Plan) -> None:
+    """--select dev needs every task's dev prompts: refuse before the first run, saying what to do."""
+    from bpo.common.configlib import ConfigError, load_config
+    from bpo.loop.build import build_task
+    from bpo.loop.config import RunConfig
+
+    for task in plan.tasks:
+        if not build_task(load_config(RunConfig, None, [f"task={task}", *plan.overrides])).dev:
+            raise ConfigError(
+                f"task {task}: no dev split, and --select dev chooses learning rates on one: add 'dev: FILE' to the "
+                "task file (prompts with references that are none of its train, eval or demonstration prompts), "
+                "or pass --select paper (one learning rate for every method)"
+            )

@@ -22,13 +22,24 @@ from bpo.common.jsonl import DataFileError, check_row, read_jsonl_lines, read_te
 Rows = list[tuple[int, dict[str, Any]]]
 
 
+def hub_dataset(path: str | Path) -> Path:
+    """A local path as given, or the local file of a Hub data set id's split (bpo.common.hub)."""
+    from bpo.common.hub import HubError, dataset_file
+
+    try:
+        return dataset_file(path)
+    except HubError as err:
+        raise DataFileError(str(err)) from None
+
+
 def is_table(path: Path) -> bool:
     return path.suffix == ".parquet" or (path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
 
 
 def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> Rows:
-    """(line or row number, row) of a JSONL file, a Parquet file or a datasets folder, all checked."""
-    path = Path(path)
+    """(line or row number, row) of a JSONL file, a Parquet file or a datasets folder, all checked; `path` may
+    be a Hub data set id with its split (org/name[@revision]:split, bpo.common.hub)."""
+    path = hub_dataset(path)
     if not is_table(path):
         return read_jsonl_lines(path, required, optional)
     rows = list(enumerate(_table(path).to_pylist(), start=1))

@@ -33,7 +33,8 @@ from bpo.data.datafiles import read_rows
 class DataConfig:
     pairs: str | None = option(
         None,
-        help="a preference file (JSONL, Parquet or a datasets folder; TRL layout: prompt/chosen/rejected, plain or "
+        help="a preference file (JSONL, Parquet, a datasets folder, or a Hub data set id with its split, e.g. "
+        "trl-lib/ultrafeedback_binarized:train; TRL layout: prompt/chosen/rejected, plain or "
         "conversational) used as the labelled pairs of phase 0 instead of sampling; for offline baselines",
     )
 

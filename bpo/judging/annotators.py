@@ -34,7 +34,7 @@ class AnnotatorConfig:
     judge: str = option(
         "task",
         help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder "
-        "(kind=reward_model)",
+        "or Hub id owner/name[@revision] (kind=reward_model)",
     )
     temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
     tie_band: float = option(0.0, help="simulated: score gaps within this band are ties (dropped)")
@@ -62,9 +62,13 @@ class AnnotatorConfig:
     def validate(self):
         from pathlib import Path
 
-        is_folder = Path(self.judge).is_dir()
+        from bpo.common.hub import is_model_id
+
+        is_folder = Path(self.judge).is_dir() or is_model_id(self.judge)  # a reward model: a folder or a Hub id
         if self.kind == "reward_model" and not is_folder:
-            raise ValueError(f"kind=reward_model needs judge=<a reward-model folder>; {self.judge!r} is not a folder")
+            raise ValueError(
+                f"kind=reward_model needs judge=<a reward-model folder or Hub id>; {self.judge!r} is not a folder"
+            )
         if self.kind == "rule" and is_folder:
             raise ValueError(
                 f"kind=rule takes 'task' or 'module:function'; for the model folder {self.judge!r} use "

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bpo.common.hub import is_model_id
 from bpo.data.chat import prompt_messages, prompt_text
 from bpo.data.task import Judge
 
@@ -236,8 +237,8 @@ def load_judge(spec: str, task_judge: Judge | None = None, device="cpu") -> Judg
                 "e.g. bpo.load_run(FOLDER).resume(judge=my_judge)"
             )
         return checked(_registered[spec], spec, user_code=True)
-    if Path(spec).is_dir():
-        return _reward_model(Path(spec).resolve(), str(device))  # checks its own scores
+    if Path(spec).is_dir() or is_model_id(spec):  # a reward-model folder, or a Hub id of one
+        return _reward_model(Path(spec) if Path(spec).is_dir() else spec, str(device))  # checks its own scores
     if ":" in spec:
         return checked(import_function(spec), spec, user_code=True)
     raise JudgeError(f"judge {spec!r}: not 'task', a 'module:function', or an existing reward-model folder")

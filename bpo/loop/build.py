@@ -51,7 +51,10 @@ def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:
 def initial_model_folder(cfg: RunConfig, progress: bool = True) -> Path:
     """The folder of the initial policy: the configured one, or the task's built-in (SFT'd) policy."""
     if cfg.policy.path:
-        return Path(cfg.policy.path)
+        from bpo.model.loading import naming, resolve_folder
+
+        with naming("policy.path"):
+            return resolve_folder(cfg.policy.path)  # a local folder, or a Hub id's cached snapshot
     from bpo.tasks.registry import BUILTIN_TASKS
 
     builtin = BUILTIN_TASKS.get(cfg.task)

@@ -27,7 +27,8 @@ class PolicyConfig:
     path: str | None = option(
         None,
         may_change_on_resume=True,
-        help="local Hugging Face model folder of the initial policy; null: the task's built-in policy",
+        help="the initial policy: a local Hugging Face model folder or a Hub id (owner/name, @revision optional; read "
+        "from the Hugging Face cache, HF_HUB_OFFLINE respected); null: the task's built-in policy",
     )
     dtype: str = option(
         "float32",
@@ -108,8 +109,18 @@ def naming(setting: str | None):
         raise ModelFolderError(f"{setting}: {err}") from None
 
 
+def resolve_folder(path: str | Path) -> Path:
+    """A model folder named by a local path or a Hub id (bpo.common.hub), as a local folder."""
+    from bpo.common.hub import HubError, model_folder
+
+    try:
+        return model_folder(path)
+    except HubError as err:
+        raise ModelFolderError(str(err)) from None
+
+
 def check_model_folder(path: str | Path, allow_pickle: bool = False) -> Path:
-    folder = Path(path)
+    folder = resolve_folder(path)
     if not folder.exists():
         raise ModelFolderError(f"{folder}: no such model folder")
     if not folder.is_dir():
@@ -168,7 +179,7 @@ def load_causal_lm(
 def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    folder = Path(path)
+    folder = resolve_folder(path)
     try:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)

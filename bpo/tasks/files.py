@@ -14,8 +14,9 @@
 A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
 turns kept, rendered with the chat template: bpo.data.chat), with format plain; a `reference` may then be
 one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval)
-prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace), and
-a dev prompt may be none of these: such a file is refused. So is a key given twice, a value of the wrong type, or a file that is not UTF-8.
+prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace),
+and a dev prompt may be none of these: such a file is refused. So is a key given twice, a value of the
+wrong type, or a file that is not UTF-8.
 """
 
 from __future__ import annotations

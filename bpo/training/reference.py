@@ -53,7 +53,9 @@ class ReferenceConfig:
         "auto", help="the loss's reference; auto: behavior for bpo, sft otherwise", choices=("auto",) + REFERENCE_KINDS
     )
     path: str | None = option(
-        None, may_change_on_resume=True, help="model folder of the `fixed` reference (same vocabulary as the policy)"
+        None,
+        may_change_on_resume=True,
+        help="model folder or Hub id (owner/name[@revision]) of the `fixed` reference (same vocabulary as the policy)",
     )
     ema_tau: float = option(
         0.1,

@@ -1,0 +1,141 @@
+"""Hub ids wherever a model or a data set is named, resolved offline from a Hugging Face cache.
+
+The cache is built here in huggingface_hub's own layout (HF_HUB_CACHE/models--OWNER--NAME/refs/main holding
+a commit hash, snapshots/HASH/ the files; datasets--OWNER--NAME/ the same for a data set repository), with
+HF_HUB_OFFLINE=1, so nothing can be downloaded: resolving an id reads that cache through huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import save_tiny_llama
+from tinytask import run_args, write_task
+
+from bpo.cli import main
+from bpo.common.hub import HubError, dataset_file, model_folder
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def put_in_cache(cache: Path, repo: str, files: Path, kind: str = "models", ref: str = "main") -> Path:
+    """Copy `files` (a folder) into the cache as repo's snapshot at COMMIT, with `ref` pointing at it."""
+    root = cache / f"{kind}--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / COMMIT
+    shutil.copytree(files, snapshot)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / ref).write_text(COMMIT)
+    return snapshot
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def test_model_ids_resolve_to_the_cached_snapshot(hub, tmp_path):
+    snapshot = put_in_cache(hub, "bpo-test/tiny-llama", save_tiny_llama(tmp_path / "model"))
+    assert model_folder("bpo-test/tiny-llama") == snapshot
+    assert model_folder(f"bpo-test/tiny-llama@{COMMIT}") == snapshot
+    assert model_folder(tmp_path / "model") == tmp_path / "model"  # a local folder is itself
+    with pytest.raises(HubError, match=r"bpo-test/tiny-llama@v2: not in the Hugging Face cache .*HF_HUB_OFFLINE"):
+        model_folder("bpo-test/tiny-llama@v2")
+    with pytest.raises(HubError, match="bpo-test/absent: not in the Hugging Face cache"):
+        model_folder("bpo-test/absent")
+
+
+def test_dataset_ids_find_the_split_file(hub, tmp_path):
+    files = tmp_path / "ds"
+    (files / "data").mkdir(parents=True)
+    (files / "data" / "train-00000-of-00001.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    (files / "test.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    snapshot = put_in_cache(hub, "bpo-test/prefs", files, kind="datasets")
+    assert dataset_file("bpo-test/prefs:train") == snapshot / "data" / "train-00000-of-00001.jsonl"
+    assert dataset_file(f"bpo-test/prefs@{COMMIT}:test") == snapshot / "test.jsonl"
+    with pytest.raises(HubError, match=r"no split 'validation' \(its data files: data/train-00000-of-00001.jsonl"):
+        dataset_file("bpo-test/prefs:validation")
+
+
+def test_a_run_loads_policy_reference_and_data_by_hub_id(hub, tmp_path):
+    """An offline DPO run whose policy.path, reference.path (fixed), data.pairs and sft.data are Hub ids: it
+    trains on the cached data set's pairs and records the ids it was given."""
+    task = write_task(tmp_path / "task")
+    put_in_cache(hub, "bpo-test/tiny-llama", tmp_path / "task" / "model")
+    rows = [{"prompt": f"w{i + 4} w5", "chosen": "w40 w41", "rejected": "w10"} for i in range(8)]
+    files = tmp_path / "ds"
+    files.mkdir()
+    (files / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    put_in_cache(hub, "bpo-test/prefs", files, kind="datasets")
+    out = tmp_path / "run"
+    replaced = ("policy.path=", "schedule.phases=", "schedule.steps=", "--quiet")
+    args = [a for a in run_args(task.parent, out) if not a.startswith(replaced)]
+    code = main(
+        [
+            *args,
+            "policy.path=bpo-test/tiny-llama",
+            "method=offline_dpo",
+            "schedule.phases=1",
+            "schedule.steps=2",
+            "data.pairs=bpo-test/prefs:train",
+            "reference.kind=fixed",
+            "reference.path=bpo-test/tiny-llama",
+            "sft.data=bpo-test/prefs:train",
+            "sft.steps=1",
+            "eval.before=false",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    trained = [json.loads(line) for line in (out / "pairs" / "phase-000.jsonl").read_text().splitlines()]
+    assert {p["chosen"] for p in trained} == {"w40 w41"} and len(trained) == 8
+    config = (out / "config.yaml").read_text()
+    assert "bpo-test/tiny-llama" in config and "bpo-test/prefs:train" in config
+
+
+def test_an_uncached_policy_id_is_one_line(hub, tmp_path, capsys):
+    task = write_task(tmp_path / "task")
+    args = [a for a in run_args(task.parent, tmp_path / "run") if not a.startswith("policy.path=")]
+    assert main(["policy.path=bpo-test/not-cached" if a == "--quiet" else a for a in args] + ["--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"bpo: error: policy.path: bpo-test/not-cached: not in the Hugging Face cache ({hub}), HF_HUB_OFFLINE is set: "
+        "fetch it first with `hf download bpo-test/not-cached`"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_reward_model_judge_by_hub_id(hub, tmp_path):
+    """annotator.judge / eval.judge as a Hub id of a reward model: the cached snapshot is loaded as the judge,
+    and its scores equal those of the same model loaded from its local folder."""
+    import torch
+    from conftest import WORDS, tiny_tokenizer
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from bpo.judging.annotators import AnnotatorConfig
+    from bpo.judging.judges import RewardModelJudge, load_judge
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+        pad_token_id=0,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
+    tiny_tokenizer().save_pretrained(tmp_path / "rm")
+    put_in_cache(hub, "bpo-test/tiny-rm", tmp_path / "rm")
+    AnnotatorConfig(kind="reward_model", judge="bpo-test/tiny-rm").validate()  # accepted as a reward model
+    judge = load_judge("bpo-test/tiny-rm")
+    assert isinstance(judge, RewardModelJudge)
+    prompts, responses = ["w4 w5", "w6"], ["w40 w41", "w10"]
+    assert judge(prompts, responses) == RewardModelJudge(tmp_path / "rm")(prompts, responses)

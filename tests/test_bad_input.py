@@ -132,6 +132,27 @@ def _setup_out_file(out: Path, tmp: Path, world) -> None:
 def _setup_out_holds_run(out: Path, tmp: Path, world) -> None:
     out.mkdir()
     (out / "config.yaml").write_text("task: reviews\n")
+    (out / "settings.json").write_text('{"hash": "0", "settings": {}}\n')
+
+
+def _setup_user_files(out: Path, tmp: Path, world) -> None:
+    """The user's own metrics.jsonl and eval.json (before the fix: both replaced, exit 0)."""
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"mine": 1}\n')
+    (out / "eval.json").write_text('{"mine": true}\n')
+
+
+def _setup_user_pairs(out: Path, tmp: Path, world) -> None:
+    """A pairs/ folder too (before the fix: metrics.jsonl emptied, config.yaml and settings.json added)."""
+    _setup_user_files(out, tmp, world)
+    (out / "pairs").mkdir()
+    (out / "pairs" / "notes.txt").write_text("my notes\n")
+
+
+def _setup_user_config(out: Path, tmp: Path, world) -> None:
+    """Only the user's own config.yaml (before the fix: called "already holds a run")."""
+    out.mkdir()
+    (out / "config.yaml").write_text("task: reviews\n")
 
 
 def _setup_fake_run(out: Path, tmp: Path, world, **edit) -> None:
@@ -152,7 +173,7 @@ def _setup_edited_run(out: Path, tmp: Path, world) -> None:
 
 
 def _setup_broken_run_config(out: Path, tmp: Path, world) -> None:
-    out.mkdir()
+    _setup_fake_run(out, tmp, world)  # a run whose config.yaml was then broken
     (out / "config.yaml").write_text("task: [reviews\n")
 
 
@@ -172,6 +193,9 @@ def _setup_broken_module(out: Path, tmp: Path, world) -> None:
 SETUPS = {
     "out_is_file": _setup_out_file,
     "out_holds_run": _setup_out_holds_run,
+    "user_files": _setup_user_files,
+    "user_pairs": _setup_user_pairs,
+    "user_config": _setup_user_config,
     "edited_run": _setup_edited_run,
     "broken_run_config": _setup_broken_run_config,
     "bad_settings": _setup_bad_settings,

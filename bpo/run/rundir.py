@@ -168,15 +168,24 @@ class RunDir:
             self._lock.close()  # closing the file releases the flock
             self._lock = None
 
-    def check_new(self) -> None:
-        """Refuse at once (before any model is built) a folder that already holds a run, a file where the
-        folder should be, or a place where no folder can be made."""
+    def check_new(self, first: bool = True) -> None:
+        """Refuse at once (before any model is built) a folder that already holds a run, a folder that holds
+        anything else (the user's own files are never written over), a file where the folder should be, or a
+        place where no folder can be made. `first=False`: the check after create() made pairs/ and .lock."""
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"out={self.root}: is a file, not a folder; choose a folder for the run")
-        if self.config.exists():
+        if self.config.exists() and (self.settings.exists() or not first):
             raise RunDirError(
                 f"{self.root} already holds a run; choose another out= or resume it with --resume {self.root}"
             )
+        if first and self.root.is_dir():
+            names = sorted(p.name for p in self.root.iterdir())
+            if names:  # the user's own files: a new run never writes over them
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                raise RunDirError(
+                    f"out={self.root}: not empty and not a bpo run (holds {shown}); a new run goes only into a "
+                    "new or empty folder: choose another out="
+                )
         existing = self.root
         while not existing.exists():  # the nearest existing ancestor must be a writable folder
             existing = existing.parent
@@ -189,7 +198,7 @@ class RunDir:
         self.check_new()
         self.pairs_dir.mkdir(parents=True, exist_ok=True)
         self.lock()
-        self.check_new()  # another process may have created the run between the first check and the lock
+        self.check_new(first=False)  # another process may have created the run between the first check and the lock
         self.created_here = True
         dump_yaml(cfg, self.config)
         settings = cfg.resume_settings()
@@ -227,6 +236,11 @@ class RunDir:
             raise RunDirError(
                 f"{self.root}: holds no run (no config.yaml), nothing to resume; start one with bpo train "
                 f"out={self.root}"
+            )
+        if not self.settings.is_file() and not self.has_work():
+            raise RunDirError(
+                f"{self.root}: not a bpo run (a config.yaml but no {SETTINGS_FILE}, pairs or checkpoints), nothing "
+                f"to resume; start a run in a new or empty folder"
             )
 
     def check_settings(self, cfg, recorded: dict[str, Any] | None) -> None:

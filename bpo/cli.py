@@ -322,6 +322,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+SETTING = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def parse_arguments(p: argparse.ArgumentParser, argv: list[str] | None):
+    """Options and key=value settings in any order: a setting after an option (`bpo train method=iopo
+    --quiet out=DIR`) is left over by argparse and is appended to the command's settings, in order."""
+    args, extra = p.parse_known_args(argv)
+    unknown = [a for a in extra if not (SETTING.match(a) and hasattr(args, "overrides"))]
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = list(args.overrides or []) + extra
+    return args
+
+
 def split_config_arg(args) -> None:
     """`bpo train key=value` (no config file): the first positional is an override, not a file."""
     if getattr(args, "config", None) and re.match(r"^[A-Za-z_][\w.]*=", args.config):
@@ -377,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     (or key, or folder); an interrupt with 128 + the signal; never with a traceback."""
     from bpo.common.stop import Interrupted, interruptible
 
-    args = parser().parse_args(argv)
+    args = parse_arguments(parser(), argv)
     split_config_arg(args)
     _quiet_libraries(args)
     try:

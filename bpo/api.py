@@ -228,11 +228,15 @@ def _folder(run: Run | str | Path) -> Path:
 def evaluate(run: Run | str | Path, overrides: Overrides = (), *, write: bool = True, progress: bool = True) -> dict:
     """Evaluate a finished run's policy again (eval.json unless write=False); `overrides` for evaluation
     settings, e.g. {"eval.prompts": 64, "eval.greedy": True}."""
+    from bpo.evaluation import guard
     from bpo.loop.build import build_eval_judge
-    from bpo.loop.online import evaluate_run
+    from bpo.loop.online import curve_rows, evaluate_run
 
     folder, cfg, task, policy = open_trained(_folder(run), overrides, progress)
     result = evaluate_run(cfg, policy, task, build_eval_judge(cfg, task), progress=progress)
+    steps = cfg.resolved_schedule().steps
+    result["guard"], new = guard.final_guard(result, curve_rows(folder), steps, cfg.guard)
+    guard.warn(new)
     if write:
         folder.write_eval(result)
     return result

@@ -20,4 +20,17 @@ def test_default_run_learns_visibly(tmp_path, capsys):
     assert result["ci_low"] > before["ci_high"], (before["win_rate"], result["win_rate"])
     assert result["mean_score"] > before["mean_score"]
     assert result["n"] == before["n"] == 128
-    assert "win rate vs references" in capsys.readouterr().out
+    assert result["guard"]["status"] == "ok", result["guard"]["flags"]  # the collapse guard stays silent
+    captured = capsys.readouterr()
+    assert "win rate vs references" in captured.out and "collapse guard" not in captured.err
+
+
+def test_default_sorting_run_is_not_flagged(tmp_path, capsys):
+    """The other built-in task's default run, evaluated during training too (eval.every=16: 4 points): the
+    collapse guard flags none of them, nor the final evaluation."""
+    out = tmp_path / "sorting"
+    assert main(["train", "task=sorting", f"out={out}", "eval.every=16", "--quiet"]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["guard"]["status"] == "ok", result["guard"]["flags"]
+    assert [p["step"] for p in result["guard"]["points"]] == [16, 32, 48, 64, 64]
+    assert "collapse guard" not in capsys.readouterr().err

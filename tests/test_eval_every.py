@@ -1,7 +1,8 @@
 """eval.every: evaluations during training are rows of evals.jsonl that change nothing else.
 
 On the tiny file task (tests/tinytask.py, T = 6 steps, checkpoints every 2): with eval.every=2 the run
-logs evaluations after steps 2, 4 and 6 (each with its phase) before the final one, and training rows
+logs evaluations after steps 2, 4 and 6 (each with its phase; the initial policy's at step 0 before them) before
+the final one, and training rows
 equal to those of the same run without them (evaluation samples in a forked RNG); the last one, on as
 many prompts as the final evaluation, equals eval.json (same policy, prompts and sampling seed). A run
 resumed from its step-4 checkpoint logs the same evaluations as the uninterrupted run.
@@ -42,8 +43,19 @@ def test_evaluation_rows_after_every_k_steps(runs):
     rows = during_training(runs["every"])
     assert [(r["step"], r["phase"]) for r in rows] == [(2, 0), (4, 1), (6, 1)]  # T = 6 in 2 phases of 3 steps
     assert all(r["n"] == 4 and 0 <= r["strict_win_rate"] <= 1 and "kl_to_sft" in r for r in rows)
-    assert [r["step"] for r in read_log(runs["every"] / "evals.jsonl")] == [2, 4, 6, 6]  # then the final evaluation
+    # the initial policy on the same prompts first (the collapse guard's start), then the final evaluation
+    assert [r["step"] for r in read_log(runs["every"] / "evals.jsonl")] == [0, 2, 4, 6, 6]
     assert not during_training(runs["plain"])
+
+
+def test_the_initial_row_is_the_initial_policys_evaluation(runs):
+    """The step-0 row ("initial") evaluates the initial policy on the curve's 4 prompts with the run's seed:
+    the final evaluation's "before" (the same 4 prompts and seed) must give the same numbers."""
+    [initial] = [r for r in read_log(runs["every"] / "evals.jsonl") if r.get("initial")]
+    before = json.loads((runs["every"] / "eval.json").read_text())["before"]
+    assert initial["n"] == before["n"] == 4
+    assert initial["mean_score"] == pytest.approx(before["mean_score"])
+    assert initial["strict_win_rate"] == before["strict_win_rate"]
 
 
 def test_training_is_unchanged(runs):

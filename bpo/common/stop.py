@@ -20,6 +20,17 @@ class StopRequested(Exception):
         self.exit_code = 128 + signum
 
 
+class GuardStop(StopRequested):
+    """The collapse guard stopped the run (guard.on_collapse=stop), after a checkpoint: resumable, exit code 5."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 0)
+        self.exit_code = EXIT_GUARD
+
+
+EXIT_GUARD = 5
+
+
 class StopFlag:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -28,6 +28,7 @@ from bpo.common.configlib import option
 from bpo.data.task import Example
 from bpo.data.tokens import encode_prompt
 from bpo.evaluation.evalcache import base_weights_digest, cached_responses, model_digest, responses_key
+from bpo.evaluation.guard import answer_stats
 from bpo.judging.judges import Judge
 from bpo.model.device import forked_rng
 from bpo.model.policy import MERGED, EnsemblePolicy
@@ -165,6 +166,12 @@ class EvalResult(WinRates):
     mean_score: float
     mean_reference_score: float
     kl_to_sft: float | None
+    # What the collapse guard watches (bpo.evaluation.guard.answer_stats): the scores' standard error, the mean
+    # answer length in tokens, the share of degenerate answers and their kinds.
+    score_se: float = 0.0
+    mean_length: float = 0.0
+    degenerate_share: float = 0.0
+    degenerate: dict = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)  # prompt, response, reference and their scores
 
     def to_json(self) -> dict:
@@ -221,11 +228,13 @@ def evaluate_policy(
         kl = float(np.mean([s.logp for s in samples]) - sft_logp.mean().item())
     scores = judge(prompts, responses)
     ref_scores = judge(prompts, [ex.reference for ex in examples])
+    lengths = [len(tok(r, add_special_tokens=False).input_ids) for r in responses]  # cached answers are texts
     return EvalResult(
         **asdict(win_rates(scores, ref_scores, seed=seed)),
         mean_score=float(np.mean(scores)),
         mean_reference_score=float(np.mean(ref_scores)),
         kl_to_sft=kl,
+        **answer_stats(responses, lengths, [float(x) for x in scores], spec.max_new_tokens),
         examples=[
             {"prompt": p, "response": r, "reference": ex.reference, "score": s, "reference_score": rs}
             for p, r, ex, s, rs in zip(prompts, responses, examples, scores, ref_scores)

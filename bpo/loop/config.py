@@ -14,6 +14,7 @@ from bpo.core.losses import LOSSES
 from bpo.core.schedule import DEFAULT_BATCH_SIZE, ScheduleConfig, ScheduleError, resolve_schedule
 from bpo.data.prefdata import DataConfig
 from bpo.evaluation.evaluate import EvalConfig
+from bpo.evaluation.guard import GuardConfig
 from bpo.judging.annotators import AnnotatorConfig
 from bpo.model.loading import PolicyConfig
 from bpo.model.policy import LoraSpec
@@ -69,6 +70,11 @@ class RunConfig:
         default_factory=LogConfig, may_change_on_resume=True, help="where the run's records go (JSONL, TensorBoard)"
     )
     iopo: IOPOConfig = option(default_factory=IOPOConfig, help="IOPO's two players (method=iopo)")
+    guard: GuardConfig = option(
+        default_factory=GuardConfig,
+        may_change_on_resume=True,
+        help="the collapse guard: checks at every evaluation (bpo.evaluation.guard)",
+    )
 
     def validate(self):
         if not (math.isfinite(self.beta) and self.beta > 0):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -24,12 +24,13 @@ from tqdm.auto import tqdm
 from bpo.common.configlib import ConfigError
 from bpo.common.jsonl import read_log
 from bpo.common.seeds import PROCESS_STREAM, derive_seed
-from bpo.common.stop import StopFlag, StopRequested
+from bpo.common.stop import GuardStop, StopFlag, StopRequested
 from bpo.core.losses import bind_loss
 from bpo.core.schedule import Phase, Schedule
 from bpo.data.prefdata import read_preferences
 from bpo.data.records import Pair, make_batch
 from bpo.data.task import Judge, Task
+from bpo.evaluation import guard
 from bpo.evaluation.evaluate import evaluate_policy
 from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
@@ -97,6 +98,7 @@ def train_and_evaluate(s: Session, progress: bool) -> dict:
     for learner in s.learners:  # IOPO: the protagonist's adapters under the policy's names, the adversary's as nu_*
         s.run.save_adapters(learner.policy)
     result = s.ranks.broadcast(evaluate_run(cfg, s.policy, s.task, s.eval_judge, progress) if s.ranks.main else None)
+    result["guard"] = s.final_guard(result)
     s.run.write_eval(result)
     s.log.write("evals", {"step": s.schedule.steps, **eval_scalars(result)}, s.schedule.steps)
     s.log.close()
@@ -117,6 +119,12 @@ class Session:
     schedule: Schedule
     start: int  # training steps already done (restored from the last checkpoint)
     ranks: Ranks = SINGLE  # this process among those of a multi-process run (bpo.model.distributed)
+    resumed: bool = False
+    # The collapse guard (bpo.evaluation.guard): the initial policy's row on the learning-curve prompts (read
+    # back from evals.jsonl on resume) and the checks that already stopped the run. Its flags and points live in
+    # evals.jsonl, so a resumed run reports them too.
+    guard_start: dict | None = None
+    acknowledged: set = field(default_factory=set)
 
     @property
     def policy(self) -> EnsemblePolicy:
@@ -173,7 +181,57 @@ class Session:
             progress=False,
         )
         phase = self.schedule.phase_of_step(done - 1)
-        self.log.write("evals", {"step": done, "phase": phase, **eval_scalars(result.to_json())}, done)
+        row = {"step": done, "phase": phase, **eval_scalars(result.to_json())}
+        flags = guard.assess(guard.Point.of(done, row), self.curve_start(), cfg.guard)
+        if flags:
+            row["guard"] = [f.to_json() for f in flags]
+        self.log.write("evals", row, done)
+        self.on_flags(flags, done, resumed_point=self.resumed and done == self.start)
+
+    def curve_start(self) -> guard.Point | None:
+        """The initial policy's evaluation on the learning-curve prompts, the guard's start: evaluated once (a
+        row of evals.jsonl at step 0 marked "initial", which learning curves skip), read back on resume."""
+        cfg = self.cfg
+        if self.guard_start is None:
+            if not cfg.eval.before:
+                return None
+            result = evaluate_policy(
+                self.policy,
+                self.task.split(cfg.eval.split)[: cfg.eval.every_prompts],
+                self.eval_judge,
+                cfg.eval.sampling(cfg.sampling),
+                None,
+                self.task.chat_template,
+                False,
+                cfg.seed,
+                progress=False,
+                cache=cache_dir() / "initial-responses" if cfg.eval.cache_before else None,
+            )
+            self.guard_start = {"step": 0, "initial": True, **eval_scalars(result.to_json())}
+            self.guard_start.pop("kl_to_sft", None)
+            self.log.write("evals", self.guard_start, 0)
+        return guard.Point.of(0, self.guard_start)
+
+    def on_flags(self, flags: list, done: int, resumed_point: bool = False) -> None:
+        """Say each flag at once (one line), and stop resumably if asked to (after a checkpoint), once per
+        check: the point a resumed run starts from only warns, and so do the checks that stopped it before."""
+        guard.warn(flags)
+        if resumed_point:
+            self.acknowledged |= {f.check for f in flags}
+            return
+        new = [f for f in flags if f.check not in self.acknowledged]
+        if new and self.cfg.guard.on_collapse == "stop":
+            self.checkpoint(done)
+            raise GuardStop(
+                f"collapse guard: {new[0].message}; stopped after step {done} (guard.on_collapse=stop): "
+                f"{new[0].advice}; continue anyway with: bpo train --resume {self.run.root}"
+            )
+
+    def final_guard(self, result: dict) -> dict:
+        """eval.json's "guard" section (bpo.evaluation.guard.final_guard), its new flags said."""
+        section, new = guard.final_guard(result, curve_rows(self.run), self.schedule.steps, self.cfg.guard)
+        self.on_flags(new, self.schedule.steps, resumed_point=True)  # the run is over: nothing left to stop
+        return section
 
     def log_phase_time_if_ended(self, done: int) -> None:
         """When `done` steps end a phase (after its checkpoint): the phase's wall time split into sampling,
@@ -241,7 +299,9 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     )  # training's random stream starts where the adapters' seeded initialisation ended
     start = restore(run, learners, reference)
     run.forget_after(start)
-    return Session(cfg, run, task, learners, annotator, eval_judge, reference, schedule, start, ranks)
+    rows = read_log(run.evals) if resume and run.evals.is_file() else []
+    initial = next((r for r in rows if r.get("initial")), None)  # the guard's start, evaluated before the stop
+    return Session(cfg, run, task, learners, annotator, eval_judge, reference, schedule, start, ranks, resume, initial)
 
 
 def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:
@@ -336,6 +396,11 @@ def restore(run: RunDir, learners: Learners, reference: ReferenceStrategy) -> in
     reference.load_state_dict(learners.main.policy, ckpt.reference)
     set_rng_states(ckpt.rng if isinstance(ckpt.rng, dict) else {"torch_cpu": ckpt.rng}, learners.main.policy.device)
     return ckpt.step
+
+
+def curve_rows(run: RunDir) -> list[dict]:
+    """evals.jsonl's evaluations during training (eval.every), in order: the rows with a phase."""
+    return [r for r in read_log(run.evals) if "phase" in r] if run.evals.is_file() else []
 
 
 def eval_scalars(result: dict) -> dict:

@@ -47,12 +47,13 @@ def test_the_demo_and_optional_features_are_extras():
     core = {name_of(r) for r in PROJECT["dependencies"]}
     extras = {k: {name_of(r) for r in v} for k, v in PROJECT["optional-dependencies"].items()}
     assert {"gguf", "vadersentiment", "chatterbot-corpus"} <= extras["demo"] and not extras["demo"] & core
-    assert {"tensorboard"} == extras["tensorboard"] and {"pyarrow"} == extras["data"]
-    assert not (extras["tensorboard"] | extras["data"] | extras["annotate"]) & core
+    assert {"tensorboard"} == extras["tensorboard"] and {"pyarrow"} == extras["data"] and {"openai"} == extras["llm"]
+    assert not (extras["tensorboard"] | extras["data"] | extras["annotate"] | extras["llm"]) & core
     # `make test` installs .[test]; it must hold every extra the suite and `make demo` use
     assert "bpo" in extras["test"] and "bpo" in extras["dev"]
     test_extra = next(r for r in PROJECT["optional-dependencies"]["test"] if name_of(r) == "bpo")
-    assert set(re.search(r"\[(.*)\]", test_extra).group(1).split(",")) == {"demo", "annotate", "tensorboard", "data"}
+    used = {"demo", "annotate", "tensorboard", "data", "llm"}
+    assert set(re.search(r"\[(.*)\]", test_extra).group(1).split(",")) == used
     peft = next(r for r in PROJECT["dependencies"] if name_of(r) == "peft")
     assert "<" in peft  # bpo.model.policy uses peft's layer internals
 

@@ -1,9 +1,11 @@
 """Annotators: given two responses to each prompt, say which one is preferred.
 
-All annotators are built on a judge (bpo.judging.judges) and share one interface, `label`:
+All annotators share one interface, `label`; the first two are built on a judge (bpo.judging.judges):
     score      the higher judge score is chosen; equal scores are a tie (reward model, rule, user function)
     simulated  a noisy rater: P(first preferred) = sigmoid((s_first - s_second) / temperature)
                (Bradley-Terry on the judge's scores); |s_first - s_second| <= tie_band is a tie
+    llm        an LLM judge (an OpenAI-compatible endpoint, or a local causal LM: llm_local) asked which of
+               the two is better, in both orders (bpo.judging.llm)
 Ties are returned as `preferred=None`; the loop drops and counts them.
 People (kind=human or external) are not an Annotator: they label stored pairs at their own pace
 (bpo.annotate), and the loop waits for them.
@@ -28,8 +30,11 @@ class AnnotatorConfig:
         help="rule: the task's or your Python scorer, higher score wins; reward_model: a sequence-classification "
         "model folder, higher score wins; simulated: a Bradley-Terry noisy rater on the judge's scores; human: "
         "people label each phase in `bpo annotate`'s web page; external: in Argilla or Label Studio (files in "
-        "RUN_DIR/external/)",
-        choices=("rule", "reward_model", "simulated", "human", "external"),
+        "RUN_DIR/external/)"
+        "; llm: an LLM behind an OpenAI-compatible chat-completions endpoint (annotator.base_url, .model) says "
+        "which response is better; llm_local: a transformers causal LM (annotator.model) does, from its next-token "
+        "probabilities (bpo.judging.llm)",
+        choices=("rule", "reward_model", "simulated", "human", "external", "llm", "llm_local"),
     )
     judge: str = option(
         "task",
@@ -37,7 +42,47 @@ class AnnotatorConfig:
         "or Hub id owner/name[@revision] (kind=reward_model)",
     )
     temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
-    tie_band: float = option(0.0, help="simulated: score gaps within this band are ties (dropped)")
+    tie_band: float = option(
+        0.0,
+        help="simulated: score gaps within this band are ties (dropped); llm_local: so are preferences whose "
+        "log-odds, averaged over both orders, are within it",
+    )
+    model: str | None = option(
+        None,
+        help="llm: the model name the endpoint serves (as its /v1/models lists it); llm_local: a causal-LM folder "
+        "or Hub id owner/name[@revision]",
+    )
+    base_url: str | None = option(
+        None,
+        may_change_on_resume=True,
+        help="llm: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp's server) or a "
+        "hosted API's",
+    )
+    api_key_env: str | None = option(
+        None,
+        may_change_on_resume=True,
+        help="llm: the NAME of the environment variable holding the API key (e.g. OPENAI_API_KEY; the key is read "
+        "at start and never written down); null: the server needs no key",
+    )
+    template: str | None = option(
+        None,
+        help="llm, llm_local: a prompt template file holding {prompt}, {response_a} and {response_b}; null: the "
+        "default shipped in bpo/judging/prompts/pairwise.txt",
+    )
+    max_tokens: int = option(16, help="llm: the most tokens the endpoint may write for its answer (exactly A or B)")
+    concurrency: int = option(8, may_change_on_resume=True, help="llm: requests under way at once, at most")
+    request_timeout: float = option(
+        60.0, may_change_on_resume=True, help="llm: seconds to wait for one answer before retrying the request"
+    )
+    retries: int = option(
+        4,
+        may_change_on_resume=True,
+        help="llm: retries of a request that timed out, failed (HTTP 408, 409, 429, 5xx, connection) or got a "
+        "malformed answer; then the run stops with an error naming it (resumable: answers are kept)",
+    )
+    backoff: float = option(
+        1.0, may_change_on_resume=True, help="llm: seconds before the first retry, doubled before each next one"
+    )
     max_attempts: float = option(
         4.0, help="sample at most this many times M prompts per phase to get M untied, distinct pairs"
     )
@@ -78,6 +123,25 @@ class AnnotatorConfig:
             raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1 and finite")
         if self.overlap < 1:
             raise ValueError(f"overlap must be >= 1 (labels per pair), got {self.overlap}")
+        if self.kind in ("llm", "llm_local"):
+            self._validate_llm()
+
+    def _validate_llm(self):
+        import re
+
+        if not self.model:
+            raise ValueError(f"kind={self.kind} needs model=<the judge model>")
+        if self.kind == "llm" and not (self.base_url or "").startswith(("http://", "https://")):
+            raise ValueError(f"kind=llm needs base_url=http(s)://HOST[:PORT]/v1, got {self.base_url!r}")
+        if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            raise ValueError(
+                "api_key_env takes the NAME of the environment variable holding the key (e.g. OPENAI_API_KEY), "
+                "not the key itself"
+            )
+        if self.max_tokens < 1 or self.concurrency < 1 or self.retries < 0:
+            raise ValueError("need max_tokens >= 1, concurrency >= 1 and retries >= 0")
+        if not (0 < self.request_timeout < math.inf and 0 <= self.backoff < math.inf):
+            raise ValueError("need request_timeout > 0 and backoff >= 0, both finite")
 
 
 @dataclass(frozen=True)

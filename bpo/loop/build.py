@@ -113,13 +113,19 @@ def build_eval_judge(cfg: RunConfig, task: Task):
     return load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
 
 
-def build_judges(cfg: RunConfig, task: Task):
+def build_judges(cfg: RunConfig, task: Task, run_root: Path | None = None):
     """(the phase's annotator, the evaluation judge), each judge loaded once: the same setting for both
     (a reward model, say) is one judge. The annotator is None for people (annotator.kind=human or
-    external), who label stored pairs (bpo.annotate)."""
+    external), who label stored pairs (bpo.annotate). An LLM endpoint's answers are stored in the run
+    folder `run_root` (bpo.judging.llm)."""
     eval_judge = build_eval_judge(cfg, task)
     if cfg.annotator.kind in ("human", "external"):
         return None, eval_judge
+    if cfg.annotator.kind in ("llm", "llm_local"):
+        from bpo.judging.llm import STORE_NAME, build_llm_annotator
+
+        store = run_root / STORE_NAME if run_root is not None else None
+        return build_llm_annotator(cfg.annotator, store, cfg.policy.torch_device(), cfg.policy.dtype), eval_judge
     judge = (
         eval_judge
         if cfg.annotator.judge == cfg.eval.judge

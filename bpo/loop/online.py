@@ -273,7 +273,7 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     task = fit_task(cfg, task, base)
     if records is not None:
         check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)
-    annotator, eval_judge = build_judges(cfg, task)
+    annotator, eval_judge = build_judges(cfg, task, run.root)
     probe_judges(task, annotator, eval_judge)  # each judge once on a sample, before any weight is loaded
     model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
     reference = build_reference(cfg, tokenizer)

@@ -203,4 +203,6 @@ def probe_judges(task: Task, annotator, eval_judge) -> None:
     responses = [ex.reference or prompt_text(ex.prompt) for ex in sample]
     if getattr(annotator, "judge", None) is not None:
         probe(annotator.judge, "annotator.judge", prompts, responses)
+    if hasattr(annotator, "probe"):  # an LLM judge (bpo.judging.llm): one question on the sample
+        annotator.probe(prompts, responses)
     probe(eval_judge, "eval.judge", prompts, responses)

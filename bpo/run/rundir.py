@@ -13,6 +13,7 @@ checkpoints/step-NNNNNN/ adapters, optimiser, RNG and loop state (see bpo.run.ch
 eval.json               win rate vs the human references, 95% interval, n, mean judge score, ...
 labels.sqlite           annotator.kind=human/external: pairs awaiting labels, raters, labels (bpo.annotate.store)
 external/               annotator.kind=external: files for Argilla / Label Studio, their exports in labels/
+llm-judge.jsonl         annotator.kind=llm: every request to the endpoint and its answer (bpo.judging.llm)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from bpo.common.jsonl import (
     write_jsonl,
 )
 from bpo.data.records import Pair
+from bpo.judging.llm import STORE_NAME as LLM_STORE_NAME
 from bpo.run.checkpoint import SETTINGS_FILE, Checkpoint, save_checkpoint
 from bpo.run.runlog import RunLog
 
@@ -98,6 +100,7 @@ class RunDir:
     sft_base = property(lambda self: self.root / "sft-base")
     labels = property(lambda self: self.root / STORE_NAME)  # annotator.kind=human/external (bpo.annotate.store)
     external = property(lambda self: self.root / EXTERNAL_FOLDER)  # annotator.kind=external (bpo.annotate.external)
+    llm_judge = property(lambda self: self.root / LLM_STORE_NAME)  # annotator.kind=llm's answers (bpo.judging.llm)
     report = property(lambda self: self.root / "report.md")  # bpo.run.report
     report_plot = property(lambda self: self.root / "report.png")
     CREATED = (
@@ -211,8 +214,9 @@ class RunDir:
         return (
             any(self.pairs_dir.glob("phase-*.jsonl"))
             or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
-            or self.labels.exists()
-        )  # pairs sampled for raters (bpo.annotate)
+            or self.labels.exists()  # pairs sampled for raters (bpo.annotate)
+            or self.llm_judge.exists()  # an LLM endpoint's answers, paid for
+        )
 
     def discard_unstarted(self, existed: bool) -> bool:
         """After a new run failed before any pairs or checkpoint were written, remove what it made (the

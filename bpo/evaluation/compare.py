@@ -127,14 +127,14 @@ class Contender:
     slot: str | None
 
 
-def heldout_margins(c: Contender, path: str | Path, beta: float, chat_template: bool = False) -> np.ndarray:
-    """Reward margins of the contender on every pair of a preference file (TRL layout), against its SFT policy."""
-    from bpo.data.prefdata import read_preferences
+def heldout_margins(c: Contender, records: Sequence, beta: float, chat_template: bool = False) -> np.ndarray:
+    """Reward margins of the contender on every pair of a preference file (its records, TRL layout), against its
+    SFT policy."""
     from bpo.data.records import pair_rows, split_pairs
-    from bpo.judging.pairs import pairs_from_file
+    from bpo.judging.pairs import pairs_from_records
     from bpo.model.scoring import response_logprobs
 
-    pairs = pairs_from_file(path, c.policy.tokenizer, len(read_preferences(path)), chat_template)
+    pairs = pairs_from_records(records, c.policy.tokenizer, chat_template)
     rows, pad = pair_rows(pairs), c.policy.tokenizer.pad_token_id
     with c.policy.use(c.slot) as model:
         pi = response_logprobs(model, *rows, pad)
@@ -195,7 +195,10 @@ def heldout_report(
     histogram: Path | None = None,
 ) -> dict:
     """Mean reward margin and pairwise accuracy of each contender on a held-out preference file; the histogram PNG."""
-    margins = {c.name: heldout_margins(c, path, beta, chat_template) for c in contenders}
+    from bpo.data.prefdata import read_preferences
+
+    records = read_preferences(path)  # once for every contender
+    margins = {c.name: heldout_margins(c, records, beta, chat_template) for c in contenders}
     policies = {
         name: {"mean_margin": float(m.mean()), "accuracy": pairwise_accuracy(m), "margins": m.tolist()}
         for name, m in margins.items()

@@ -174,18 +174,26 @@ def labelled_pair(
     )
 
 
-def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = False) -> list[Pair]:
-    """The first `wanted` pairs of a preference file (TRL layout), tokenised for training."""
+def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = False, records=None) -> list[Pair]:
+    """The first `wanted` pairs of a preference file (TRL layout), tokenised for training. `records`: the
+    file as already read and checked (bpo.loop.preflight), so it is not read a second time: a pipe can be
+    read only once, and a file edited since the check must not be trained on in its new form."""
     from bpo.common.jsonl import DataFileError
     from bpo.data.prefdata import read_preferences
-    from bpo.data.tokens import encode_response
 
-    records = read_preferences(path)
+    records = read_preferences(path) if records is None else records
     if len(records) < wanted:
         raise DataFileError(
             f"{path}: holds {len(records)} pairs, the schedule trains on {wanted} (schedule.pairs); lower it or add "
             "pairs"
         )
+    return pairs_from_records(records[:wanted], tokenizer, chat_template)
+
+
+def pairs_from_records(records, tokenizer, chat_template: bool = False) -> list[Pair]:
+    """Preference records (bpo.data.prefdata) as phase-0 pairs, tokenised for training."""
+    from bpo.data.tokens import encode_response
+
     return [
         Pair(
             id=r.id,
@@ -197,5 +205,5 @@ def pairs_from_file(path: str, tokenizer, wanted: int, chat_template: bool = Fal
             chosen_ids=encode_response(tokenizer, r.chosen),
             rejected_ids=encode_response(tokenizer, r.rejected),
         )
-        for r in records[:wanted]
+        for r in records
     ]

@@ -19,8 +19,8 @@ from typing import Any, Callable, Sequence
 from bpo.common.cachefolder import cached_folder
 from bpo.common.configlib import ConfigError
 from bpo.common.files import atomic_write_text
-from bpo.data.task import Example
-from bpo.loop.build import build_task, cache_dir, initial_model_folder
+from bpo.data.task import Example, Task
+from bpo.loop.build import cache_dir, initial_model_folder
 from bpo.loop.config import RunConfig
 
 
@@ -86,15 +86,10 @@ def _example_row(example: Example) -> dict:
 
 def prompts_task(cfg: RunConfig, prompts: Sequence[str], judge_spec: str | None) -> Path:
     """A task file: the given training prompts, the configured task's held-out prompts, demonstrations and judge."""
-    from bpo.tasks.registry import BUILTIN_TASKS
-
     if isinstance(prompts, str) or not prompts or not all(isinstance(p, (str, list)) for p in prompts):
         raise ConfigError("bpo.train(prompts=...): expected a non-empty list of prompts (texts or conversations)")
-    task = build_task(cfg)
-    if judge_spec is None and cfg.task in BUILTIN_TASKS:
-        judge_spec = f"builtin:{cfg.task}"
-    elif judge_spec is None:
-        judge_spec = _task_file_judge(Path(cfg.task))
+    task, task_judge = _configured_task(cfg)
+    judge_spec = task_judge if judge_spec is None else judge_spec
     demonstrations = task.demonstrations or [e for e in task.train if e.reference]
     files = {
         "train": saved_text("prompts", _jsonl([{"prompt": p} for p in prompts]), ".jsonl"),
@@ -110,12 +105,22 @@ def prompts_task(cfg: RunConfig, prompts: Sequence[str], judge_spec: str | None)
     return saved_text("task", json.dumps(spec, indent=1) + "\n", ".yaml")  # JSON is YAML
 
 
-def _task_file_judge(path: Path) -> str | None:
-    """The `judge` of a task file, a folder made absolute (the generated task file lives elsewhere)."""
-    from bpo.common.configlib import parse_yaml, read_text_file
+def _configured_task(cfg: RunConfig) -> tuple[Task, str | None]:
+    """The configured task and its judge's spec. A task file is read once for both; sft.data is not read here
+    (the run reads it once, at its start, bpo.loop.build.build_task)."""
+    from bpo.tasks.files import read_task_spec, task_from_spec
+    from bpo.tasks.registry import BUILTIN_TASKS
 
-    spec, _ = parse_yaml(read_text_file(path, "task file"), str(path))
-    judge = spec.get("judge") if isinstance(spec, dict) else None
+    if cfg.task in BUILTIN_TASKS:
+        return BUILTIN_TASKS[cfg.task].build(), f"builtin:{cfg.task}"
+    path = Path(cfg.task)
+    spec = read_task_spec(path)
+    return task_from_spec(path, spec), _task_file_judge(path, spec)
+
+
+def _task_file_judge(path: Path, spec: dict) -> str | None:
+    """The `judge` of a task file, a folder made absolute (the generated task file lives elsewhere)."""
+    judge = spec.get("judge")
     if judge and (path.parent / str(judge)).is_dir():
         return str((path.parent / str(judge)).resolve())
     return judge

@@ -125,6 +125,7 @@ class Session:
     # evals.jsonl, so a resumed run reports them too.
     guard_start: dict | None = None
     acknowledged: set = field(default_factory=set)
+    given_pairs: list | None = None  # data.pairs as read and checked at the start (read once: a pipe, an edit)
 
     @property
     def policy(self) -> EnsemblePolicy:
@@ -301,7 +302,21 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     run.forget_after(start)
     rows = read_log(run.evals) if resume and run.evals.is_file() else []
     initial = next((r for r in rows if r.get("initial")), None)  # the guard's start, evaluated before the stop
-    return Session(cfg, run, task, learners, annotator, eval_judge, reference, schedule, start, ranks, resume, initial)
+    return Session(
+        cfg,
+        run,
+        task,
+        learners,
+        annotator,
+        eval_judge,
+        reference,
+        schedule,
+        start,
+        ranks,
+        resume,
+        initial,
+        given_pairs=records,
+    )
 
 
 def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:
@@ -334,7 +349,7 @@ def phase_pairs(s: Session, phase: Phase, progress: bool) -> list[Pair]:
     started = time.time()
     cfg = s.cfg
     if cfg.data.pairs:
-        pairs = pairs_from_file(cfg.data.pairs, s.policy.tokenizer, phase.pairs, s.task.chat_template)
+        pairs = pairs_from_file(cfg.data.pairs, s.policy.tokenizer, phase.pairs, s.task.chat_template, s.given_pairs)
         stats = PhaseStats(phase.index, pairs=len(pairs), prompts=len(pairs))
     else:
         window = math.ceil(cfg.annotator.max_attempts * phase.pairs)  # prompts a phase may use

@@ -101,6 +101,12 @@ def check_held_out(
 
 def load_task_file(path: str | Path) -> Task:
     path = Path(path)
+    return task_from_spec(path, read_task_spec(path))
+
+
+def read_task_spec(path: Path) -> dict:
+    """A task file's mapping, checked (keys, types, format): read once, so a caller that needs its judge too
+    (bpo.loop.inputs) reads the file it was built from, not a later edit."""
     if not path.exists():
         raise DataFileError(f"{path}: not a built-in task name and no such task file")
     spec = parse_yaml(read_text_file(path, "task file"), str(path))[0] or {}
@@ -122,6 +128,12 @@ def load_task_file(path: str | Path) -> Task:
     fmt = spec.get("format") or "plain"
     if fmt not in PROMPT_FORMATS:
         raise DataFileError(f"{path}: format: {fmt!r} is not one of {', '.join(PROMPT_FORMATS)}")
+    return spec
+
+
+def task_from_spec(path: Path, spec: dict) -> Task:
+    """The task a checked spec (read_task_spec) describes, its prompt files read once each."""
+    fmt = spec.get("format") or "plain"
     here = path.parent
     train = _examples(here / spec["train"], False, fmt)
     demos = (

@@ -15,7 +15,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from bpo.common.configlib import ConfigError, describe, load_config
+from bpo.common.configlib import ConfigError, describe, load_config, refuse_repeated_keys
 
 if TYPE_CHECKING:
     pass
@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     split_config_arg(args)
     _quiet_libraries(args)
     try:
+        refuse_repeated_keys(getattr(args, "overrides", None) or ())
         with interruptible():
             return args.fn(args)
     except user_errors() as err:  # bad configs, data files, model or run folders: one clear line

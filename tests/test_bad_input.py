@@ -233,7 +233,9 @@ def argv_of(case: dict, places: dict) -> list[str]:
         "eval.prompts=2",
     ]
     config = [str(BAD / case["config"])] if "config" in case else []
-    return ["train", *config, *base, *[_fill(a, places) for a in case.get("args", [])], "--quiet"]
+    args = [_fill(a, places) for a in case.get("args", [])]
+    given = {a.partition("=")[0] for a in args}  # a case's own value replaces the base one (no key twice)
+    return ["train", *config, *[a for a in base if a.partition("=")[0] not in given], *args, "--quiet"]
 
 
 def test_corpus_is_large_and_covers_every_family():

@@ -30,8 +30,7 @@ def _jsonl(rows: list[dict]) -> str:
 
 
 def _offline(task: Path, out: Path, *extra: str) -> list[str]:
-    args = run_args(task.parent, out, "method=offline_dpo", "schedule.phases=1", "lora.ensemble=1", *extra)
-    return [a for a in args if a not in ("schedule.phases=2", "lora.ensemble=2")]
+    return run_args(task.parent, out, "method=offline_dpo", "schedule.phases=1", "lora.ensemble=1", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -26,3 +26,23 @@ def test_an_unknown_option_is_still_refused(capsys):
         _parse(["train", "method=iopo", "--quiet", "--nope", "out=DIR"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def test_a_key_given_twice_on_the_command_line_is_refused_but_distinct_keys_are_not():
+    """Issue 24, defect 4 (before: the last value won silently). The corpus runs the CLI cases."""
+    from bpo.common.configlib import ConfigError, refuse_repeated_keys
+
+    refuse_repeated_keys(["beta=0.1", "lora.rank=4", "lora.alpha=8", "loss=ipo"])
+    with pytest.raises(ConfigError, match=r"override 'lora.rank=8': lora.rank is given twice .*first: 'lora.rank=4'"):
+        refuse_repeated_keys(["lora.rank=4", "beta=1", "lora.rank=8"])
+
+
+def test_a_key_given_twice_in_a_json_line_is_refused_at_any_depth(tmp_path):
+    from bpo.common.jsonl import DataFileError
+    from bpo.data.prefdata import read_preferences
+
+    path = tmp_path / "pairs.jsonl"
+    turn = '{"role": "user", "content": "a", "content": "b"}'
+    path.write_text(f'{{"prompt": [{turn}], "chosen": "c", "rejected": "d"}}\n')
+    with pytest.raises(DataFileError, match=rf"^{path}:1: content: key given twice in one JSON object"):
+        read_preferences(path)

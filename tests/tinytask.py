@@ -49,8 +49,10 @@ def write_task(folder: Path, dev: bool = False) -> Path:
 
 
 def run_args(folder: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
+    """A tiny run's command line; a setting in `extra` replaces the default of the same key (bpo refuses a key
+    given twice)."""
+    given = {a.partition("=")[0] for a in extra}
+    base = [
         f"task={folder / 'task.yaml'}",
         f"policy.path={folder / 'model'}",
         f"out={out}",
@@ -62,6 +64,5 @@ def run_args(folder: Path, out: Path, *extra: str) -> list[str]:
         "sampling.max_new_tokens=8",
         "eval.prompts=4",
         "checkpoint.every=2",
-        *extra,
-        "--quiet",
     ]
+    return ["train", *[a for a in base if a.partition("=")[0] not in given], *extra, "--quiet"]

@@ -97,6 +97,23 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     return _load(cls, data, _Context(source, where, raw))
 
 
+def refuse_repeated_keys(overrides: Sequence[str]) -> None:
+    """A key given twice on the command line (`beta=0.1 beta=2.0`, or a section and then a key in it) is refused,
+    as a YAML file's repeated key is: the last would win silently. Only the user's own list is checked; the
+    sweeps layer override lists on purpose."""
+    seen: dict[Key, str] = {}
+    for item in overrides:
+        key = tuple(item.partition("=")[0].strip().split("."))
+        for earlier_key, earlier in seen.items():
+            shared = min(len(key), len(earlier_key))
+            if key[:shared] == earlier_key[:shared]:
+                raise ConfigError(
+                    f"override '{item}': {_dotted(key)} is given twice on the command line (first: '{earlier}'); "
+                    "give each key once"
+                )
+        seen[key] = item
+
+
 def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<dict>", overrides: Sequence[str] = ()) -> T:
     """Build ``cls`` from an in-memory mapping (and ``key.sub=value`` overrides), with the same checks as
     :func:`load_config`."""

@@ -75,9 +75,27 @@ def check_row(
             _check_text(row, key, path, number, must_exist=False)
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: a key given twice in one object is refused (json.loads keeps the last one
+    silently, so a row with two `chosen` would train on the second)."""
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise _RepeatedKey(key)
+        row[key] = value
+    return row
+
+
 def _parse(line: str, path: Path, number: int) -> dict[str, Any]:
     try:
-        row = json.loads(line)
+        row = json.loads(line, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as err:
+        raise DataFileError(f"{path}:{number}: {err.key}: key given twice in one JSON object") from None
     except json.JSONDecodeError as err:
         what = err.msg.removesuffix(" at")  # "Invalid control character at"
         raise DataFileError(f"{path}:{number}: broken JSON ({what} at column {err.colno})") from None

@@ -83,6 +83,17 @@ def _no_eos(folder: Path) -> None:
             path.write_text(json.dumps(data))
 
 
+def _embedding_smaller(folder: Path) -> None:
+    """Weights and config.json of 40 embedding rows (they agree), under the 64-token tokenizer."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        tensors[name] = tensors[name][:40].clone()
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _edit_json(folder / "config.json", vocab_size=40)
+
+
 def _config_folder(folder: Path) -> None:
     (folder / "config.json").unlink()
     (folder / "config.json").mkdir()
@@ -97,6 +108,7 @@ MODELS = {
     "config_vocab_bigger": lambda f: _edit_json(f / "config.json", vocab_size=100),
     "config_vocab_smaller": lambda f: _edit_json(f / "config.json", vocab_size=40),
     "config_short_context": lambda f: _edit_json(f / "config.json", max_position_embeddings=8),
+    "embedding_smaller": _embedding_smaller,
     "no_weights": lambda f: (f / "model.safetensors").unlink(),
     "pickle_only": _pickle_only,
     "weights_truncated": lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:3000]),

@@ -35,7 +35,7 @@ from bpo.evaluation.evaluate import evaluate_policy
 from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
 from bpo.loop.config import RunConfig
-from bpo.loop.preflight import base_tokenizer, check_pairs_file, fit_task, probe_judges
+from bpo.loop.preflight import base_tokenizer, check_pairs_file, check_reference, fit_task, probe_judges
 from bpo.model.device import resolve_device, rng_states, set_rng_states
 from bpo.model.distributed import SINGLE, Ranks, join
 from bpo.model.policy import MERGED, EnsemblePolicy
@@ -271,6 +271,7 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     task = build_task(cfg, run.sft_base)
     records = read_preferences(cfg.data.pairs) if cfg.data.pairs and not run.pairs_file(0).exists() else None
     base = base_tokenizer(cfg, task, run.sft_base, progress)  # no weights read yet
+    check_reference(cfg)
     task = fit_task(cfg, task, base)
     if records is not None:
         check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)

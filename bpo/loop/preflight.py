@@ -7,6 +7,7 @@
                         tokenizer size against the embedding rows, LoRA target modules that exist
     fit_task            prompts (and SFT demonstrations) longer than the model's context, with room
                         for sampling.max_new_tokens, are skipped with a warning that counts them
+    check_reference     a fixed reference's folder, as the base's (tokenizer size against the embedding rows)
     check_pairs_file    a preference file (data.pairs): enough pairs for the schedule, each fitting
                         the context, else an error naming the file and line
     probe_judges        the annotator's and the evaluation judge called once on a sample
@@ -81,14 +82,30 @@ def _checked_base(cfg: RunConfig, task: Task, folder: Path) -> Base:
             "but the tokenizer has none; use an instruction-tuned model folder"
         )
     model = _meta_model(folder, cfg.policy.trust_remote_code)
+    check_embedding_rows(folder, tokenizer, model)
+    check_lora_targets(cfg, model, folder)
+    return Base(folder, tokenizer, context_length(model))
+
+
+def check_embedding_rows(folder: Path, tokenizer, model) -> None:
+    """Every token id has a row of the embedding: an id past the table would crash (IndexError) or read garbage."""
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
         raise ModelFolderError(
             f"{folder}: the tokenizer has {len(tokenizer)} tokens but the model's embedding only {rows} rows; "
             "token ids past the table would crash or read garbage, so tokenizer and weights do not belong together"
         )
-    check_lora_targets(cfg, model, folder)
-    return Base(folder, tokenizer, context_length(model))
+
+
+def check_reference(cfg: RunConfig) -> None:
+    """A fixed reference's folder, checked as the policy's is before any weight is read (build_reference loads
+    it later and compares the vocabularies)."""
+    if cfg.reference_kind() != "fixed":
+        return
+    with naming("reference.path"):
+        folder = check_model_folder(cfg.reference.path, cfg.policy.allow_pickle)
+        tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
+        check_embedding_rows(folder, tokenizer, _meta_model(folder, cfg.policy.trust_remote_code))
 
 
 def _meta_model(folder: Path, trust_remote_code: bool):

@@ -11,6 +11,7 @@ bpo demo                                  the README's first command: a small en
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from typing import TYPE_CHECKING
@@ -387,6 +388,20 @@ def _quiet_libraries(args) -> None:
         hf_logging.disable_progress_bar()
 
 
+@contextlib.contextmanager
+def bpo_warnings():
+    """Warnings printed as bpo's own one line, `bpo: warning: ...`, not Python's `FILE:LINE: UserWarning: ...`
+    followed by the warnings.warn(...) source line, which name bpo's code rather than the user's input."""
+    import warnings
+
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, filename, lineno, line=None: f"bpo: warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     """Every bad input ends here with exit code 2 and one or two lines naming the file, line and field
     (or key, or folder); an interrupt with 128 + the signal; never with a traceback."""
@@ -397,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries(args)
     try:
         refuse_repeated_keys(getattr(args, "overrides", None) or ())
-        with interruptible():
+        with interruptible(), bpo_warnings():
             return args.fn(args)
     except user_errors() as err:  # bad configs, data files, model or run folders: one clear line
         return _fail(f"error: {err}", err, EXIT_BAD_INPUT)

@@ -144,7 +144,8 @@ def check_model_folder(path: str | Path, allow_pickle: bool = False) -> Path:
     except UnicodeDecodeError:
         raise ModelFolderError(f"{config}: not UTF-8 text") from None
     except json.JSONDecodeError as err:
-        raise ModelFolderError(f"{config}:{err.lineno}: broken JSON ({err.msg} at column {err.colno})") from None
+        what = err.msg.removesuffix(" at")  # "Invalid control character at": json's message ends with "at"
+        raise ModelFolderError(f"{config}:{err.lineno}: broken JSON ({what} at column {err.colno})") from None
     if not isinstance(spec, dict) or "model_type" not in spec:
         raise ModelFolderError(f"{config}: no 'model_type' key; not a transformers model config")
     return folder

@@ -61,8 +61,11 @@ class LoraSpec:
     )
 
     def validate(self):
-        if self.rank <= 0 or self.ensemble <= 0 or not 0 < self.alpha < float("inf"):
-            raise ValueError("rank, alpha and ensemble must be positive (alpha finite)")
+        for key, value in (("rank", self.rank), ("ensemble", self.ensemble)):
+            if value <= 0:
+                raise ValueError(f"{key} must be positive, got {value}")
+        if not 0 < self.alpha < float("inf"):
+            raise ValueError(f"alpha must be positive and finite, got {self.alpha}")
         if not self.target_modules or not all(isinstance(m, str) and m.strip() for m in self.target_modules):
             raise ValueError("target_modules must name at least one linear layer (e.g. q_proj)")
         if not 0 <= self.dropout < 1:

@@ -45,8 +45,11 @@ class SamplingSpec:
             raise ValueError(
                 f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}"
             )
-        if not 0 < self.top_p <= 1 or self.max_new_tokens <= 0 or self.batch_size <= 0:
-            raise ValueError("need 0 < top_p <= 1, max_new_tokens > 0, batch_size > 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        for key, value in (("max_new_tokens", self.max_new_tokens), ("batch_size", self.batch_size)):
+            if value <= 0:
+                raise ValueError(f"{key} must be positive, got {value}")
 
 
 def sample_tokens(logits: Tensor, temperature: float, top_p: float, uniform: Tensor) -> Tensor:

@@ -170,13 +170,14 @@ def start_run(cfg: RunConfig, folder: str | Path, progress: bool = True) -> Run:
 
 def _train(cfg: RunConfig, run, progress: bool, resume: bool) -> dict:
     from bpo.common.stop import Interrupted
+    from bpo.judging.judges import JudgeStop
     from bpo.loop.online import run_online
 
     made_here, existed = not resume and not run.config.exists(), run.root.exists()
     try:
         return run_online(cfg, run, progress=progress, resume=resume)
     except BaseException as err:
-        interrupted = isinstance(err, (KeyboardInterrupt, Interrupted))
+        interrupted = isinstance(err, (KeyboardInterrupt, Interrupted, JudgeStop))  # resumable, not the input's fault
         err.bpo_hint = after_failure(run, made_here, existed, interrupted)  # type: ignore[attr-defined]
         raise
 

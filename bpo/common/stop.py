@@ -19,6 +19,17 @@ class StopRequested(Exception):
         super().__init__(message)
         self.exit_code = 128 + signum
 
+    def __reduce__(self):
+        # A sweep's worker process sends its run's stop back to the parent (bpo.experiments.sweep): rebuilt as a
+        # StopRequested with the same message and exit code (the default pickling would call __init__(message)).
+        return _rebuilt_stop, (str(self), self.exit_code)
+
+
+def _rebuilt_stop(message: str, exit_code: int) -> StopRequested:
+    stop = StopRequested(message, 0)
+    stop.exit_code = exit_code
+    return stop
+
 
 class GuardStop(StopRequested):
     """The collapse guard stopped the run (guard.on_collapse=stop), after a checkpoint: resumable, exit code 5."""
@@ -29,14 +40,18 @@ class GuardStop(StopRequested):
 
 
 EXIT_GUARD = 5
+EXIT_JUDGE_TIMEOUT = 6  # a judge gave no answer within its timeout (bpo.judging.judges.JudgeTimeout); resumable
 
 
 class StopFlag:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+    active: StopFlag | None = None  # the flag in effect, for code that waits (pending_signal)
+
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict = {}
+        self._outer: StopFlag | None = None
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:  # second signal: leave now
@@ -54,15 +69,24 @@ class StopFlag:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals alone
                 pass
+        self._outer, StopFlag.active = StopFlag.active, self
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        StopFlag.active = self._outer
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+
+def pending_signal() -> int | None:
+    """The signal a StopFlag in effect has received and not yet acted on, if any: code that waits (a judge's
+    call, bpo.judging.judges.with_timeout) stops waiting on it instead of making the stop wait for an answer."""
+    flag = StopFlag.active
+    return flag.signum if flag is not None else None
 
 
 class Interrupted(Exception):

@@ -42,6 +42,12 @@ class EvalConfig:
         "task",
         help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can",
     )
+    judge_timeout: float | None = option(
+        None,
+        help="seconds a call of eval.judge may take before the run stops (resumably, exit code 6) naming the "
+        "judge; null: its kind's default, 600 for a Python judge ('task', module:function) and no limit for "
+        "a reward model (it computes in this process); 0: no limit",
+    )
     prompts: int = option(128, help="held-out prompts to evaluate on (at most the task's)")
     split: str = option(
         "heldout",
@@ -77,6 +83,8 @@ class EvalConfig:
     def validate(self):
         if self.split not in ("heldout", "dev"):
             raise ValueError(f"split must be heldout or dev, got {self.split!r}")
+        if self.judge_timeout is not None and not 0 <= self.judge_timeout < math.inf:
+            raise ValueError(f"judge_timeout must be >= 0 seconds and finite (0: no limit), got {self.judge_timeout}")
         if self.prompts < 1:
             raise ValueError(f"prompts must be >= 1 (held-out prompts to evaluate on), got {self.prompts}")
         if self.every < 0 or self.every_prompts < 1:

@@ -41,6 +41,13 @@ class AnnotatorConfig:
         help="'task' (the task's rule), 'module:function' (your Python scorer), or a reward-model folder "
         "or Hub id owner/name[@revision] (kind=reward_model)",
     )
+    timeout: float | None = option(
+        None,
+        may_change_on_resume=True,
+        help="seconds a call of annotator.judge may take before the run stops (resumably, exit code 6) naming the "
+        "judge; null: its kind's default, 600 for a Python judge ('task', module:function) and no limit for "
+        "a reward model (it computes in this process); 0: no limit",
+    )
     temperature: float = option(0.5, help="simulated: P(a preferred) = sigmoid((s_a - s_b) / temperature)")
     tie_band: float = option(
         0.0,
@@ -123,6 +130,8 @@ class AnnotatorConfig:
             raise ValueError("need temperature > 0, tie_band >= 0, max_attempts >= 1 and finite")
         if self.overlap < 1:
             raise ValueError(f"overlap must be >= 1 (labels per pair), got {self.overlap}")
+        if self.timeout is not None and not 0 <= self.timeout < math.inf:
+            raise ValueError(f"timeout must be >= 0 seconds and finite (0: no limit), got {self.timeout}")
         if self.kind in ("llm", "llm_local"):
             self._validate_llm()
 

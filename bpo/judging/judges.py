@@ -12,6 +12,10 @@ A judge is named by a string:
 Every judge `load_judge` returns is checked on every call: it must return exactly one finite number
 per response, else a JudgeError names the judge and what it returned; an exception raised inside a
 user's judge becomes a JudgeError naming the judge and where in its code it was raised.
+
+Every call has a timeout (annotator.timeout, eval.judge_timeout; `with_timeout`): a Python judge runs in a
+worker thread and the caller waits at most that long, then stops the run resumably (JudgeTimeout). A
+signal while it waits stops the run as a signal does anywhere (JudgeStop), never as the judge's error.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ import functools
 import importlib
 import math
 import numbers
+import signal
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bpo.common.hub import is_model_id
+from bpo.common.stop import EXIT_JUDGE_TIMEOUT, Interrupted, StopRequested, pending_signal
 from bpo.data.chat import prompt_messages, prompt_text
 from bpo.data.task import Judge
 
@@ -90,7 +98,7 @@ def checked(judge: Judge, name: str, user_code: bool = False) -> Judge:
         prompts = [prompt_text(p) for p in prompts]  # a conversation reaches a judge as its text (bpo.data.chat)
         try:
             scores = judge(prompts, responses)
-        except JudgeError:
+        except (JudgeError, StopRequested, Interrupted):  # a stop or a signal is not the judge's error
             raise
         except Exception as err:  # the user's code: any exception is the judge's, named with its place
             if not user_code:
@@ -99,6 +107,85 @@ def checked(judge: Judge, name: str, user_code: bool = False) -> Judge:
         return check_scores(scores, len(responses), name)
 
     call.checked_as = name  # type: ignore[attr-defined]
+    call.__doc__ = judge.__doc__
+    return call
+
+
+class JudgeStop(StopRequested):
+    """The run stops during a judge's call: a signal came while it answered, or it timed out. The loop
+    checkpoints and says how to resume (bpo.loop.online)."""
+
+    def __init__(self, message: str, signum: int, exit_code: int | None = None):
+        super().__init__(message, signum)
+        self.signum = signum
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __reduce__(self):
+        return JudgeStop, (str(self), self.signum, self.exit_code)
+
+
+class JudgeTimeout(JudgeStop):
+    """A judge gave no answer within its timeout; exit code 6."""
+
+    def __init__(self, name: str, seconds: float, setting: str):
+        super().__init__(
+            f"judge {name!r} gave no answer within {seconds:g} s ({setting}); make it answer, or raise {setting}",
+            0,
+            EXIT_JUDGE_TIMEOUT,
+        )
+
+
+# A Python judge's timeout unless set: long enough for a slow scorer (one call labels up to 64 responses of a
+# phase, or scores a whole evaluation), short enough that a judge that hangs does not stall a run for hours. A
+# reward model computes in this process for a time its batch bounds, and a thread on the GPU could not be
+# abandoned cleanly: it has none.
+PYTHON_JUDGE_TIMEOUT = 600.0
+POLL_SECONDS = 0.05  # how often a wait for a judge looks for a signal
+
+
+def judge_timeout(spec: str, setting: float | None) -> float | None:
+    """The timeout of the judge named by `spec`, in seconds, or None for none: the setting (0: none), or the
+    default of the judge's kind."""
+    if setting is not None:
+        return setting or None
+    if Path(spec).is_dir() or is_model_id(spec):  # a reward model
+        return None
+    return PYTHON_JUDGE_TIMEOUT
+
+
+def with_timeout(judge: Judge, name: str, seconds: float | None, setting: str) -> Judge:
+    """`judge` whose every call returns within `seconds` or raises JudgeTimeout naming it and `setting`. The
+    call runs in a daemon thread (a hung one cannot be killed: it is left behind, and does not keep the
+    process alive); while it runs, a signal that a StopFlag caught stops the wait (JudgeStop), and one
+    outside the loop (SIGTERM's Interrupted, SIGINT's KeyboardInterrupt) is raised in this thread, not the
+    judge's."""
+    if seconds is None:
+        return judge
+
+    def call(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["scores"] = judge(prompts, responses)
+            except BaseException as err:  # handed to the caller's thread, raised there as it is
+                outcome["error"] = err
+
+        worker = threading.Thread(target=work, name=f"judge {name}", daemon=True)
+        deadline = time.monotonic() + seconds
+        worker.start()
+        while worker.is_alive():
+            worker.join(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            signum = pending_signal()
+            if signum is not None:
+                raise JudgeStop(f"{signal.Signals(signum).name} during a call of judge {name!r}", signum)
+            if worker.is_alive() and time.monotonic() >= deadline:
+                raise JudgeTimeout(name, seconds, setting)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["scores"]
+
     call.__doc__ = judge.__doc__
     return call
 

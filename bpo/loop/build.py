@@ -9,7 +9,7 @@ from pathlib import Path
 from bpo.common.configlib import ConfigError
 from bpo.data.task import Task
 from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
-from bpo.judging.judges import load_judge
+from bpo.judging.judges import judge_timeout, load_judge, with_timeout
 from bpo.loop.config import RunConfig
 from bpo.model.loading import load_causal_lm, load_tokenizer, naming
 from bpo.model.policy import EnsemblePolicy
@@ -110,7 +110,15 @@ def build_policy(cfg: RunConfig, task: Task, sft_base: Path | None = None, progr
 
 def build_eval_judge(cfg: RunConfig, task: Task):
     """The evaluation judge (eval.judge), loaded once for whatever evaluates the run."""
-    return load_judge(cfg.eval.judge, task.judge, cfg.policy.torch_device())
+    return timed_judge(cfg, task, cfg.eval.judge, cfg.eval.judge_timeout, "eval.judge_timeout")
+
+
+def timed_judge(cfg: RunConfig, task: Task, spec: str, timeout: float | None, setting: str):
+    """The judge named by `spec`, each call within its timeout (the setting, else its kind's default): a judge
+    that never answers stops the run (bpo.judging.judges.with_timeout). A reward model is loaded once for both
+    roles (load_judge caches it)."""
+    judge = load_judge(spec, task.judge, cfg.policy.torch_device())
+    return with_timeout(judge, spec, judge_timeout(spec, timeout), setting)
 
 
 def build_judges(cfg: RunConfig, task: Task, run_root: Path | None = None):
@@ -126,11 +134,7 @@ def build_judges(cfg: RunConfig, task: Task, run_root: Path | None = None):
 
         store = run_root / STORE_NAME if run_root is not None else None
         return build_llm_annotator(cfg.annotator, store, cfg.policy.torch_device(), cfg.policy.dtype), eval_judge
-    judge = (
-        eval_judge
-        if cfg.annotator.judge == cfg.eval.judge
-        else load_judge(cfg.annotator.judge, task.judge, cfg.policy.torch_device())
-    )
+    judge = timed_judge(cfg, task, cfg.annotator.judge, cfg.annotator.timeout, "annotator.timeout")
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge), eval_judge
     return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band), eval_judge

@@ -32,6 +32,7 @@ from bpo.data.records import Pair, make_batch
 from bpo.data.task import Judge, Task
 from bpo.evaluation import guard
 from bpo.evaluation.evaluate import evaluate_policy
+from bpo.judging.judges import JudgeStop
 from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
 from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
 from bpo.loop.config import RunConfig
@@ -72,28 +73,33 @@ def train_and_evaluate(s: Session, progress: bool) -> dict:
     )  # a resumed run logs again its checkpoint's learning-curve point (dropped with the logs from there on)
     s.log_phase_time_if_ended(s.start)  # and the time of the phase that ended there
     bar = tqdm(total=s.schedule.steps, initial=s.start, desc="training", disable=not progress)
+    done = s.start
     with StopFlag() as stop:
-        for phase in s.schedule.phases_from(s.start):
-            if phase.first_step >= s.start:  # (a resumed run restored the reference of a started phase)
-                s.reference.on_phase_start(s.policy, phase.first_step)  # BPO: pi_beta <- pi_theta
-            pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
-            batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
-            for step in phase.steps_from(s.start):
-                metrics = s.train(
-                    step, phase, s.ranks.share(batches[step - phase.first_step])
-                )  # all of it, or this process's share
-                bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
-                bar.update()
-                s.evaluate_if_due(step + 1)  # eval.every: a learning-curve point, before the checkpoint
-                if s.schedule.checkpoint_due(step + 1, cfg.checkpoint.every) or stop.requested:
-                    s.checkpoint(step + 1)
-                if stop.requested:
-                    raise StopRequested(
-                        f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume "
-                        f"{s.run.root}",
-                        stop.signum,
-                    )
-            s.log_phase_time_if_ended(phase.end)
+        try:
+            for phase in s.schedule.phases_from(s.start):
+                if phase.first_step >= s.start:  # (a resumed run restored the reference of a started phase)
+                    s.reference.on_phase_start(s.policy, phase.first_step)  # BPO: pi_beta <- pi_theta
+                pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
+                batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
+                for step in phase.steps_from(s.start):
+                    metrics = s.train(
+                        step, phase, s.ranks.share(batches[step - phase.first_step])
+                    )  # all of it, or this process's share
+                    done = step + 1
+                    bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
+                    bar.update()
+                    s.evaluate_if_due(step + 1)  # eval.every: a learning-curve point, before the checkpoint
+                    if s.schedule.checkpoint_due(step + 1, cfg.checkpoint.every) or stop.requested:
+                        s.checkpoint(step + 1)
+                    if stop.requested:
+                        raise StopRequested(
+                            f"stopped after step {step + 1} of {s.schedule.steps}; resume with: bpo train --resume "
+                            f"{s.run.root}",
+                            stop.signum,
+                        )
+                s.log_phase_time_if_ended(phase.end)
+        except JudgeStop as err:  # a judge timed out, or a signal came while it answered
+            raise s.stopped_in_judge(err, done) from None
     bar.close()
     for learner in s.learners:  # IOPO: the protagonist's adapters under the policy's names, the adversary's as nu_*
         s.run.save_adapters(learner.policy)
@@ -125,6 +131,7 @@ class Session:
     # evals.jsonl, so a resumed run reports them too.
     guard_start: dict | None = None
     acknowledged: set = field(default_factory=set)
+    checkpointed: int = 0  # the step of the last checkpoint this session wrote
     given_pairs: list | None = None  # data.pairs as read and checked at the start (read once: a pipe, an edit)
 
     @property
@@ -244,6 +251,23 @@ class Session:
         row = phase_time(phase, read_log(self.run.phases), read_log(self.run.metrics))
         self.log.write("phase_times", {"step": done, **row}, done)
 
+    def stopped_in_judge(self, err: JudgeStop, done: int) -> StopRequested:
+        """The stop to raise when a judge's call stops the run after `done` steps: the steps since the last
+        checkpoint are checkpointed (a phase's pairs not yet labelled are sampled again on resume, the same),
+        and the message says how to resume. A run with nothing stored yet keeps `err`: it is removed
+        (bpo.api.after_failure), and the same command starts it again."""
+        if done > max(self.checkpointed, self.start):  # (the start: a checkpoint of that step was restored)
+            self.checkpoint(done)
+        if not self.run.has_work():
+            return err
+        stop = StopRequested(
+            f"{err}; stopped after step {done} of {self.schedule.steps}; resume with: bpo train --resume "
+            f"{self.run.root}",
+            err.signum,
+        )
+        stop.exit_code = err.exit_code
+        return stop
+
     def checkpoint(self, done: int) -> None:
         """Every learner's members and optimisers, the reference's state and the random streams."""
         state = Checkpoint(
@@ -254,6 +278,7 @@ class Session:
             rng_states(self.policy.device),
         )
         self.run.save_checkpoint(state)
+        self.checkpointed = done
 
 
 def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE) -> Session:

@@ -48,3 +48,11 @@ def wrong_signature(prompt):
 def nan_after_probe(prompts, responses):
     """Fine on the start-up check (2 responses), NaN on the annotator's batches (more)."""
     return [0.0 if len(responses) <= 2 else math.nan for _ in responses]
+
+
+def hangs(prompts, responses):
+    """Never answers within a test's timeout (the thread left behind ends after a minute)."""
+    import time
+
+    time.sleep(60)
+    return [0.0 for _ in responses]

@@ -36,23 +36,14 @@ def keys_help() -> str:
 
 def cmd_train(args) -> int:
     from bpo import api
-    from bpo.common.stop import StopRequested
-    from bpo.loop.online import TrainingDiverged
 
-    try:
-        if args.resume:
-            if args.config or args.overrides:
-                raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
-            run = api.Run(args.resume).resume(progress=not args.quiet)
-        else:
-            cfg = api.make_config(args.config, args.overrides)
-            run = api.start_run(cfg, cfg.out or api.default_out(cfg), progress=not args.quiet)
-    except StopRequested as stop:
-        print(f"bpo: {stop}", file=sys.stderr)
-        return stop.exit_code
-    except TrainingDiverged as err:
-        print(f"bpo: error: training diverged at {err}", file=sys.stderr)
-        return EXIT_DIVERGED
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
+        run = api.Run(args.resume).resume(progress=not args.quiet)
+    else:
+        cfg = api.make_config(args.config, args.overrides)
+        run = api.start_run(cfg, cfg.out or api.default_out(cfg), progress=not args.quiet)
     print(summary(run.evaluation, str(run.folder)))
     return 0
 
@@ -143,22 +134,28 @@ def cmd_status(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs."""
+    """Analogues of the BPO paper's experiments (bpo.experiments.reproduce): runs, then report.md + PNGs. A run
+    that fails or stops ends the sweep as `bpo train` ends (main); the runs finished so far are kept."""
+    from bpo.common.stop import StopRequested
     from bpo.experiments.papers import reproduce_papers
 
     command = "bpo reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bpo reproduce"
-    report = reproduce_papers(
-        args.out,
-        quick=args.quick,
-        tasks=args.task,
-        seeds=args.seeds,
-        overrides=args.overrides,
-        jobs=args.jobs,
-        progress=not args.quiet,
-        command=command,
-        select=args.select,
-        preset=args.preset,
-    )
+    try:
+        report = reproduce_papers(
+            args.out,
+            quick=args.quick,
+            tasks=args.task,
+            seeds=args.seeds,
+            overrides=args.overrides,
+            jobs=args.jobs,
+            progress=not args.quiet,
+            command=command,
+            select=args.select,
+            preset=args.preset,
+        )
+    except StopRequested as stop:  # the sweep goes on from here when run again: finished runs are reused
+        stop.bpo_hint = "or run the same bpo reproduce command again: its finished runs are reused, this one resumed"
+        raise
     print(f"report: {report}")
     return 0
 
@@ -166,17 +163,8 @@ def cmd_reproduce(args) -> int:
 def cmd_demo(args) -> int:
     """The README's main job: bpo/configs/demo.yaml, then report.md and report.png in the run folder."""
     from bpo import api
-    from bpo.common.stop import StopRequested
-    from bpo.loop.online import TrainingDiverged
 
-    try:
-        run, report = api.demo(args.overrides, progress=not args.quiet)
-    except StopRequested as stop:
-        print(f"bpo: {stop}", file=sys.stderr)
-        return stop.exit_code
-    except TrainingDiverged as err:
-        print(f"bpo: error: training diverged at {err}", file=sys.stderr)
-        return EXIT_DIVERGED
+    run, report = api.demo(args.overrides, progress=not args.quiet)
     print(summary(run.evaluation, str(run.folder)))
     print(report.read_text())
     print(f"report: {report} (plot: {report.with_suffix('.png')})")
@@ -404,8 +392,10 @@ def bpo_warnings():
 
 def main(argv: list[str] | None = None) -> int:
     """Every bad input ends here with exit code 2 and one or two lines naming the file, line and field
-    (or key, or folder); an interrupt with 128 + the signal; never with a traceback."""
-    from bpo.common.stop import Interrupted, interruptible
+    (or key, or folder); an interrupt with 128 + the signal; a stopped run (a signal, the collapse guard, a
+    judge's timeout) with its stop's code and how to resume; divergence with 3; never with a traceback. Every
+    command shares this one path (train, demo, reproduce's runs, eval, ...)."""
+    from bpo.common.stop import Interrupted, StopRequested, interruptible
 
     args = parse_arguments(parser(), argv)
     split_config_arg(args)
@@ -416,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.fn(args)
     except user_errors() as err:  # bad configs, data files, model or run folders: one clear line
         return _fail(f"error: {err}", err, EXIT_BAD_INPUT)
+    except StopRequested as stop:  # resumable; the loop's own stops say how to resume, a judge's stop may not
+        return _fail(str(stop), stop if _needs_hint(stop) else None, stop.exit_code)
     except KeyboardInterrupt as err:
         return _fail("interrupted (SIGINT)", err, 130)
     except Interrupted as err:
@@ -424,6 +416,23 @@ def main(argv: list[str] | None = None) -> int:
         if err.filename is None:
             raise
         return _fail(f"error: {err.filename}: {err.strerror}", err, EXIT_BAD_INPUT)
+    except _diverged() as err:  # (last: its module imports torch, which --help must not)
+        return _fail(f"error: training diverged at {err}", err, EXIT_DIVERGED)
+
+
+def _diverged() -> type[Exception]:
+    from bpo.loop.online import TrainingDiverged
+
+    return TrainingDiverged
+
+
+def _needs_hint(stop) -> bool:
+    """Whether a stop's message needs the hint on what is left of the run (bpo.api.after_failure): a stop the
+    loop raised says how to resume already; a judge's stop outside it (start-up, the final evaluation) and a
+    stopped sweep (bpo reproduce) do not."""
+    from bpo.judging.judges import JudgeStop
+
+    return isinstance(stop, JudgeStop) or "bpo reproduce" in getattr(stop, "bpo_hint", "")
 
 
 if __name__ == "__main__":

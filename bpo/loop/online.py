@@ -177,17 +177,7 @@ class Session:
         cfg = self.cfg
         if not (cfg.eval.every and done and done % cfg.eval.every == 0):
             return
-        result = evaluate_policy(
-            self.policy,
-            self.task.split(cfg.eval.split)[: cfg.eval.every_prompts],
-            self.eval_judge,
-            cfg.eval.sampling(cfg.sampling),
-            MERGED,
-            self.task.chat_template,
-            cfg.eval.kl,
-            cfg.seed,
-            progress=False,
-        )
+        result = self.curve_evaluation(MERGED, cfg.eval.kl)
         phase = self.schedule.phase_of_step(done - 1)
         row = {"step": done, "phase": phase, **eval_scalars(result.to_json())}
         flags = guard.assess(guard.Point.of(done, row), self.curve_start(), cfg.guard)
@@ -196,6 +186,23 @@ class Session:
         self.log.write("evals", row, done)
         self.on_flags(flags, done, resumed_point=self.resumed and done == self.start)
 
+    def curve_evaluation(self, adapters, kl: bool, cache=None):
+        """The policy (`adapters`: MERGED) or the initial policy (None) on the learning curve's prompts, the
+        run seed's sampling: every point answers the same prompts with the same random numbers."""
+        cfg = self.cfg
+        return evaluate_policy(
+            self.policy,
+            self.task.split(cfg.eval.split)[: cfg.eval.every_prompts],
+            self.eval_judge,
+            cfg.eval.sampling(cfg.sampling),
+            adapters,
+            self.task.chat_template,
+            kl,
+            cfg.seed,
+            progress=False,
+            cache=cache,
+        )
+
     def curve_start(self) -> guard.Point | None:
         """The initial policy's evaluation on the learning-curve prompts, the guard's start: evaluated once (a
         row of evals.jsonl at step 0 marked "initial", which learning curves skip), read back on resume."""
@@ -203,18 +210,8 @@ class Session:
         if self.guard_start is None:
             if not cfg.eval.before:
                 return None
-            result = evaluate_policy(
-                self.policy,
-                self.task.split(cfg.eval.split)[: cfg.eval.every_prompts],
-                self.eval_judge,
-                cfg.eval.sampling(cfg.sampling),
-                None,
-                self.task.chat_template,
-                False,
-                cfg.seed,
-                progress=False,
-                cache=cache_dir() / "initial-responses" if cfg.eval.cache_before else None,
-            )
+            cache = cache_dir() / "initial-responses" if cfg.eval.cache_before else None
+            result = self.curve_evaluation(None, False, cache)
             self.guard_start = {"step": 0, "initial": True, **eval_scalars(result.to_json())}
             self.guard_start.pop("kl_to_sft", None)
             self.log.write("evals", self.guard_start, 0)

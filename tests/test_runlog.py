@@ -103,7 +103,8 @@ def task_dir(tmp_path_factory):
 
 def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_resume(task_dir, tmp_path):
     """T = 6 steps in F = 2 phases (first steps 0 and 3), evaluated during training after steps 3 and 6
-    (eval.every=3) and at the end (step 6 again, on eval.prompts); each phase's time split into sampling,
+    (eval.every=3) and at the end (step 6 again, on eval.prompts), after the initial policy's row at step 0
+    (the collapse guard's start, evaluated once, not again on resume); each phase's time split into sampling,
     annotation and training at its end (steps 3 and 6). Then the run is resumed from its step-4 checkpoint:
     steps 4 and 5, phase 1's time and the evaluations at 6 are logged again, and TensorBoard shows each
     once, with the resumed values (the purge marker hides the first process's)."""
@@ -140,7 +141,8 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert_phase_times(out, acc, losses)
     result = json.loads((out / "eval.json").read_text())
     evals = rows(out / "evals.jsonl")
-    assert [r["step"] for r in evals] == [3, 6, 6] and evals[-1]["win_rate"] == result["win_rate"]
+    assert [(r["step"], r.get("initial", False)) for r in evals] == [(0, True), (3, False), (6, False), (6, False)]
+    assert evals[-1]["win_rate"] == result["win_rate"]
     assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [
         (r["step"], pytest.approx(r["win_rate"])) for r in evals
     ]
@@ -155,7 +157,7 @@ def test_tensorboard_events_hold_every_step_phase_and_evaluation_and_survive_a_r
     assert [e.value for e in acc.Scalars("metrics/loss")] == pytest.approx([r["loss"] for r in resumed], rel=1e-6)
     assert_phase_times(out, acc, resumed)  # phase 1's training: step 3 of the first session, 4 and 5 of the second
     evals = rows(out / "evals.jsonl")
-    assert [r["step"] for r in evals] == [3, 6, 6]
+    assert [r["step"] for r in evals] == [0, 3, 6, 6]
     assert [(e.step, e.value) for e in acc.Scalars("evals/win_rate")] == [
         (r["step"], pytest.approx(r["win_rate"])) for r in evals
     ]

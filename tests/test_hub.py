@@ -139,3 +139,27 @@ def test_reward_model_judge_by_hub_id(hub, tmp_path):
     assert isinstance(judge, RewardModelJudge)
     prompts, responses = ["w4 w5", "w6"], ["w40 w41", "w10"]
     assert judge(prompts, responses) == RewardModelJudge(tmp_path / "rm")(prompts, responses)
+
+
+def test_task_file_prompt_files_by_hub_id(hub, tmp_path):
+    """A task file's train/eval/dev may name a data set split by id: read through the cache when the task is
+    built; checking the file (read_task_spec) reads no data, so an id that is not cached is refused only then."""
+    from bpo.common.jsonl import DataFileError
+    from bpo.tasks.files import load_task_file, read_task_spec
+
+    files = tmp_path / "prompts"
+    (files / "data").mkdir(parents=True)
+    for split, n in (("train", 3), ("test", 2)):
+        rows = [json.dumps({"prompt": f"{split} prompt {i}", "reference": f"answer {i}"}) for i in range(n)]
+        (files / "data" / f"{split}-00000-of-00001.jsonl").write_text("\n".join(rows) + "\n")
+    put_in_cache(hub, "bpo-test/prompts", files, kind="datasets")
+    task_file = tmp_path / "task.yaml"
+    task_file.write_text("train: bpo-test/prompts:train\neval: bpo-test/prompts:test\n")
+    task = load_task_file(task_file)
+    assert [e.prompt for e in task.train] == ["train prompt 0", "train prompt 1", "train prompt 2"]
+    assert [e.reference for e in task.eval] == ["answer 0", "answer 1"]
+    absent = tmp_path / "absent.yaml"
+    absent.write_text("train: bpo-test/absent:train\neval: bpo-test/absent:test\n")
+    assert read_task_spec(absent)["train"] == "bpo-test/absent:train"  # checked, nothing fetched
+    with pytest.raises(DataFileError, match="bpo-test/absent:train: not in the Hugging Face cache"):
+        load_task_file(absent)

@@ -13,7 +13,10 @@
 
 A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
 turns kept, rendered with the chat template: bpo.data.chat), with format plain; a `reference` may then be
-one assistant message. Relative paths are resolved against the YAML file's folder. A held-out (eval)
+one assistant message. Relative paths are resolved against the YAML file's folder. A prompt file may also
+be a Hugging Face data set id with its split (`train: owner/name[@revision]:train`, bpo.common.hub),
+resolved when the task is built, not when the file is checked, so checking a task file downloads nothing;
+a local file of that name wins. A held-out (eval)
 prompt may not also be a train or demonstration prompt (compared ignoring case and runs of whitespace),
 and a dev prompt may be none of these: such a file is refused. So is a key given twice, a value of the
 wrong type, or a file that is not UTF-8.
@@ -24,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bpo.common.configlib import parse_yaml, read_text_file
+from bpo.common.hub import is_dataset_id
 from bpo.common.jsonl import DataFileError
 from bpo.data.chat import Prompt, as_prompt, as_response, prompt_text
 from bpo.data.datafiles import read_rows
@@ -56,7 +60,7 @@ KEY_TYPES = {
 }
 
 
-def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Example]:
+def _examples(path: Path | str, need_reference: bool, fmt: str = "plain") -> list[Example]:
     fields = list(FORMAT_FIELDS[fmt])
     examples = []
     for number, row in read_rows(path, required=fields, optional=["reference", "summary", "query", "prompt"]):
@@ -79,6 +83,13 @@ def _examples(path: Path, need_reference: bool, fmt: str = "plain") -> list[Exam
             )
         examples.append(Example(prompt, reference))
     return examples
+
+
+def data_path(here: Path, value: str) -> Path | str:
+    """A task file's prompt file: `value` under the task file's folder, or a Hub data set id with its split
+    (owner/name[@revision]:split) as given, which bpo.data.datafiles.read_rows resolves through the Hub cache."""
+    local = here / value
+    return value if not local.exists() and is_dataset_id(value) else local
 
 
 def _key(prompt: Prompt) -> str:
@@ -135,16 +146,16 @@ def task_from_spec(path: Path, spec: dict) -> Task:
     """The task a checked spec (read_task_spec) describes, its prompt files read once each."""
     fmt = spec.get("format") or "plain"
     here = path.parent
-    train = _examples(here / spec["train"], False, fmt)
+    train = _examples(data_path(here, spec["train"]), False, fmt)
     demos = (
-        _examples(here / spec["demonstrations"], True, fmt)
+        _examples(data_path(here, spec["demonstrations"]), True, fmt)
         if spec.get("demonstrations")
         else [e for e in train if e.reference]
     )
-    eval_examples = _examples(here / spec["eval"], True, fmt)
+    eval_examples = _examples(data_path(here, spec["eval"]), True, fmt)
     for key, examples in (("train", train), ("demonstrations", demos)):
         check_held_out(path, eval_examples, key, examples)
-    dev = _examples(here / spec["dev"], True, fmt) if spec.get("dev") else []
+    dev = _examples(data_path(here, spec["dev"]), True, fmt) if spec.get("dev") else []
     for key, examples in (("train", train), ("demonstrations", demos), ("eval", eval_examples)):
         check_held_out(path, dev, key, examples, "dev")
     judge = None

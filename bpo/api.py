@@ -147,16 +147,42 @@ def train(
     prompts; its held-out prompts stay). Raises bpo's errors (ConfigError, DataFileError, ...) with the
     messages of the command line; a new run that failed before it did any work leaves no folder.
     """
+    cfg = _with_inputs(
+        config, out, overrides, progress, model=model, tokenizer=tokenizer, judge=judge, pairs=pairs, prompts=prompts
+    )
+    return start_run(cfg, cfg.out or default_out(cfg), progress)
+
+
+def dry_run(
+    config: RunConfig | Mapping | str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    overrides: Overrides = (),
+    model=None,
+    tokenizer=None,
+    judge: Callable | None = None,
+    pairs=None,
+    prompts: Sequence[str] | None = None,
+    progress: bool = True,
+) -> dict:
+    """What `train` with the same arguments would do and cost, without doing it (`bpo train --dry-run`):
+    every check of a real run, then a short probe (bpo.loop.dryrun). Returns the plan: `counts` (T, F, K, M,
+    N, B, adapters, labels, judge calls), model, device, dtype, `peak_memory_bytes`, `seconds` by part.
+    No run folder is made."""
+    from bpo.loop.dryrun import dry_run as plan
+
+    cfg = _with_inputs(
+        config, out, overrides, progress, model=model, tokenizer=tokenizer, judge=judge, pairs=pairs, prompts=prompts
+    )
+    return plan(cfg, progress)
+
+
+def _with_inputs(config, out, overrides: Overrides, progress: bool, **objects) -> RunConfig:
+    """The configuration with objects in place of their path settings (bpo.loop.inputs) and `out`."""
     from bpo.loop.inputs import given_inputs
 
-    cfg = make_config(config, overrides)
-    cfg = given_inputs(
-        cfg, model=model, tokenizer=tokenizer, judge=judge, pairs=pairs, prompts=prompts, progress=progress
-    )
-    if out is not None:
-        cfg = dataclasses.replace(cfg, out=str(out))
-    folder = cfg.out or default_out(cfg)
-    return start_run(cfg, folder, progress)
+    cfg = given_inputs(make_config(config, overrides), progress=progress, **objects)
+    return dataclasses.replace(cfg, out=str(out)) if out is not None else cfg
 
 
 def start_run(cfg: RunConfig, folder: str | Path, progress: bool = True) -> Run:

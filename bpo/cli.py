@@ -40,7 +40,14 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its own config.yaml; give no config or key=value")
+        if args.dry_run:
+            raise ConfigError("--dry-run plans a new run; a resumed run's cost is what is left of it")
         run = api.Run(args.resume).resume(progress=not args.quiet)
+    elif args.dry_run:
+        from bpo.loop.dryrun import plan_text
+
+        print(plan_text(api.dry_run(args.config, overrides=args.overrides, progress=not args.quiet)))
+        return 0
     else:
         cfg = api.make_config(args.config, args.overrides)
         run = api.start_run(cfg, cfg.out or api.default_out(cfg), progress=not args.quiet)
@@ -193,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=bpo schedule.phases=4 beta=0.5")
     t.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a stopped or crashed run from its last complete checkpoint"
+    )
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything a run checks, probe a few sampling and training steps, print T, F, K, M, N, B, the "
+        "annotations and judge calls, model, device, dtype, peak memory and a time estimate; write nothing",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(fn=cmd_train)

@@ -24,7 +24,11 @@ def paused_run(folder: Path, *extra: str) -> tuple[Path, list[str]]:
         write_task(task)
     run = folder / "run"
     given = {a.partition("=")[0] for a in extra}
-    defaults = [a for a in ("annotator.kind=human", "schedule.steps=4", "schedule.batch_size=2") if a.partition("=")[0] not in given]
+    defaults = [
+        a
+        for a in ("annotator.kind=human", "schedule.steps=4", "schedule.batch_size=2")
+        if a.partition("=")[0] not in given
+    ]
     args = run_args(task, run, *defaults, *extra)  # a case's own value replaces this helper's default
     assert main(args) == 4  # EXIT_AWAITING_LABELS
     return run, args

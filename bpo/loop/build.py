@@ -68,8 +68,9 @@ def sft_done(cfg: RunConfig, sft_base: Path | None) -> bool:
     return bool(cfg.sft.steps) and sft_base is not None and (sft_base / "config.json").is_file()
 
 
-def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True):
-    """(model, tokenizer, fine_tuned_now) of the policy's base: the initial policy, after the optional SFT stage.
+def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress: bool = True, finetune: bool = True):
+    """(model, tokenizer, fine_tuned_now) of the policy's base: the initial policy, after the optional SFT stage
+    (`finetune=False`: without it, for a dry run, which only times it).
 
     A run that did its SFT stage saved the result in its folder (`sft_base`); that copy is loaded, so
     `bpo eval`, `bpo export` and `--resume` use the very base the adapters were trained on, without
@@ -84,7 +85,7 @@ def load_base(cfg: RunConfig, task: Task, sft_base: Path | None = None, progress
             device
         )
         tokenizer = load_tokenizer(folder, cfg.policy.trust_remote_code)
-    if not cfg.sft.steps:
+    if not cfg.sft.steps or not finetune:
         return model, tokenizer, False
     from bpo.training.sft import supervised_finetune
 

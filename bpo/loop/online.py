@@ -148,17 +148,14 @@ class Session:
         """One optimiser step of the learner whose turn it is, on a batch against its reference; logged to
         metrics.jsonl."""
         started = time.perf_counter()
-        learner = self.learners.turn(step)
-        batch = make_batch(pairs, self.policy.tokenizer.pad_token_id).to(self.policy.device)
-        ref_logp = self.reference.batch_logprobs(learner.policy, batch)
         try:
-            metrics = train_step(learner.policy, learner.optim, batch, ref_logp, learner.loss, ranks=self.ranks)
+            metrics = optimizer_step(self.learners, self.reference, step, pairs, self.ranks)
         except NonFiniteError as err:
+            learner = self.learners.turn(step)
             who = f" ({learner.name})" if len(self.learners) > 1 else ""
             raise TrainingDiverged(
                 f"phase {phase.index}, step {step}{who}: {err}; stopped without checkpointing"
             ) from None
-        self.reference.on_step_end(learner.policy, step)
         row = {
             "step": step,
             "phase": phase.index,
@@ -285,6 +282,52 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     SFT stage, judges called once, reference) runs before the folder is created (bpo.loop.preflight), so a
     refused command leaves nothing behind.
     """
+    inputs = checked_inputs(cfg, run, resume, progress, ranks)
+    model, tokenizer, fine_tuned_now = load_base(cfg, inputs.task, run.sft_base, progress)
+    schedule = cfg.resolved_schedule()
+    learners, reference = build_learners(cfg, model, tokenizer, schedule)
+    if not resume:
+        run.create(cfg)
+    if fine_tuned_now:
+        run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
+    policy = learners.main.policy
+    set_rng_states(
+        policy.training_rng, policy.device
+    )  # training's random stream starts where the adapters' seeded initialisation ended
+    start = restore(run, learners, reference)
+    run.forget_after(start)
+    rows = read_log(run.evals) if resume and run.evals.is_file() else []
+    initial = next((r for r in rows if r.get("initial")), None)  # the guard's start, evaluated before the stop
+    return Session(
+        cfg,
+        run,
+        inputs.task,
+        learners,
+        inputs.annotator,
+        inputs.eval_judge,
+        reference,
+        schedule,
+        start,
+        ranks,
+        resume,
+        initial,
+        given_pairs=inputs.records,
+    )
+
+
+@dataclass(frozen=True)
+class CheckedInputs:
+    """What a run reads before its weights: each piece checked (bpo.loop.preflight), no folder touched."""
+
+    task: Task
+    records: list | None  # data.pairs as read and checked (None: sampled, or already stored in the run)
+    annotator: object
+    eval_judge: Judge
+
+
+def checked_inputs(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE) -> CheckedInputs:
+    """The run folder, task, data and model files, prompt lengths, reference and judges (each called once),
+    checked in that order, cheapest first; shared by a run and its dry run (bpo.loop.dryrun)."""
     run.check_resumable() if resume else run.check_new()
     check_batch_shares(cfg, ranks)
     if resume:
@@ -299,47 +342,33 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
         check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)
     annotator, eval_judge = build_judges(cfg, task, run.root)
     probe_judges(task, annotator, eval_judge)  # each judge once on a sample, before any weight is loaded
-    model, tokenizer, fine_tuned_now = load_base(cfg, task, run.sft_base, progress)
+    return CheckedInputs(task, records, annotator, eval_judge)
+
+
+def build_learners(cfg: RunConfig, model, tokenizer, schedule: Schedule) -> tuple[Learners, ReferenceStrategy]:
+    """The LoRA ensemble on `model`, its optimiser and loss (IOPO: two players on one base, each the other's
+    reference, bpo.training.players), and the reference strategy of the method."""
     reference = build_reference(cfg, tokenizer)
-    if not resume:
-        run.create(cfg)
-    if fine_tuned_now:
-        run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
     policy = EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
     if cfg.policy.gradient_checkpointing:
         policy.checkpoint_activations()
-    schedule = cfg.resolved_schedule()
-    if cfg.method == "iopo":  # two players take turns on one base, each the other's reference (bpo.training.players)
+    if cfg.method == "iopo":
         learners = two_players(policy, cfg.iopo, cfg.optim, cfg.beta, cfg.seed)
-        reference = PlayerReference(learners)
-    else:
-        learners = one_learner(
-            policy,
-            EnsembleOptimizer(policy, cfg.optim, schedule.steps),
-            bind_loss(cfg.loss, cfg.beta, cfg.loss_reduction),
-        )
-    set_rng_states(
-        policy.training_rng, policy.device
-    )  # training's random stream starts where the adapters' seeded initialisation ended
-    start = restore(run, learners, reference)
-    run.forget_after(start)
-    rows = read_log(run.evals) if resume and run.evals.is_file() else []
-    initial = next((r for r in rows if r.get("initial")), None)  # the guard's start, evaluated before the stop
-    return Session(
-        cfg,
-        run,
-        task,
-        learners,
-        annotator,
-        eval_judge,
-        reference,
-        schedule,
-        start,
-        ranks,
-        resume,
-        initial,
-        given_pairs=records,
-    )
+        return learners, PlayerReference(learners)
+    loss = bind_loss(cfg.loss, cfg.beta, cfg.loss_reduction)
+    return one_learner(policy, EnsembleOptimizer(policy, cfg.optim, schedule.steps), loss), reference
+
+
+def optimizer_step(
+    learners: Learners, reference: ReferenceStrategy, step: int, pairs: list[Pair], ranks: Ranks = SINGLE
+) -> StepMetrics:
+    """One optimiser step of the learner whose turn it is at `step`, on `pairs` against its reference."""
+    learner = learners.turn(step)
+    batch = make_batch(pairs, learner.policy.tokenizer.pad_token_id).to(learner.policy.device)
+    ref_logp = reference.batch_logprobs(learner.policy, batch)
+    metrics = train_step(learner.policy, learner.optim, batch, ref_logp, learner.loss, ranks=ranks)
+    reference.on_step_end(learner.policy, step)
+    return metrics
 
 
 def check_batch_shares(cfg: RunConfig, ranks: Ranks) -> None:

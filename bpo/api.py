@@ -257,12 +257,12 @@ def evaluate(run: Run | str | Path, overrides: Overrides = (), *, write: bool = 
     settings, e.g. {"eval.prompts": 64, "eval.greedy": True}."""
     from bpo.evaluation import guard
     from bpo.loop.build import build_eval_judge
-    from bpo.loop.online import curve_rows, evaluate_run
+    from bpo.loop.online import curve_rows, evaluate_run, phase_rows
 
     folder, cfg, task, policy = open_trained(_folder(run), overrides, progress)
     result = evaluate_run(cfg, policy, task, build_eval_judge(cfg, task), progress=progress)
     steps = cfg.resolved_schedule().steps
-    result["guard"], new = guard.final_guard(result, curve_rows(folder), steps, cfg.guard)
+    result["guard"], new = guard.final_guard(result, curve_rows(folder), steps, cfg.guard, phase_rows(folder))
     guard.warn(new)
     if write:
         folder.write_eval(result)

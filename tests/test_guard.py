@@ -9,7 +9,16 @@ import math
 import pytest
 
 from bpo.cli import main
-from bpo.evaluation.guard import GuardConfig, Point, answer_stats, assess, degenerate_kind
+from bpo.evaluation.guard import (
+    GuardConfig,
+    Point,
+    answer_stats,
+    assess,
+    assess_phase,
+    degenerate_kind,
+    final_guard,
+    kl_to_behavior,
+)
 
 SPEC = GuardConfig()
 
@@ -43,6 +52,31 @@ def test_kl_and_degenerate_checks():
     assert checks(Point(4, 1.0, 0.1, 8, degenerate_share=0.75), cut_off_start) == []
 
 
+def test_kl_to_the_behavior_policy_by_hand_and_its_bound():
+    """Behavior log-probs (-3, -5), the policy's now (-4, -5.5): log-ratios 1 and 0.5, mean 0.75 nats. Above
+    guard.max_kl_behavior (10) a phase is flagged, at it not; eval.json's guard section lists the phase-end
+    values and their flags, in step order before the final evaluation's."""
+    assert kl_to_behavior([-3.0, -5.0], [-4.0, -5.5]) == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        kl_to_behavior([-3.0], [])
+    assert assess_phase(2, 6, 10.0, SPEC) == []
+    (flag,) = assess_phase(2, 6, 12.5, SPEC)
+    assert (flag.step, flag.check, flag.value, flag.bound) == (6, "kl_to_behavior", 12.5, 10.0)
+    assert flag.message.startswith("step 6: phase 2 moved the policy 12.5 nats") and "schedule.phases" in flag.advice
+    result = {"mean_score": 1.0, "score_se": 0.1, "n": 8, "before": {"mean_score": 1.0, "score_se": 0.1, "n": 8}}
+    phases = [
+        {"phase": 0, "step": 3, "kl_to_behavior": 0.4},
+        {"phase": 1, "step": 6, "kl_to_behavior": 12.5, "guard": [flag.to_json()]},
+    ]
+    section, new = final_guard(result, [], 6, SPEC, phases)
+    assert section["status"] == "flagged" and [f["check"] for f in section["flags"]] == ["kl_to_behavior"]
+    assert section["phases"] == [
+        {"phase": 0, "step": 3, "kl_to_behavior": 0.4},
+        {"phase": 1, "step": 6, "kl_to_behavior": 12.5},
+    ]
+    assert new == []  # said when the phase ended
+
+
 def test_degenerate_answers_and_statistics_by_hand():
     """Kinds: no word, two or more copies of one word, or as many tokens as max_new_tokens. Scores 1, 2, 3:
     mean 2, sample std 1, standard error 1/sqrt(3); lengths 2, 4, 6: mean 4; 2 of 3 answers degenerate."""
@@ -57,20 +91,34 @@ def test_degenerate_answers_and_statistics_by_hand():
 
 
 def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
-    """reviews with optim.lr=1.0 (the default is 3e-3): at its first evaluation (step 4) the judge score has
-    fallen far below the start's; with guard.on_collapse=stop the run checkpoints at step 4 and exits with
-    code 5 and one line saying what to change; --resume continues (the checks that stopped it only warn) to
-    the end, and eval.json's guard section is "flagged" with the step-4 flags."""
+    """reviews with optim.lr=1.0 (the default is 3e-3), on-policy (F = T = 8): the first step moves the policy
+    tens of nats from the behavior policy that sampled its pairs, so with guard.on_collapse=stop the run
+    checkpoints at step 1 and exits with code 5, one line saying what to change. --resume continues (that
+    check only warns from then on) until the first evaluation (step 4), whose judge score has fallen far below
+    the start's: a new check, so it stops again at step 4. A second --resume runs to the end, and eval.json's
+    guard section is "flagged" with both checks."""
     out = tmp_path / "collapse"
     settings = ["schedule.steps=8", "eval.every=4", "eval.prompts=32", "lora.ensemble=1", "optim.lr=1.0"]
+
+    def stop_line() -> str:
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and not (out / "eval.json").exists()
+        (line,) = [line for line in err.splitlines() if line.startswith("bpo: collapse guard:")]
+        assert f"bpo train --resume {out}" in line
+        return line
+
     assert main(["train", "task=reviews", f"out={out}", *settings, "guard.on_collapse=stop", "--quiet"]) == 5
-    err = capsys.readouterr().err
-    stop = [line for line in err.splitlines() if line.startswith("bpo: collapse guard:")]
-    assert len(stop) == 1 and "stopped after step 4" in stop[0] and f"bpo train --resume {out}" in stop[0]
-    assert "Traceback" not in err and not (out / "eval.json").exists()
+    line = stop_line()
+    assert "from the behavior policy" in line and "stopped after step 1" in line
+    assert (out / "checkpoints" / "step-000001").is_dir()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 5
+    line = stop_line()
+    assert "mean judge score" in line and "stopped after step 4" in line
     assert (out / "checkpoints" / "step-000004").is_dir()
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     result = json.loads((out / "eval.json").read_text())
     assert result["guard"]["status"] == "flagged"
     assert {f["check"] for f in result["guard"]["flags"] if f["step"] == 4} >= {"score"}
+    assert {f["check"] for f in result["guard"]["flags"] if f["step"] == 1} == {"kl_to_behavior"}
+    assert len(result["guard"]["phases"]) == 8 and result["guard"]["phases"][0]["kl_to_behavior"] > 10
     assert result["mean_score"] < result["before"]["mean_score"]

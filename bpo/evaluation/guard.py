@@ -10,6 +10,13 @@ score falls below where it started, while the loss still goes down. The guard co
     kl_to_sft   the KL estimate to the initial policy (eval.kl) passed `max_kl`
     degenerate  the share of degenerate answers passed `max_degenerate` and the start's share
 
+and, at the end of every annotation phase, how far training moved the policy from the behavior policy that
+sampled the phase's pairs:
+
+    kl_to_behavior  the mean over the phase's sampled responses y of log pi_beta(y) - log pi_theta(y)
+                    (an estimate of KL(pi_beta || pi_theta), exact in expectation when sampling is at
+                    temperature 1 and top_p 1) passed `max_kl_behavior`
+
 A flag is printed at once as one line, written to evals.jsonl with its point and to eval.json's "guard"
 section; with on_collapse=stop the run checkpoints and stops (resumable; a resumed run only warns about a
 check that already stopped it). Everything here but `warn` is pure: no model, no torch.
@@ -28,6 +35,8 @@ ADVICE = {
     "score": "lower optim.lr (e.g. by 3-10x), raise beta, or train more LoRA adapters (lora.ensemble)",
     "kl_to_sft": "raise beta or lower optim.lr: the policy moved far from the model it started from",
     "degenerate": "lower optim.lr or raise beta; check sampling.max_new_tokens and the judge's view of empty answers",
+    "kl_to_behavior": "lower optim.lr, raise beta or annotate more often (schedule.phases): the policy moved far "
+    "from the policy that sampled its pairs",
 }
 
 
@@ -52,6 +61,13 @@ class GuardConfig:
         help="flag a KL estimate to the initial policy (eval.kl) above this many nats per response; runs that "
         "collapsed on a user's task had 11-42, runs that trained well 0.5-5",
     )
+    max_kl_behavior: float = option(
+        10.0,
+        may_change_on_resume=True,
+        help="flag a phase whose training moved the policy more than this many nats per response from the behavior "
+        "policy that sampled the phase's pairs (the mean log-ratio on those responses; phases.jsonl's "
+        "kl_to_behavior)",
+    )
     max_degenerate: float = option(
         0.5,
         may_change_on_resume=True,
@@ -60,10 +76,10 @@ class GuardConfig:
     )
 
     def validate(self):
-        if not (self.score_se > 0 and self.max_kl > 0 and 0 < self.max_degenerate <= 1):
+        if not (self.score_se > 0 and self.max_kl > 0 and self.max_kl_behavior > 0 and 0 < self.max_degenerate <= 1):
             raise ValueError(
-                "score_se and max_kl must be positive and max_degenerate in (0, 1], got "
-                f"{self.score_se}, {self.max_kl}, {self.max_degenerate}"
+                "score_se, max_kl and max_kl_behavior must be positive and max_degenerate in (0, 1], got "
+                f"{self.score_se}, {self.max_kl}, {self.max_kl_behavior}, {self.max_degenerate}"
             )
 
 
@@ -150,6 +166,36 @@ def assess(point: Point, start: Point | None, spec: GuardConfig) -> list[Flag]:
     return flags
 
 
+def kl_to_behavior(behavior_logps: Sequence[float], current_logps: Sequence[float]) -> float:
+    """The mean log-ratio log pi_beta(y) - log pi_theta(y) over responses y sampled from pi_beta (each log-prob
+    summed over the response's tokens): the Monte-Carlo estimate of KL(pi_beta || pi_theta). E.g. behavior
+    (-3, -5), current (-4, -5.5): ((-3 + 4) + (-5 + 5.5)) / 2 = 0.75 nats."""
+    if len(behavior_logps) != len(current_logps) or not behavior_logps:
+        raise ValueError("kl_to_behavior needs one current log-prob per behavior log-prob, and at least one")
+    return sum(b - c for b, c in zip(behavior_logps, current_logps)) / len(behavior_logps)
+
+
+def assess_phase(phase: int, step: int, kl: float, spec: GuardConfig) -> list[Flag]:
+    """The phase-end check of the module docstring: `kl` (kl_to_behavior) after `step` steps, at phase `phase`'s
+    end, above max_kl_behavior (a value at the bound is not flagged)."""
+    if kl <= spec.max_kl_behavior:
+        return []
+    message = (
+        f"phase {phase} moved the policy {kl:.1f} nats per answer from the behavior policy that sampled its pairs, "
+        f"past guard.max_kl_behavior={spec.max_kl_behavior:g}"
+    )
+    return [
+        Flag(
+            step,
+            "kl_to_behavior",
+            float(kl),
+            float(spec.max_kl_behavior),
+            f"step {step}: {message}",
+            ADVICE["kl_to_behavior"],
+        )
+    ]
+
+
 def _flag(point: Point, check: str, value: float, bound: float, message: str) -> Flag:
     return Flag(point.step, check, float(value), float(bound), f"step {point.step}: {message}", ADVICE[check])
 
@@ -185,21 +231,31 @@ def answer_stats(texts: Sequence[str], lengths: Sequence[int], scores: Sequence[
 WATCHED = ("step", "mean_score", "score_se", "kl_to_sft", "degenerate_share", "mean_length")
 
 
-def final_guard(result: dict, curve: Sequence[dict], steps: int, spec: GuardConfig) -> tuple[dict, list[Flag]]:
+def final_guard(
+    result: dict, curve: Sequence[dict], steps: int, spec: GuardConfig, phases: Sequence[dict] = ()
+) -> tuple[dict, list[Flag]]:
     """eval.json's "guard" section and the flags not yet said: the final evaluation `result` (after `steps`
     training steps) checked against the initial policy's on the same prompts (its "before"), with the flags and
-    points of the learning curve `curve` (evals.jsonl's rows during training). A check the curve already
-    flagged at step T is not new (said once)."""
+    points of the learning curve `curve` (evals.jsonl's rows during training) and the phase-end checks
+    `phases` (phase_times.jsonl's rows). A check the curve already flagged at step T is not new (said once)."""
     start = Point.of(0, result["before"]) if "before" in result else None
     flags = assess(Point.of(steps, result), start, spec)
     said = {(f["step"], f["check"]) for r in curve for f in r.get("guard", [])}
     new = [f for f in flags if (f.step, f.check) not in said]
     final = {(f.step, f.check) for f in flags}
     earlier = [Flag(**f) for r in curve for f in r.get("guard", []) if (f["step"], f["check"]) not in final]
+    earlier += [Flag(**f) for r in phases for f in r.get("guard", [])]  # said at the phase's end
     points = [{k: r.get(k) for k in WATCHED} for r in curve]
     points.append({k: result.get(k) if k != "step" else steps for k in WATCHED})
-    every = earlier + flags
+    every = sorted(earlier, key=lambda f: f.step) + flags
     section = {"status": "flagged" if every else "ok", "flags": [f.to_json() for f in every], "points": points}
+    watched = [
+        {"phase": r["phase"], "step": r["step"], "kl_to_behavior": r["kl_to_behavior"]}
+        for r in phases
+        if "kl_to_behavior" in r
+    ]
+    if watched:
+        section["phases"] = watched
     return section, new
 
 

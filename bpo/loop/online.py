@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from bpo.common.configlib import ConfigError
@@ -40,6 +41,7 @@ from bpo.loop.preflight import base_tokenizer, check_pairs_file, check_reference
 from bpo.model.device import resolve_device, rng_states, set_rng_states
 from bpo.model.distributed import SINGLE, Ranks, join
 from bpo.model.policy import MERGED, EnsemblePolicy
+from bpo.model.scoring import pair_logprobs
 from bpo.run.checkpoint import Checkpoint, load_latest, read_settings
 from bpo.run.rundir import FollowerRunDir, RunDir, RunDirError
 from bpo.run.runlog import RunLog, phase_time
@@ -231,7 +233,9 @@ class Session:
 
     def final_guard(self, result: dict) -> dict:
         """eval.json's "guard" section (bpo.evaluation.guard.final_guard), its new flags said."""
-        section, new = guard.final_guard(result, curve_rows(self.run), self.schedule.steps, self.cfg.guard)
+        section, new = guard.final_guard(
+            result, curve_rows(self.run), self.schedule.steps, self.cfg.guard, phase_rows(self.run)
+        )
         self.on_flags(new, self.schedule.steps, resumed_point=True)  # the run is over: nothing left to stop
         return section
 
@@ -242,8 +246,27 @@ class Session:
         if not (done and self.schedule.is_phase_start(done) and self.log.records):
             return
         phase = self.schedule.phase_of_step(done - 1)
-        row = phase_time(phase, read_log(self.run.phases), read_log(self.run.metrics))
-        self.log.write("phase_times", {"step": done, **row}, done)
+        row = {"step": done, **phase_time(phase, read_log(self.run.phases), read_log(self.run.metrics))}
+        kl = self.kl_to_behavior(phase)
+        flags = [] if kl is None else guard.assess_phase(phase, done, kl, self.cfg.guard)
+        if kl is not None:
+            row["kl_to_behavior"] = kl
+        if flags:
+            row["guard"] = [f.to_json() for f in flags]
+        self.log.write("phase_times", row, done)
+        self.on_flags(flags, done, resumed_point=self.resumed and done == self.start)
+
+    def kl_to_behavior(self, phase: int) -> float | None:
+        """The collapse guard's phase-end check: the policy now against the behavior policy that sampled
+        the phase's pairs, on those pairs' responses (bpo.evaluation.guard.kl_to_behavior); None for given pairs
+        (data.pairs: no behavior log-probs)."""
+        pairs = self.run.read_pairs(phase)
+        if not pairs or any(p.behavior_chosen_logp is None or p.behavior_rejected_logp is None for p in pairs):
+            return None
+        with self.policy.use(MERGED) as model, torch.no_grad():
+            current = pair_logprobs(model, pairs, self.policy.tokenizer.pad_token_id)
+        behavior = [lp for p in pairs for lp in (p.behavior_chosen_logp, p.behavior_rejected_logp)]
+        return round(guard.kl_to_behavior(behavior, [lp for both in current for lp in both]), 6)
 
     def stopped_in_judge(self, err: JudgeStop, done: int) -> StopRequested:
         """The stop to raise when a judge's call stops the run after `done` steps: the steps since the last
@@ -468,6 +491,11 @@ def restore(run: RunDir, learners: Learners, reference: ReferenceStrategy) -> in
 def curve_rows(run: RunDir) -> list[dict]:
     """evals.jsonl's evaluations during training (eval.every), in order: the rows with a phase."""
     return [r for r in read_log(run.evals) if "phase" in r] if run.evals.is_file() else []
+
+
+def phase_rows(run: RunDir) -> list[dict]:
+    """phase_times.jsonl's rows: each phase's time and, with the collapse guard, its kl_to_behavior."""
+    return read_log(run.phase_times) if run.phase_times.is_file() else []
 
 
 def eval_scalars(result: dict) -> dict:

@@ -87,3 +87,18 @@ def test_the_strict_build_fails_on_a_broken_link(tmp_path):
     result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0, result.stderr
     assert "no-such-page.md" in result.stderr and "no-such-anchor" in result.stderr, result.stderr
+
+
+def test_the_readme_summary_is_generated_from_the_sweep_it_names():
+    """The README's verdict table equals what tools/readme-summary.py writes from the summary.json it names."""
+    import json
+    import re
+
+    from bpo.experiments.verdicts import README_START, replace_readme_block
+
+    text = (ROOT / "README.md").read_text()
+    pattern = re.escape(README_START).replace(re.escape("{source}"), "(?P<source>[^ ]+)")
+    (source,) = [m.group("source") for m in re.finditer(pattern, text)]  # the block is there, once
+    summary = json.loads((ROOT / source).read_text())
+    assert replace_readme_block(text, summary, source) == text
+    assert "**reproduced**" in text or "**not reproduced**" in text or "**not resolved**" in text

@@ -307,12 +307,12 @@ def open_session(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, rank
     """
     inputs = checked_inputs(cfg, run, resume, progress, ranks)
     model, tokenizer, fine_tuned_now = load_base(cfg, inputs.task, run.sft_base, progress)
-    schedule = cfg.resolved_schedule()
-    learners, reference = build_learners(cfg, model, tokenizer, schedule)
     if not resume:
         run.create(cfg)
-    if fine_tuned_now:
+    if fine_tuned_now:  # before the adapters are put into the model: the plain base is saved
         run.save_sft_base(model, tokenizer)  # eval, export and resume use this base, not a new SFT
+    schedule = cfg.resolved_schedule()
+    learners, reference = build_learners(cfg, model, tokenizer, schedule)
     policy = learners.main.policy
     set_rng_states(
         policy.training_rng, policy.device

@@ -110,6 +110,124 @@ def test_task_file_with_conversation_prompts_from_parquet_and_datasets(tmp_path)
         load_task_file(tmp_path / "task.yaml")
 
 
+# ------------------------------------------------------------- the paper data sets' layouts
+
+U1, A1, U2 = TALK[1], TALK[2], TALK[3]  # user, assistant, user: a prompt of two turns and a question
+
+
+def said(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def test_whole_conversations_next_to_a_text_prompt_read_as_the_iopo_data_sets_hold_them(tmp_path):
+    """argilla/distilabel-capybara-dpo-7k-binarized, mlabonne/orpo-dpo-mix-40k: `prompt` a text, `chosen` and
+    `rejected` the whole conversation each. The prompt is the messages before the final assistant message (the same
+    in both), the responses those final messages; the text `prompt` is not read."""
+    rows = [
+        {"prompt": "w55 w56", "chosen": [U1, A1, U2, said("w40 w41")], "rejected": [U1, A1, U2, said("w10")]},
+        {"prompt": "w57", "chosen": [TALK[0], U1, said("w42")], "rejected": [TALK[0], U1, said("w11 w12")]},
+    ]
+    path = save_parquet(tmp_path / "iopo.parquet", rows)
+    assert read_preferences(path) == [
+        PreferenceRecord("line-1", [U1, A1, U2], "w40 w41", "w10"),
+        PreferenceRecord("line-2", [TALK[0], U1], "w42", "w11 w12"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "chosen, rejected, message",
+    [
+        (
+            [U1, A1, U2, said("w40")],
+            [U1, said("w53"), U2, said("w10")],
+            ":1: rejected[1]: differs from chosen[1]; the messages before the final assistant message (the prompt) "
+            "must be the same in chosen and rejected",
+        ),
+        (
+            [U1, A1, U2, said("w40"), said("w41")],
+            [U1, A1, U2, said("w10")],
+            ":1: chosen: the conversation ends with 2 assistant messages in a row; the response is one assistant "
+            "message (merge them, or keep the last)",
+        ),
+        (
+            [U1, A1, U2, said("w40")],
+            [U1, A1, U2],
+            ":1: rejected: the conversation ends with a 'user' message, not the assistant's response",
+        ),
+    ],
+    ids=["prompts-differ", "two-trailing-replies", "no-reply"],
+)
+def test_whole_conversations_that_do_not_split_into_one_prompt_and_two_replies_are_refused(
+    tmp_path, chosen, rejected, message
+):
+    path = tmp_path / "iopo.jsonl"
+    path.write_text(json.dumps({"prompt": "w55 w56", "chosen": chosen, "rejected": rejected}) + "\n")
+    with pytest.raises(DataFileError) as err:
+        read_preferences(path)
+    assert str(err.value) == f"{path}{message}"
+
+
+HH_TEXT = "\n\nHuman: w52\n\nAssistant: w53 w54\n\nHuman: w55 w56\n\nAssistant: w40 w41"
+
+
+@pytest.mark.parametrize("chat_template", [False, True])
+def test_layout_chosen_reads_anthropic_hh_rows(tmp_path, chat_template):
+    """`layout: chosen`: the reference is the final assistant reply of `chosen`, the prompt the conversation
+    before it, in each of HH's layouts: Anthropic/hh-rlhf's raw text (the text up to the final "Assistant:", or
+    its turns as messages with the chat template), a whole conversation as messages, and TRL's conversational
+    copy (trl-lib/hh-rlhf-helpful-base: `prompt` messages, `chosen` one assistant message). `rejected` is not
+    read."""
+    raw = [{"chosen": HH_TEXT, "rejected": HH_TEXT[:-6] + "w10"}]
+    whole = [{"chosen": [U2, A1, U1, said("w42")], "rejected": [U2, A1, U1, said("w11")]}]
+    trl = [{"prompt": [TALK[0], U2], "chosen": [said("w43 w44")], "rejected": [said("w12")]}]
+    for name, rows in (("raw", raw), ("whole", whole), ("trl", trl)):
+        save_parquet(tmp_path / f"{name}.parquet", rows)
+    (tmp_path / "task.yaml").write_text(
+        f"layout: chosen\nchat_template: {str(chat_template).lower()}\ntrain: raw.parquet\neval: whole.parquet\n"
+        "dev: trl.parquet\n"
+    )
+    task = load_task_file(tmp_path / "task.yaml")
+    raw_prompt = (
+        [U1, A1, U2] if chat_template else "\n\nHuman: w52\n\nAssistant: w53 w54\n\nHuman: w55 w56\n\nAssistant:"
+    )
+    assert [(e.prompt, e.reference) for e in task.train] == [(raw_prompt, "w40 w41")]
+    assert [(e.prompt, e.reference) for e in task.eval] == [([U2, A1, U1], "w42")]
+    assert [(e.prompt, e.reference) for e in task.dev] == [([TALK[0], U2], "w43 w44")]
+    assert task.demonstrations == task.train and task.chat_template is chat_template
+
+
+def test_layout_chosen_refusals(tmp_path):
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"chosen": [U2, said("w40")]}) + "\n")
+    (tmp_path / "task.yaml").write_text("layout: chosen\ntrain: train.jsonl\neval: eval.jsonl\n")
+    for row, message in (
+        (
+            {"chosen": HH_TEXT + "\n\nAssistant: w41"},
+            "train.jsonl:1: chosen: the conversation ends with 2 assistant messages in a row; the response is one "
+            "assistant message (merge them, or keep the last)",
+        ),
+        (
+            {"chosen": "\n\nHuman: w52\n\nAssistant: "},
+            "train.jsonl:1: chosen: the final assistant turn is empty (it is the reference)",
+        ),
+        ({"chosen": "w40", "rejected": "w10"}, "train.jsonl:1: prompt: missing field (have: chosen, rejected)"),
+        ({"reference": "w40"}, "train.jsonl:1: chosen: missing field (have: reference)"),
+    ):
+        (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+        with pytest.raises(DataFileError) as err:
+            load_task_file(tmp_path / "task.yaml")
+        assert str(err.value) == f"{tmp_path}/{message}"
+    (tmp_path / "task.yaml").write_text("layout: chosen\nformat: hh\ntrain: train.jsonl\neval: eval.jsonl\n")
+    with pytest.raises(
+        DataFileError,
+        match="task.yaml: layout: chosen takes the prompts from the rows as they are; it "
+        "goes with format plain, not hh",
+    ):
+        load_task_file(tmp_path / "task.yaml")
+    (tmp_path / "task.yaml").write_text("layout: pairs\ntrain: train.jsonl\neval: eval.jsonl\n")
+    with pytest.raises(DataFileError, match="task.yaml: layout: 'pairs' is not one of reference, chosen"):
+        load_task_file(tmp_path / "task.yaml")
+
+
 # ------------------------------------------------------------------------------- malformed rows
 
 
@@ -147,7 +265,8 @@ def test_task_file_with_conversation_prompts_from_parquet_and_datasets(tmp_path)
                     "rejected": [{"role": "user", "content": "w6"}, {"role": "assistant", "content": "w10"}],
                 }
             ],
-            ":1: prompt: missing field, and chosen and rejected share no first message",
+            ":1: rejected[0]: differs from chosen[0]; the messages before the final assistant message (the prompt) "
+            "must be the same in chosen and rejected",
         ),
         (
             [

@@ -16,7 +16,7 @@ from conftest import save_tiny_llama
 from tinytask import run_args, write_task
 
 from bpo.cli import main
-from bpo.common.hub import HubError, dataset_file, model_folder
+from bpo.common.hub import HubError, dataset_files, model_folder
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -57,10 +57,64 @@ def test_dataset_ids_find_the_split_file(hub, tmp_path):
     (files / "data" / "train-00000-of-00001.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
     (files / "test.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
     snapshot = put_in_cache(hub, "bpo-test/prefs", files, kind="datasets")
-    assert dataset_file("bpo-test/prefs:train") == snapshot / "data" / "train-00000-of-00001.jsonl"
-    assert dataset_file(f"bpo-test/prefs@{COMMIT}:test") == snapshot / "test.jsonl"
+    assert dataset_files("bpo-test/prefs:train") == [snapshot / "data" / "train-00000-of-00001.jsonl"]
+    assert dataset_files(f"bpo-test/prefs@{COMMIT}:test") == [snapshot / "test.jsonl"]
     with pytest.raises(HubError, match=r"no split 'validation' \(its data files: data/train-00000-of-00001.jsonl"):
-        dataset_file("bpo-test/prefs:validation")
+        dataset_files("bpo-test/prefs:validation")
+
+
+def test_a_split_in_several_parquet_files_is_read_as_one(hub, tmp_path):
+    """TL;DR's layout: a split in Parquet shards (data/train-0000K-of-00002[-HASH].parquet) is all of them, in name
+    order, as one table: a task file reads its rows in that order, numbered across the shards, and an error names
+    the split and that row. Shards of two kinds are refused, naming them."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from bpo.common.jsonl import DataFileError
+    from bpo.tasks.files import load_task_file
+
+    def post(i, summary):
+        return {"subreddit": "tifu", "title": f"title {i}", "post": f"post {i}", "summary": summary}
+
+    files = tmp_path / "tldr"
+    (files / "data").mkdir(parents=True)
+    shards = {  # written out of name order, read in it
+        "train-00001-of-00002-9f8e7d.parquet": [post(2, "two"), post(3, "three")],
+        "train-00000-of-00002-1a2b3c.parquet": [post(0, "zero"), post(1, "one")],
+        "test-00000-of-00001.parquet": [post(9, "nine")],
+    }
+    for name, rows in shards.items():
+        pq.write_table(pa.Table.from_pylist(rows), files / "data" / name)
+    snapshot = put_in_cache(hub, "bpo-test/tldr", files, kind="datasets")
+    assert dataset_files("bpo-test/tldr:train") == [
+        snapshot / "data" / "train-00000-of-00002-1a2b3c.parquet",
+        snapshot / "data" / "train-00001-of-00002-9f8e7d.parquet",
+    ]
+    task_file = tmp_path / "tldr.yaml"
+    task_file.write_text("format: tldr\ntrain: bpo-test/tldr:train\neval: bpo-test/tldr:test\n")
+    task = load_task_file(task_file)
+    assert [e.prompt for e in task.train] == [
+        f"SUBREDDIT: r/tifu\nTITLE: title {i}\nPOST: post {i}\nTL;DR:" for i in range(4)
+    ]
+    assert [e.reference for e in task.train] == ["zero", "one", "two", "three"]
+    assert [e.reference for e in task.eval] == ["nine"]
+
+    pq.write_table(  # the second shard's first row, row 3 of the split, has an empty post
+        pa.Table.from_pylist([post(2, "two") | {"post": " "}, post(3, "three")]),
+        snapshot / "data" / "train-00001-of-00002-9f8e7d.parquet",
+    )
+    with pytest.raises(DataFileError) as err:
+        load_task_file(task_file)
+    assert str(err.value) == "bpo-test/tldr:train:3: post: empty string"
+
+    (snapshot / "data" / "train-00002-of-00002.jsonl").write_text(json.dumps(post(4, "four")) + "\n")
+    with pytest.raises(DataFileError) as err:
+        load_task_file(task_file)
+    assert str(err.value) == (
+        "bpo-test/tldr:train: split 'train' is in files of more than one kind or folder (data/train-00000-of-00002-"
+        "1a2b3c.parquet, data/train-00001-of-00002-9f8e7d.parquet, data/train-00002-of-00002.jsonl); bpo reads a "
+        "split's files only when they are of one kind in one folder: give a local file"
+    )
 
 
 def test_a_run_loads_policy_reference_and_data_by_hub_id(hub, tmp_path):

@@ -10,7 +10,8 @@ A local path that exists always wins, so local folders keep working as before. W
 huggingface_hub's other offline settings) nothing is fetched: an id that is not in the cache is one line
 saying so, at once. Otherwise the repository is downloaded into the cache on first use (snapshot_download).
 A data set's split is read from the repository's files by the Hub's own naming conventions: a file or
-folder named after the split (train.jsonl, data/train-00000-of-00001.parquet, train/...).
+folder named after the split (train.jsonl, data/train-00000-of-00001.parquet, train/...). A split stored in
+several files of one kind in one folder (data/train-00000-of-00003.parquet, ...) is all of them, in name order.
 """
 
 from __future__ import annotations
@@ -80,20 +81,21 @@ def model_folder(spec: str | Path) -> Path:
     return _snapshot(match["repo"], match["revision"], "model", str(spec))
 
 
-def dataset_file(spec: str | Path) -> Path:
-    """The local file or folder holding a data set's split: `spec` itself when it exists (or is not a Hub
-    data set id), else the split's file in the cached snapshot of the data set repository."""
+def dataset_files(spec: str | Path) -> list[Path]:
+    """The local files (or folder) holding a data set's split: `spec` itself when it exists (or is not a Hub
+    data set id), else the split's files in the cached snapshot of the data set repository."""
     if not is_dataset_id(spec):
-        return Path(spec)
+        return [Path(spec)]
     match = DATASET_ID.match(str(spec))
     root = _snapshot(match["repo"], match["revision"], "dataset", str(spec))
-    return split_file(root, match["split"], str(spec))
+    return split_files(root, match["split"], str(spec))
 
 
-def split_file(root: Path, split: str, spec: str) -> Path:
-    """The one data file of `split` under a data set repository's snapshot: `split.jsonl|.json|.parquet` at the
-    top, in data/, or `data/split-00000-of-00001.parquet` (the Hub's Parquet naming). Several shards, none, or
-    files of two kinds are refused, naming what is there."""
+def split_files(root: Path, split: str, spec: str) -> list[Path]:
+    """The data files of `split` under a data set repository's snapshot, in name order: `split.jsonl|.json|
+    .parquet` at the top or in data/, the Hub's shards `data/split-00000-of-00003[-HASH].parquet`, or the files
+    of a folder named after the split. None, or files of two kinds or in two folders, are refused, naming what
+    is there."""
     candidates = [
         p
         for folder in (root, root / "data", root / split)
@@ -101,15 +103,19 @@ def split_file(root: Path, split: str, spec: str) -> Path:
         for p in sorted(folder.iterdir())
         if p.is_file()
         and p.suffix in DATA_SUFFIXES
-        and (p.stem == split or re.fullmatch(rf"{re.escape(split)}-\d+-of-\d+", p.stem) or folder.name == split)
+        and (
+            p.stem == split
+            or re.fullmatch(rf"{re.escape(split)}-\d+-of-\d+(-[0-9a-f]+)?", p.stem)
+            or folder.name == split
+        )
     ]
-    if len(candidates) == 1:
-        return candidates[0]
+    if len({p.parent for p in candidates}) == 1 and len({p.suffix for p in candidates}) == 1:
+        return sorted(candidates, key=lambda p: p.name)
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix in DATA_SUFFIXES)
     if not candidates:
         raise HubError(f"{spec}: the data set has no split {split!r} (its data files: {', '.join(files) or 'none'})")
-    shards = ", ".join(str(p.relative_to(root)) for p in candidates)
+    found = ", ".join(str(p.relative_to(root)) for p in candidates)
     raise HubError(
-        f"{spec}: split {split!r} is in {len(candidates)} files ({shards}); bpo reads one file per split: merge "
-        "them or give a local file"
+        f"{spec}: split {split!r} is in files of more than one kind or folder ({found}); bpo reads a split's files "
+        "only when they are of one kind in one folder: give a local file"
     )

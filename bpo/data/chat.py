@@ -12,8 +12,9 @@ paragraph, each led by its role ("system: ...\\n\\nuser: ...").
 The checks here turn a row's value into a prompt or a response, or refuse it naming the file, line
 and field (`where` = "FILE:LINE: FIELD"): a prompt conversation needs a user turn and must not end
 with an assistant turn (the response comes next); a conversational response is one assistant message.
-TRL's implicit-prompt layout (`chosen` and `rejected` full conversations, no `prompt`) is split at the
-messages the two share (`split_shared_prompt`).
+A whole conversation (the prompt's turns, then the answer: TRL's implicit-prompt layout, the IOPO data sets'
+`chosen` and `rejected`, HH's `chosen`) is split before its final assistant message (`split_response`); of a
+preference pair, the two prompts must be the same (`split_pair`).
 """
 
 from __future__ import annotations
@@ -70,19 +71,41 @@ def as_response(value, where: str) -> str:
     return value[0]["content"]
 
 
-def split_shared_prompt(
-    chosen: list[Message], rejected: list[Message], where: str
-) -> tuple[list[Message], list[Message], list[Message]]:
-    """TRL's implicit prompt: (prompt, chosen rest, rejected rest), the prompt being the messages the
-    two conversations share from the start. `where` is "FILE:LINE"."""
-    shared = 0
-    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
-        shared += 1
-    if shared == 0:
+def split_response(messages: list[Message], where: str) -> tuple[list[Message], str]:
+    """A whole conversation as (prompt, response): the response is its final assistant message, the prompt
+    every message before it. A conversation that does not end with one assistant message (it ends with
+    another role, or with several assistant messages in a row) or has nothing before it is refused. `where`
+    is "FILE:LINE: FIELD"."""
+    trailing = 0
+    while trailing < len(messages) and messages[-1 - trailing]["role"] == "assistant":
+        trailing += 1
+    if trailing == 0:
         raise DataFileError(
-            f"{where}: prompt: missing field, and chosen and rejected share no first message to take it from (TRL's "
-            "implicit prompt)"
+            f"{where}: the conversation ends with a {messages[-1]['role']!r} message, not the assistant's response"
         )
-    if shared == len(chosen) == len(rejected):
-        raise DataFileError(f"{where}: chosen: identical to rejected (a pair needs two different responses)")
-    return chosen[:shared], chosen[shared:], rejected[shared:]
+    if trailing > 1:
+        raise DataFileError(
+            f"{where}: the conversation ends with {trailing} assistant messages in a row; the response is one "
+            "assistant message (merge them, or keep the last)"
+        )
+    if len(messages) == 1:
+        raise DataFileError(
+            f"{where}: one assistant message and nothing before it; a whole conversation holds the prompt's turns, "
+            "then the response (or give the prompt in a 'prompt' field)"
+        )
+    return [{"role": m["role"], "content": m["content"]} for m in messages[:-1]], messages[-1]["content"]
+
+
+def split_pair(chosen: list[Message], rejected: list[Message], where: str) -> tuple[list[Message], str, str]:
+    """Two whole conversations as (prompt, chosen response, rejected response): each is split before its final
+    assistant message (split_response), and the messages before it, the prompt, must be the same in both.
+    `where` is "FILE:LINE"."""
+    prompt, chosen_text = split_response(chosen, f"{where}: chosen")
+    other, rejected_text = split_response(rejected, f"{where}: rejected")
+    if other != prompt:
+        k = next((i for i, (a, b) in enumerate(zip(prompt, other)) if a != b), min(len(prompt), len(other)))
+        raise DataFileError(
+            f"{where}: rejected[{k}]: differs from chosen[{k}]; the messages before the final assistant message (the "
+            "prompt) must be the same in chosen and rejected"
+        )
+    return prompt, chosen_text, rejected_text

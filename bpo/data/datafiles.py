@@ -5,10 +5,11 @@
     folder/               written by `datasets.Dataset.save_to_disk` (state.json + Arrow files); a
                           DatasetDict's folder is refused with its splits named (give one split's folder)
 
-Every layout gives (number, row) pairs, the number being the line of a JSONL file or the row (from 1)
-of a table, and every row goes through the same checks (bpo.common.jsonl.check_row), so an error names the
-file, the line or row, and the field in the same words whatever the layout. Parquet and datasets
-folders are read with pyarrow (`pip install 'bpo[data]'`); the `datasets` package is not needed.
+A Hub data set split in several files (bpo.common.hub) is read as one table. Every layout gives (number,
+row) pairs, the number being the line of a JSONL file or the row (from 1) of a table, and every row goes
+through the same checks (bpo.common.jsonl.check_row), so an error names the file, the line or row, and the
+field in the same words whatever the layout. Parquet and datasets folders are read with pyarrow (`pip
+install 'bpo[data]'`); the `datasets` package is not needed.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from bpo.common.jsonl import DataFileError, check_row, read_jsonl_lines, read_te
 Rows = list[tuple[int, dict[str, Any]]]
 
 
-def hub_dataset(path: str | Path) -> Path:
-    """A local path as given, or the local file of a Hub data set id's split (bpo.common.hub)."""
-    from bpo.common.hub import HubError, dataset_file
+def hub_dataset(path: str | Path) -> list[Path]:
+    """[a local path as given], or the local files of a Hub data set id's split (bpo.common.hub)."""
+    from bpo.common.hub import HubError, dataset_files
 
     try:
-        return dataset_file(path)
+        return dataset_files(path)
     except HubError as err:
         raise DataFileError(str(err)) from None
 
@@ -38,8 +39,19 @@ def is_table(path: Path) -> bool:
 
 def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> Rows:
     """(line or row number, row) of a JSONL file, a Parquet file or a datasets folder, all checked; `path` may
-    be a Hub data set id with its split (org/name[@revision]:split, bpo.common.hub)."""
-    path = hub_dataset(path)
+    be a Hub data set id with its split (org/name[@revision]:split, bpo.common.hub). A split stored in several
+    files is read as one table, its files in name order: its rows are numbered from 1 across the files, and an
+    error names the split (`owner/name:train:ROW: field: ...`)."""
+    files = hub_dataset(path)
+    if len(files) == 1:
+        return _file_rows(files[0], required, optional)
+    rows = list(enumerate((row for file in files for _, row in _file_rows(file)), start=1))
+    for number, row in rows:
+        check_row(row, Path(path), number, required, optional)
+    return rows
+
+
+def _file_rows(path: Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> Rows:
     if not is_table(path):
         return read_jsonl_lines(path, required, optional)
     rows = list(enumerate(_table(path).to_pylist(), start=1))

@@ -6,12 +6,15 @@ optionally `id`) per row, in a JSONL file, a Parquet file or a `datasets` folder
                      the prompt conversation is kept whole (system prompt, earlier turns) and rendered
                      with the chat template (bpo.data.chat)
     implicit prompt  {"chosen": [messages ..., assistant], "rejected": [messages ..., assistant]}: the
-                     messages the two share from the start are the prompt (TRL's implicit prompt)
+                     messages before the final assistant message are the prompt, the same in both
+                     (TRL's implicit prompt); a text `prompt` next to such whole conversations (the
+                     IOPO data sets' copy of the last user turn) is not read
 
 Reading checks the whole file before returning anything (file, line or row, and field named in every
 error): broken JSON, missing/empty/non-string fields, messages with an empty content or an unknown
 role, a prompt conversation without a user turn or ending with an assistant turn, a conversational
-response that is not one assistant message, chosen == rejected, ids that are not a string or an
+response that is not one assistant message, whole conversations whose prompts differ or that do not end
+with one assistant message, chosen == rejected, ids that are not a string or an
 integer, duplicate ids, an empty file, a file that is not UTF-8. A BOM and CRLF line ends are
 accepted; so are U+2028, U+0085 and escaped NULs in strings.
 """
@@ -25,7 +28,7 @@ from typing import Iterable
 
 from bpo.common.configlib import option
 from bpo.common.jsonl import DataFileError, check_row, write_jsonl
-from bpo.data.chat import Prompt, as_prompt, as_response, prompt_messages, split_shared_prompt
+from bpo.data.chat import Prompt, as_prompt, as_response, prompt_messages, split_pair
 from bpo.data.datafiles import read_rows
 
 
@@ -64,14 +67,19 @@ def read_preferences(path: str | Path) -> list[PreferenceRecord]:
     path = Path(path)
     records, seen = [], {}
     for line, row in read_rows(path):
-        implicit = "prompt" not in row and isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list)
-        check_row(row, path, line, ["chosen", "rejected"] if implicit else ["prompt", "chosen", "rejected"])
+        check_row(row, path, line, ["chosen", "rejected"])
+        lists = isinstance(row["chosen"], list) and isinstance(row["rejected"], list)
+        turns = lists and any(m["role"] != "assistant" for m in row["chosen"] + row["rejected"])
+        # chosen and rejected hold the whole conversations: no prompt, or one given as text (the IOPO data sets)
+        whole = lists and ("prompt" not in row or (turns and not isinstance(row["prompt"], list)))
+        if not whole:
+            check_row(row, path, line, ["prompt"])
         rid = _id(row, path, line)
         if rid in seen:
             raise DataFileError(f"{path}:{line}: id: duplicate id {rid!r} (first on line {seen[rid]})")
         seen[rid] = line
-        if implicit:
-            prompt, chosen, rejected = split_shared_prompt(row["chosen"], row["rejected"], f"{path}:{line}")
+        if whole:
+            prompt, chosen, rejected = split_pair(row["chosen"], row["rejected"], f"{path}:{line}")
         else:
             prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
         prompt = as_prompt(prompt, f"{path}:{line}: prompt")

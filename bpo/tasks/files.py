@@ -10,10 +10,18 @@
     judge: mypkg.scoring:score    # optional: the task's judge (module:function or a reward-model folder)
     chat_template: true           # wrap prompts in the policy tokenizer's chat template
     format: plain                 # plain | tldr | hh: how rows become prompts (see bpo.tasks.presets)
+    layout: reference             # reference | chosen: where a row's reference is (below)
 
 A `prompt` may be a conversation, a list of {"role", "content"} messages (system prompt and earlier
 turns kept, rendered with the chat template: bpo.data.chat), with format plain; a `reference` may then be
-one assistant message. Relative paths are resolved against the YAML file's folder. A prompt file may also
+one assistant message.
+
+With `layout: chosen` (format plain) the rows are preference rows, like Anthropic HH's, and the reference is
+the `chosen` response: `chosen` is a whole conversation (messages: the prompt's turns, then the final
+assistant reply), HH's raw text "\n\nHuman: ...\n\nAssistant: ..." (the prompt is the dialogue up to and
+including the final "\n\nAssistant:", or its turns as messages when the task uses the chat template), or a
+response (a text or one assistant message) with the prompt in `prompt`. Other fields (`rejected`) are not
+read. Relative paths are resolved against the YAML file's folder. A prompt file may also
 be a Hugging Face data set id with its split (`train: owner/name[@revision]:train`, bpo.common.hub),
 resolved when the task is built, not when the file is checked, so checking a task file downloads nothing;
 a local file of that name wins. A held-out (eval)
@@ -28,12 +36,12 @@ from pathlib import Path
 
 from bpo.common.configlib import parse_yaml, read_text_file
 from bpo.common.hub import is_dataset_id
-from bpo.common.jsonl import DataFileError
-from bpo.data.chat import Prompt, as_prompt, as_response, prompt_text
+from bpo.common.jsonl import DataFileError, check_row
+from bpo.data.chat import Prompt, as_prompt, as_response, prompt_text, split_response
 from bpo.data.datafiles import read_rows
 from bpo.data.task import Example, Task
 from bpo.judging.judges import load_judge
-from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, reference_of
+from bpo.tasks.presets import FORMAT_FIELDS, PROMPT_FORMATS, hh_dialogue, is_hh_dialogue, reference_of
 
 BUILTIN_JUDGE = "builtin:"  # `judge: builtin:reviews`: the judge of a built-in task (bpo.tasks.registry)
 
@@ -47,7 +55,8 @@ def builtin_judge(spec: str):
     return BUILTIN_TASKS[name].build().judge
 
 
-TASK_KEYS = {"train", "eval", "dev", "demonstrations", "judge", "chat_template", "name", "format"}
+TASK_KEYS = {"train", "eval", "dev", "demonstrations", "judge", "chat_template", "name", "format", "layout"}
+LAYOUTS = ("reference", "chosen")  # a row's reference: its `reference` field, or its `chosen` response
 KEY_TYPES = {
     "train": str,
     "eval": str,
@@ -57,10 +66,31 @@ KEY_TYPES = {
     "chat_template": bool,
     "name": str,
     "format": str,
+    "layout": str,
 }
 
 
-def _examples(path: Path | str, need_reference: bool, fmt: str = "plain") -> list[Example]:
+def _chosen_example(row: dict, path: Path | str, number: int, chat_template: bool) -> Example:
+    """The example of a preference row (layout chosen): the reference is its chosen response, the prompt what
+    comes before it in `chosen` or, for a lone response, the row's `prompt`."""
+    where, chosen = f"{path}:{number}", row["chosen"]
+    if isinstance(chosen, list) and any(m["role"] != "assistant" for m in chosen):
+        prompt, reference = split_response(chosen, f"{where}: chosen")
+    elif isinstance(chosen, str) and is_hh_dialogue(chosen):
+        messages, text, reference = hh_dialogue(chosen, f"{where}: chosen")
+        prompt = messages if chat_template else text
+    else:
+        check_row(row, Path(path), number, ["prompt"])
+        prompt, reference = row["prompt"], as_response(chosen, f"{where}: chosen")
+    return Example(as_prompt(prompt, f"{where}: prompt"), reference)
+
+
+def _examples(
+    path: Path | str, need_reference: bool, fmt: str = "plain", layout: str = "reference", chat_template=False
+) -> list[Example]:
+    if layout == "chosen":  # every row has a reference: check_row refuses an empty `chosen`
+        rows = read_rows(path, required=["chosen"])
+        return [_chosen_example(row, path, number, chat_template) for number, row in rows]
     fields = list(FORMAT_FIELDS[fmt])
     examples = []
     for number, row in read_rows(path, required=fields, optional=["reference", "summary", "query", "prompt"]):
@@ -139,23 +169,30 @@ def read_task_spec(path: Path) -> dict:
     fmt = spec.get("format") or "plain"
     if fmt not in PROMPT_FORMATS:
         raise DataFileError(f"{path}: format: {fmt!r} is not one of {', '.join(PROMPT_FORMATS)}")
+    layout = spec.get("layout") or "reference"
+    if layout not in LAYOUTS:
+        raise DataFileError(f"{path}: layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if layout == "chosen" and fmt != "plain":
+        raise DataFileError(
+            f"{path}: layout: chosen takes the prompts from the rows as they are; it goes with format plain, not {fmt}"
+        )
     return spec
 
 
 def task_from_spec(path: Path, spec: dict) -> Task:
     """The task a checked spec (read_task_spec) describes, its prompt files read once each."""
-    fmt = spec.get("format") or "plain"
+    how = spec.get("format") or "plain", spec.get("layout") or "reference", bool(spec.get("chat_template"))
     here = path.parent
-    train = _examples(data_path(here, spec["train"]), False, fmt)
+    train = _examples(data_path(here, spec["train"]), False, *how)
     demos = (
-        _examples(data_path(here, spec["demonstrations"]), True, fmt)
+        _examples(data_path(here, spec["demonstrations"]), True, *how)
         if spec.get("demonstrations")
         else [e for e in train if e.reference]
     )
-    eval_examples = _examples(data_path(here, spec["eval"]), True, fmt)
+    eval_examples = _examples(data_path(here, spec["eval"]), True, *how)
     for key, examples in (("train", train), ("demonstrations", demos)):
         check_held_out(path, eval_examples, key, examples)
-    dev = _examples(data_path(here, spec["dev"]), True, fmt) if spec.get("dev") else []
+    dev = _examples(data_path(here, spec["dev"]), True, *how) if spec.get("dev") else []
     for key, examples in (("train", train), ("demonstrations", demos), ("eval", eval_examples)):
         check_held_out(path, dev, key, examples, "dev")
     judge = None

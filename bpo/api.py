@@ -174,7 +174,7 @@ def dry_run(
     cfg = _with_inputs(
         config, out, overrides, progress, model=model, tokenizer=tokenizer, judge=judge, pairs=pairs, prompts=prompts
     )
-    return plan(cfg, progress)
+    return plan(cfg, cfg.out or default_out(cfg), progress)
 
 
 def _with_inputs(config, out, overrides: Overrides, progress: bool, **objects) -> RunConfig:

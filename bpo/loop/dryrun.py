@@ -137,13 +137,13 @@ class _FirstPreferred:
         return [Label(0, (1.0, 0.0)) for _ in prompts]
 
 
-def dry_run(cfg: RunConfig, progress: bool = True) -> dict:
+def dry_run(cfg: RunConfig, folder, progress: bool = True) -> dict:
     """Check the run as `bpo train` would, probe it, and return its plan: counts, model, device, dtype, the
-    probe's times and peak memory, the estimated seconds. Writes nothing."""
-    from bpo.api import default_out
+    probe's times and peak memory, the estimated seconds. `folder`: the run folder the run would make (checked,
+    not created). Writes nothing."""
     from bpo.loop.online import build_learners, checked_inputs, optimizer_step
 
-    run = RunDir(cfg.out or default_out(cfg))
+    run = RunDir(folder)
     inputs = checked_inputs(cfg, run, resume=False, progress=progress)
     task = inputs.task
     schedule = cfg.resolved_schedule()

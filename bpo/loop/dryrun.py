@@ -162,11 +162,10 @@ def dry_run(cfg: RunConfig, folder, progress: bool = True) -> dict:
     policy = learners.main.policy
     reference.on_phase_start(policy, 0)
     n = min(cfg.sampling.batch_size, schedule.pairs_per_phase)  # one generation call, as the run makes them
-    annotator = inputs.annotator or _FirstPreferred()
+    # people label (no annotator here), or the pairs are given: time sampling anyway (the evaluations sample)
+    annotator = _FirstPreferred() if inputs.annotator is None or cfg.data.pairs else inputs.annotator
     stream = PromptStream(task.train, cfg.seed, 0)
     seed = derive_seed(cfg.seed, 0, weights=PROCESS_STREAM)  # as process 0 of a run samples
-    if cfg.data.pairs:  # the pairs are given: time sampling anyway (the evaluations sample), label nothing
-        annotator = _FirstPreferred()
     pairs, stats = collect_pairs(
         policy, stream, annotator, cfg.sampling, 0, n, seed, cfg.annotator.max_attempts, task.chat_template, False
     )

@@ -232,9 +232,10 @@ def open_trained(folder: str | Path, overrides: Overrides = (), progress: bool =
     run = RunDir(folder)
     if not run.config.is_file():
         raise ConfigError(f"{folder}: not a run folder (no config.yaml)")
+    cfg = load_config(RunConfig, run.config, override_items(overrides))
+    _refuse_training_overrides(run, cfg)  # the user's override is named before the run's state is judged
     if not (run.adapters / "a0").is_dir():
         raise ConfigError(f"{folder}: the run has no trained adapters yet (finish it with bpo train --resume {folder})")
-    cfg = load_config(RunConfig, run.config, override_items(overrides))
     task = build_task(cfg, run.sft_base)
     policy = build_policy(cfg, task, run.sft_base, progress)
     task = fit_task(cfg, task, Base(run.root, policy.tokenizer, context_length(policy.model)))  # as the run saw it
@@ -246,6 +247,23 @@ def open_trained(folder: str | Path, overrides: Overrides = (), progress: bool =
             f"rewrite them with bpo train --resume {folder}"
         ) from None
     return run, cfg, task, policy
+
+
+def _refuse_training_overrides(run, cfg: RunConfig) -> None:
+    """An override of a setting the run was trained with (lora.rank, task, beta ...) would rebuild another
+    policy than the one trained; say so, naming the key, instead of failing later on the adapters' files.
+    Evaluation settings (eval.*) and those a resume may change (device, dtype, batch sizes) are free."""
+    from bpo.run.rundir import changed_settings
+
+    trained = load_config(RunConfig, run.config).resume_settings()
+    now = cfg.resume_settings()
+    changed = [k for k in sorted(set(trained) | set(now)) if trained.get(k) != now.get(k) and not k.startswith("eval.")]
+    if changed:
+        shown = changed_settings({k: trained.get(k) for k in changed}, {k: now.get(k) for k in changed})
+        raise ConfigError(
+            f"{run.root}: the override changes what the run was trained with: {', '.join(shown)}; an evaluation "
+            f"may change eval.* and the device, dtype and batch sizes; to train with it, start a new run"
+        )
 
 
 def _folder(run: Run | str | Path) -> Path:

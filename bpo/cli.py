@@ -374,8 +374,19 @@ def user_errors() -> tuple[type[Exception], ...]:
 def _fail(text: str, err: BaseException, code: int) -> int:
     """One line for the error, and one more (if any) for what is left of the run and how to go on."""
     hint = getattr(err, "bpo_hint", "")
+    _end_progress_bars()
     print(f"bpo: {text}" + (f"\nbpo: {hint}" if hint else ""), file=sys.stderr)
     return code
+
+
+def _end_progress_bars() -> None:
+    """Close the bars an error left open, so that its message starts a line of its own instead of following
+    the bar's last '\r'-drawn state (tqdm is imported by then if any bar was drawn)."""
+    tqdm_module = sys.modules.get("tqdm.std")
+    if tqdm_module is None:
+        return
+    for bar in list(tqdm_module.tqdm._instances):
+        bar.close()
 
 
 def _quiet_libraries(args) -> None:

@@ -209,6 +209,7 @@ SETUPS = {
     "user_files": _setup_user_files,
     "user_pairs": _setup_user_pairs,
     "user_config": _setup_user_config,
+    "fake_run": _setup_fake_run,
     "edited_run": _setup_edited_run,
     "broken_run_config": _setup_broken_run_config,
     "bad_settings": _setup_bad_settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,46 @@ def test_warnings_are_bpo_lines():
         text = warnings.formatwarning("skipping 3 of 8 eval examples", UserWarning, "/x/preflight.py", 12, "warn(...)")
     assert text == "bpo: warning: skipping 3 of 8 eval examples\n"
     assert warnings.formatwarning("m", UserWarning, "f.py", 1).startswith("f.py:1: UserWarning")  # restored
+
+
+def test_more_eval_prompts_than_the_split_holds_is_said_once(tmp_path, capsys):
+    """The tiny task holds 8 held-out prompts; eval.prompts=100000 evaluates those 8 and says so in one
+    warning, though the run evaluates 4 times (every 2 of 6 steps, and at the end) and bpo eval once more
+    (its own warning). Before: no word at all."""
+    import json
+
+    from tinytask import run_args, write_task
+
+    from bpo.cli import main
+
+    write_task(tmp_path / "task")
+    out = tmp_path / "run"
+    args = run_args(tmp_path / "task", out, "eval.prompts=100000", "eval.every=2", "eval.every_prompts=2")
+    said = "eval.prompts=100000, but task 'task' has 8 heldout prompts; evaluating on those 8"
+
+    def warnings_of(argv):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")  # every call counted, none folded into an earlier one
+            assert main(argv) == 0
+        return [str(w.message) for w in seen if "eval.prompts" in str(w.message)]
+
+    assert warnings_of(args) == [said]
+    assert json.loads((out / "eval.json").read_text())["n"] == 8
+    assert warnings_of(["eval", str(out), "--quiet"]) == [said]
+
+
+def test_an_error_during_training_starts_a_line_of_its_own(tmp_path, capsys, monkeypatch):
+    """With progress bars on, a judge failing in phase 1 (after the start-up check passed) left the
+    'training' bar's last state and the error on one line: '\\rtraining:  0%| ... bpo: error: ...'."""
+    from tinytask import run_args, write_task
+
+    from bpo.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "data" / "bad"))  # badjudges.py
+    write_task(tmp_path / "task")
+    args = [a for a in run_args(tmp_path / "task", tmp_path / "run", "annotator.judge=badjudges:nan_after_probe")]
+    capsys.readouterr()
+    assert main([a for a in args if a != "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.split("\n") if "bpo: error" in line]
+    assert len(lines) == 1 and lines[0].startswith("bpo: error: judge 'badjudges:nan_after_probe' returned nan"), err

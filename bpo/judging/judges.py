@@ -71,13 +71,14 @@ def _raised_at(err: BaseException) -> str:
 def check_scores(scores: Any, n: int, name: str) -> list[float]:
     """`scores` as n finite floats, or a JudgeError naming the judge and what it returned."""
     expected = f"a judge returns one finite number per response ({n} here)"
+    returned = scores  # named in a refusal as the judge gave it (a NumPy array is not called a list)
     if hasattr(scores, "tolist") and getattr(scores, "ndim", 1) == 1:  # numpy array, torch tensor
         scores = scores.tolist()
     if not isinstance(scores, (list, tuple)):
-        raise JudgeError(f"judge {name!r} returned {_show(scores)}; {expected}")
+        raise JudgeError(f"judge {name!r} returned {_show(returned)}; {expected}")
     if len(scores) != n:
         raise JudgeError(
-            f"judge {name!r} returned {len(scores)} score(s) for {n} responses: {_show(scores)}; {expected}"
+            f"judge {name!r} returned {len(scores)} score(s) for {n} responses: {_show(returned)}; {expected}"
         )
     out = []
     for i, score in enumerate(scores):

@@ -139,7 +139,21 @@ def _fits(length: int, room: int | None) -> bool:
 
 
 def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
-    """The task without prompts too long for the context (a warning counts them); none left is an error."""
+    """The task without prompts too long for the context (a warning counts them); none left is an error.
+    Asking to evaluate on more prompts than the split holds is said once here, not at every evaluation."""
+    fitted = _fit_to_context(cfg, task, base)
+    held_out = len(fitted.split(cfg.eval.split))
+    if cfg.eval.prompts > held_out:
+        warnings.warn(
+            f"eval.prompts={cfg.eval.prompts}, but task {task.name!r} has {held_out} {cfg.eval.split} prompts; "
+            f"evaluating on those {held_out}"
+        )
+    return fitted
+
+
+def _fit_to_context(cfg: RunConfig, task: Task, base: Base) -> Task:
+    if cfg.eval.split == "dev" and not task.dev:
+        raise ConfigError(f"eval.split=dev: task {task.name!r} has no dev split (a task file names one with 'dev:')")
     if base.context is None:
         return task
     new = cfg.sampling.max_new_tokens
@@ -156,8 +170,6 @@ def fit_task(cfg: RunConfig, task: Task, base: Base) -> Task:
     def demo_fits(ex: Example) -> bool:
         return _fits(len(encode_prompt(tok, ex.prompt, chat)) + len(encode_response(tok, ex.reference)), base.context)
 
-    if cfg.eval.split == "dev" and not task.dev:
-        raise ConfigError(f"eval.split=dev: task {task.name!r} has no dev split (a task file names one with 'dev:')")
     kept = {}
     for name, examples, fits in (
         ("train", task.train, prompt_fits),

@@ -56,3 +56,10 @@ def hangs(prompts, responses):
 
     time.sleep(60)
     return [0.0 for _ in responses]
+
+
+def numpy_too_many(prompts, responses):
+    """One score too many, as a NumPy array: the refusal names an ndarray, not a list."""
+    import numpy as np
+
+    return np.zeros(len(responses) + 1)

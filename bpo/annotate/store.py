@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS undone (
     shown_left TEXT, source TEXT NOT NULL, at REAL NOT NULL, undone_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS closed (phase INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
+# The pair each rater was last shown (one row per rater), so that raters labelling at once are given
+# different pairs; a table of its own so that a store made before it gains it on open (CREATE IF NOT EXISTS).
+SHOWN_SCHEMA = "CREATE TABLE IF NOT EXISTS shown (rater TEXT PRIMARY KEY, pair_id TEXT NOT NULL, at REAL NOT NULL);"
 
 
 class StoreError(ValueError):
@@ -117,7 +120,7 @@ class LabelStore:
         con = sqlite3.connect(store.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             con.execute("PRAGMA journal_mode=WAL")  # persistent: recorded in the file
-            con.executescript(SCHEMA)
+            con.executescript(SCHEMA + SHOWN_SCHEMA)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('overlap', ?)", (str(overlap),))
         finally:
             con.close()
@@ -131,7 +134,10 @@ class LabelStore:
             raise StoreError(
                 f"{run_dir}: no {STORE_NAME}; start a run with annotator.kind=human (or external) there first"
             )
-        return cls(path)
+        store = cls(path)
+        with store._write() as con:
+            con.execute(SHOWN_SCHEMA)
+        return store
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -324,19 +330,27 @@ class LabelStore:
     # what a rater does next ---------------------------------------------------------------------
 
     def next_for(self, rater: str) -> Candidate | None:
-        """The next pair for this rater: in an open phase, not yet labelled by them, still short of the
-        run's overlap; pairs with the fewest labels first, then in order."""
-        with self._read() as con:
+        """The next pair for this rater, recorded as shown to them: in an open phase, not yet labelled by
+        them, still short of the run's overlap; the fewest labels plus other raters' open views first, then
+        in order. Counting the views keeps ten raters who ask at once from all labelling the same pair (with
+        overlap 1 they labelled each pair about five times over); once every pair is in view, the views no
+        longer exclude: a rater who walked away holds nothing back."""
+        with self._write() as con:  # choose and record in one transaction: two raters asking at once differ
             overlap = int(con.execute("SELECT value FROM meta WHERE key = 'overlap'").fetchone()[0])
             row = con.execute(
                 "SELECT p.id, p.phase, p.round, p.idx, p.prompt, p.first, p.second, p.tokens, "
-                "(SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id) AS n FROM pairs p "
+                "(SELECT COUNT(*) FROM labels l WHERE l.pair_id = p.id) AS n, "
+                "(SELECT COUNT(*) FROM shown s WHERE s.pair_id = p.id AND s.rater != ?) AS viewed FROM pairs p "
                 "WHERE p.phase NOT IN (SELECT phase FROM closed) "
                 "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.pair_id = p.id AND l.rater = ?) AND n < ? "
-                "ORDER BY n, p.phase, p.idx LIMIT 1",
-                (rater, overlap),
+                "ORDER BY n + viewed, p.phase, p.idx LIMIT 1",
+                (rater, rater, overlap),
             ).fetchone()
-        return _candidate(row[:8]) if row else None
+            if row is None:
+                con.execute("DELETE FROM shown WHERE rater = ?", (rater,))
+                return None
+            con.execute("INSERT OR REPLACE INTO shown VALUES (?, ?, ?)", (rater, row[0], time.time()))
+        return _candidate(row[:8])
 
     def last_label(self, rater: str) -> tuple[str, str] | None:
         """(nonce, pair id) of the rater's most recent label in an open phase: what undo takes back."""

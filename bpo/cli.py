@@ -11,9 +11,9 @@ bpo demo                                  the README's first command: a small en
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bpo.common.configlib import ConfigError, describe, load_config, refuse_repeated_keys
@@ -328,22 +328,34 @@ SETTING = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def parse_arguments(p: argparse.ArgumentParser, argv: list[str] | None):
-    """Options and key=value settings in any order: a setting after an option (`bpo train method=iopo
-    --quiet out=DIR`) is left over by argparse and is appended to the command's settings, in order."""
+    """Options and key=value settings in any order: what argparse leaves over after an option (a setting,
+    `bpo train method=iopo --quiet out=DIR`, or train's config file, `bpo train beta=1 --quiet cfg.yaml`) is
+    appended to the command's positionals, in order; split_config_arg then tells the file from the settings."""
     args, extra = p.parse_known_args(argv)
-    unknown = [a for a in extra if not (SETTING.match(a) and hasattr(args, "overrides"))]
-    if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    takes_file = hasattr(args, "config")
+    unknown = [a for a in extra if not (hasattr(args, "overrides") and (SETTING.match(a) or takes_file))]
+    if unknown or any(a.startswith("-") for a in extra):
+        p.error(f"unrecognized arguments: {' '.join(unknown or [a for a in extra if a.startswith('-')])}")
     if extra:
         args.overrides = list(args.overrides or []) + extra
     return args
 
 
 def split_config_arg(args) -> None:
-    """`bpo train key=value` (no config file): the first positional is an override, not a file."""
-    if getattr(args, "config", None) and re.match(r"^[A-Za-z_][\w.]*=", args.config):
-        args.overrides = [args.config] + args.overrides
-        args.config = None
+    """train's positionals as (config file, settings): the one that is not key=value is the file, wherever it
+    stands (`bpo train key=value` has none); two files are refused."""
+    if not hasattr(args, "config"):
+        return
+    given = ([args.config] if args.config else []) + list(args.overrides or [])
+
+    def is_file(i: int, a: str) -> bool:  # a bare word later on (`beta`) stays a setting, refused as one
+        return not SETTING.match(a) and (i == 0 or a.endswith((".yaml", ".yml")) or Path(a).is_file())
+
+    files = [a for i, a in enumerate(given) if is_file(i, a)]
+    if len(files) > 1:
+        raise ConfigError(f"one config file at most, got {', '.join(files)}; give the rest as key=value")
+    args.config = files[0] if files else None
+    args.overrides = [a for i, a in enumerate(given) if not is_file(i, a)]
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -400,31 +412,18 @@ def _quiet_libraries(args) -> None:
         hf_logging.disable_progress_bar()
 
 
-@contextlib.contextmanager
-def bpo_warnings():
-    """Warnings printed as bpo's own one line, `bpo: warning: ...`, not Python's `FILE:LINE: UserWarning: ...`
-    followed by the warnings.warn(...) source line, which name bpo's code rather than the user's input."""
-    import warnings
-
-    previous = warnings.formatwarning
-    warnings.formatwarning = lambda message, category, filename, lineno, line=None: f"bpo: warning: {message}\n"
-    try:
-        yield
-    finally:
-        warnings.formatwarning = previous
-
-
 def main(argv: list[str] | None = None) -> int:
     """Every bad input ends here with exit code 2 and one or two lines naming the file, line and field
     (or key, or folder); an interrupt with 128 + the signal; a stopped run (a signal, the collapse guard, a
     judge's timeout) with its stop's code and how to resume; divergence with 3; never with a traceback. Every
     command shares this one path (train, demo, reproduce's runs, eval, ...)."""
+    from bpo.common.console import bpo_warnings
     from bpo.common.stop import Interrupted, StopRequested, interruptible
 
     args = parse_arguments(parser(), argv)
-    split_config_arg(args)
     _quiet_libraries(args)
     try:
+        split_config_arg(args)
         refuse_repeated_keys(getattr(args, "overrides", None) or ())
         with interruptible(), bpo_warnings():
             return args.fn(args)

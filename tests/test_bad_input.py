@@ -104,6 +104,7 @@ MODELS = {
     "no_config": lambda f: (f / "config.json").unlink(),
     "config_is_folder": _config_folder,
     "config_broken_json": lambda f: (f / "config.json").write_text('{"model_type": "llama",\n  oops}'),
+    "config_control_char": lambda f: (f / "config.json").write_text('{"model_type": "llama\x01"}'),
     "config_no_model_type": lambda f: _edit_json(f / "config.json", model_type=None, architectures=None),
     "config_unknown_model_type": lambda f: _edit_json(f / "config.json", model_type="no_such_arch"),
     "config_vocab_bigger": lambda f: _edit_json(f / "config.json", vocab_size=100),

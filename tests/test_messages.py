@@ -45,7 +45,7 @@ def test_a_control_character_in_config_json_says_at_once(tmp_path):
 
 def test_warnings_are_bpo_lines():
     """Before: '/path/file.py:12: UserWarning: ...' and the warnings.warn(...) source line."""
-    from bpo.cli import bpo_warnings
+    from bpo.common.console import bpo_warnings
 
     with bpo_warnings():
         text = warnings.formatwarning("skipping 3 of 8 eval examples", UserWarning, "/x/preflight.py", 12, "warn(...)")
@@ -94,3 +94,13 @@ def test_an_error_during_training_starts_a_line_of_its_own(tmp_path, capsys, mon
     err = capsys.readouterr().err
     lines = [line for line in err.split("\n") if "bpo: error" in line]
     assert len(lines) == 1 and lines[0].startswith("bpo: error: judge 'badjudges:nan_after_probe' returned nan"), err
+
+
+def test_a_sweep_worker_process_prints_bpo_warnings(monkeypatch):
+    """`bpo reproduce --jobs N` runs each run in a spawned process, which does not inherit the CLI's
+    formatting: before, its warnings came out as Python's 'FILE:LINE: UserWarning' lines. The worker's own
+    entry point formats them (run_one stands in for a run that warns and returns what it would print)."""
+    import bpo.experiments.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_one", lambda *args: warnings.formatwarning("w", UserWarning, "/x/p.py", 3))
+    assert sweep._worker((None, None, False, 1)) == "bpo: warning: w\n"

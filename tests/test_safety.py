@@ -46,3 +46,36 @@ def test_a_key_given_twice_in_a_json_line_is_refused_at_any_depth(tmp_path):
     path.write_text(f'{{"prompt": [{turn}], "chosen": "c", "rejected": "d"}}\n')
     with pytest.raises(DataFileError, match=rf"^{path}:1: content: key given twice in one JSON object"):
         read_preferences(path)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "beta=1", "--quiet", "cfg.yaml", "out=DIR"],  # before: unrecognized arguments: cfg.yaml
+        ["train", "beta=1", "cfg.yaml", "--quiet", "out=DIR"],  # before: override 'cfg.yaml': expected key=value
+        ["train", "--quiet", "cfg.yaml", "beta=1", "out=DIR"],
+    ],
+)
+def test_the_config_file_may_stand_anywhere_among_the_settings(argv):
+    args = _parse(argv)
+    assert (args.config, args.overrides, args.quiet) == ("cfg.yaml", ["beta=1", "out=DIR"], True)
+
+
+def test_two_config_files_are_refused(capsys):
+    from bpo.cli import main
+
+    assert main(["train", "a.yaml", "--quiet", "b.yaml"]) == 2
+    assert "bpo: error: one config file at most, got a.yaml, b.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["eval", "--quiet", "RUN", "eval.prompts=4"], ("RUN", ["eval.prompts=4"])),
+        (["eval", "RUN", "--quiet", "eval.prompts=4"], ("RUN", ["eval.prompts=4"])),
+        (["demo", "beta=1", "--quiet", "seed=2"], (None, ["beta=1", "seed=2"])),
+    ],
+)
+def test_every_command_takes_options_and_settings_in_any_order(argv, expected):
+    args = _parse(argv)
+    assert (getattr(args, "run_dir", None), args.overrides) == expected and args.quiet is True

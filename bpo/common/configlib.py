@@ -149,18 +149,19 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
+            seen: dict[Any, tuple[int, int]] = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
+                here = (key_node.start_mark.line, key_node.start_mark.column)  # two keys may share a line: {a: 1, a: 2}
                 try:
                     key = self.construct_object(key_node, deep=True)
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                    first = seen.setdefault(key, here)
                 except TypeError:  # an unhashable key: the base class says so
                     continue
-                if first != key_node.start_mark.line + 1:
+                if first != here:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark
+                        None, None, f"duplicate key {key!r} (first on line {first[0] + 1})", key_node.start_mark
                     )
         return super().construct_mapping(node, deep)
 
@@ -228,7 +229,9 @@ def _apply_override(data: dict[Any, Any], item: str, where: dict[Key, str], raw:
     if not eq or not all(key):
         raise ConfigError(f"{label}: expected key=value")
     try:
-        value = yaml.safe_load(value_text)
+        value = yaml.load(value_text, Loader=UniqueKeyLoader)
+    except yaml.constructor.ConstructorError as err:  # a key given twice inside the value: {kind: a, kind: b}
+        raise ConfigError(f"{label}: {err.problem.partition(' (first')[0]} in the value") from None
     except yaml.YAMLError:
         raise ConfigError(f"{label}: cannot parse {value_text!r} as a YAML value") from None
     node = data

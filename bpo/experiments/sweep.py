@@ -85,8 +85,11 @@ def run_one(spec: RunSpec, root: Path, greedy: bool, threads: int | None = None)
 
 
 def _worker(payload: tuple[RunSpec, Path, bool, int]) -> str:
+    from bpo.common.console import bpo_warnings
+
     spec, root, greedy, threads = payload
-    return str(run_one(spec, root, greedy, threads))
+    with bpo_warnings():  # a spawned process: the CLI's formatting is not inherited
+        return str(run_one(spec, root, greedy, threads))
 
 
 def execute(

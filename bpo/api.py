@@ -313,6 +313,8 @@ def compare(
 
     if tie_margin < 0 or temperature <= 0:
         raise ConfigError("--tie-margin must be >= 0 and --temperature > 0")
+    if out:
+        _check_compare_folder(Path(out))
     a_folder, b_folder = _folder(run_a), _folder(run_b)
     run, cfg, task, policy = open_trained(a_folder, progress=progress)
     a = Contender(str(a_folder), policy, MERGED)
@@ -338,6 +340,35 @@ def compare(
     atomic_write_text(folder / COMPARE_FILE, json.dumps(result, indent=2))  # complete or absent: a sweep reuses it
     result["written"] = str(folder / COMPARE_FILE)
     return result
+
+
+def _check_compare_folder(folder: Path) -> None:
+    """A comparison goes into a new or empty folder, or over an earlier comparison (its compare.json and
+    margins.png); a folder holding anything else, a user's own compare.json included, is refused before any
+    model is loaded, so nothing of theirs is written over."""
+    from bpo.run.rundir import COMPARE_FILE
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: is a file, not a folder")
+    if not folder.is_dir():
+        return
+    held = sorted(p.name for p in folder.iterdir())
+    ours = set(held) <= {COMPARE_FILE, "margins.png"} and (
+        COMPARE_FILE not in held or _is_comparison(folder / COMPARE_FILE)
+    )
+    if held and not ours:
+        raise ConfigError(
+            f"--out {folder}: not empty and not an earlier bpo compare (holds {', '.join(held[:6])}); a comparison "
+            f"goes only into a new or empty folder, or over an earlier one"
+        )
+
+
+def _is_comparison(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"a", "b", "outcomes", "tie_margin"} <= set(data)
 
 
 def export(run: Run | str | Path, out: str | Path, progress: bool = True) -> Path:

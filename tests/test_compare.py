@@ -137,3 +137,19 @@ def test_bad_compare_arguments_exit_2(tiny_run, capsys):
     assert main(["compare", str(run), "sft", "--tie-margin", "-1", "--quiet"]) == 2
     assert "--tie-margin must be >= 0" in capsys.readouterr().err
     assert main(["compare", str(run.parent / "nothing-here"), "sft", "--quiet"]) == 2
+
+
+def test_compare_never_writes_over_a_users_folder(tiny_run, capsys):
+    """Before: `--out DIR` holding the user's own compare.json replaced it, exit 0. Now refused before any
+    model is loaded, the file byte-identical; an earlier comparison's folder is still written over."""
+    run, _ = tiny_run
+    mine = run.parent / "mine"
+    mine.mkdir()
+    (mine / "compare.json").write_text('{"my": "notes"}\n')
+    assert main(["compare", str(run), "sft", "--out", str(mine), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {mine}: not empty and not an earlier bpo compare (holds compare.json)" in err
+    assert (mine / "compare.json").read_text() == '{"my": "notes"}\n'
+    again = run.parent / "again"
+    assert main(["compare", str(run), "sft", "--out", str(again), "--quiet"]) == 0
+    assert main(["compare", str(run), "sft", "--out", str(again), "--quiet"]) == 0  # over its own earlier result

@@ -15,6 +15,10 @@ the one whose worst task gains most, the gain of a task being the mean over meth
 that task's dev prompts (so that tasks with different judges compare); ties go to the smaller learning
 rate, then the larger beta, then fewer adapters (the cautious choice). Run by hand: minutes per run on
 2 cores.
+
+Amended after the beta/adapters study (docs/defaults-study.md, which says so): the choice printed here is
+the rule as first written; the project's default moves to it only when the worst task's paired difference
+from the current default has an interval that excludes zero (that study's 1-adapter winner did not).
 """
 
 from __future__ import annotations

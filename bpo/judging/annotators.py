@@ -132,6 +132,11 @@ class AnnotatorConfig:
             raise ValueError(f"overlap must be >= 1 (labels per pair), got {self.overlap}")
         if self.timeout is not None and not 0 <= self.timeout < math.inf:
             raise ValueError(f"timeout must be >= 0 seconds and finite (0: no limit), got {self.timeout}")
+        if self.kind == "llm" and self.timeout is not None:  # its own per-request limit, with retries
+            raise ValueError(
+                f"timeout={self.timeout:g} is not used by kind=llm, whose requests time out after request_timeout "
+                f"({self.request_timeout:g} s) and are retried (annotator.retries); set annotator.request_timeout"
+            )
         if self.kind in ("llm", "llm_local"):
             self._validate_llm()
 

@@ -126,12 +126,19 @@ def main() -> None:
         f"\n{args.model}: T = {args.steps} steps of {PROMPTS_PER_STEP} prompts x 2 responses of {NEW_TOKENS} tokens, "
         f"{args.threads} threads"
     )
-    print(f"{'run':<12}{'pairs/s':>9}{'x TRL':>7}{'loop s':>8}{'RSS MiB':>9}{'x TRL':>7}")
+    limit = results[1]["limit_pairs_per_s"] if len(results) > 1 else None  # measured in a bpo run
+    print(f"{'run':<12}{'pairs/s':>9}{'x TRL':>7}{'loop s':>8}{'RSS MiB':>9}{'x TRL':>7}{'of limit':>9}")
     for r in results:
         print(
             f"{r['variant']:<12}{r['pairs_per_s']:>9.2f}{r['pairs_per_s'] / trl['pairs_per_s']:>7.2f}"
             f"{r['loop_s']:>8.1f}"
             f"{r['peak_rss_mib']:>9.0f}{r['peak_rss_mib'] / trl['peak_rss_mib']:>7.2f}"
+            f"{r['pairs_per_s'] / limit if limit else float('nan'):>9.2f}"
+        )
+    if limit:
+        print(
+            f"(the limit: {results[1]['gflop_per_pair']:.1f} GFLOP per pair at the float32 matmul rate: {limit:.1f} "
+            "pairs/s; benchmarks/online.py)"
         )
 
 

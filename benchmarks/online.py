@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from standard import NEW_TOKENS, PROMPTS_PER_STEP, build, matmul_flops, peak_rss_mib  # noqa: E402
+from standard import NEW_TOKENS, PROMPT_TOKENS, PROMPTS_PER_STEP, build, matmul_flops, peak_rss_mib  # noqa: E402
 
 VARIANTS = {
     "online_dpo": ["method=online_dpo"],  # F = T; the SFT reference scored once per phase
@@ -142,6 +142,17 @@ def step_flops(last_step: dict) -> int:
     return counter.get_total_flops()
 
 
+def sampling_flops_per_pair(model, prompt_tokens: int, new_tokens: int) -> float:
+    """The matmul FLOPs of sampling one pair: 2 x (the weights every token passes: all but the input
+    embedding) per token, over the prompt once and the two responses' new tokens (the prompt's cache is
+    shared by both; attention's own products are left out, a few percent here)."""
+    embedding = model.get_input_embeddings().weight.numel()
+    weights = sum(p.numel() for p in model.parameters()) - embedding
+    if model.config.tie_word_embeddings:
+        weights += embedding  # the vocabulary head is the embedding again
+    return 2.0 * weights * (prompt_tokens + 2 * new_tokens)
+
+
 def run_variant(name: str, overrides: list[str], threads: int) -> dict:
     """One run in this (child) process: timings, pairs, peak memory, FLOP/s."""
     import torch
@@ -165,6 +176,10 @@ def run_variant(name: str, overrides: list[str], threads: int) -> dict:
     )  # the machine's best of two measurements, after the run (not in its peak)
     loop = total - timers.seconds["setup"] - timers.seconds["evaluation"]
     step_seconds = timers.seconds["training"] / schedule.steps
+    # The machine's limit: a pair's sampling and training FLOPs at the float32 matmul rate (annotation and
+    # any reference pass are extra work, so every tool's pairs/s stays below it).
+    model = last_step["args"][0].model
+    pair_flops = sampling_flops_per_pair(model, PROMPT_TOKENS, NEW_TOKENS) + flops / schedule.batch_size
     return {
         "variant": name,
         "pairs": schedule.pairs,
@@ -182,6 +197,9 @@ def run_variant(name: str, overrides: list[str], threads: int) -> dict:
         "train_flops_per_s": flops / step_seconds,
         "matmul_flops_per_s": matmul,
         "train_fraction_of_matmul": flops / step_seconds / matmul,
+        "gflop_per_pair": pair_flops / 1e9,
+        "limit_pairs_per_s": matmul / pair_flops,
+        "fraction_of_limit": schedule.pairs / loop / (matmul / pair_flops),
     }
 
 
@@ -196,7 +214,7 @@ def print_table(results: list[dict]) -> None:
     print(
         f"{'variant':<13}{'pairs/s':>9}{'ratio':>7}{'loop s':>8}{'sample':>8}{'annot':>7}{'ref':>6}"
         f"{'train':>7}{'other':>7}"
-        f"{'eval':>7}{'setup':>7}{'RSS MiB':>9}{'train GF/s':>11}{'of mm':>7}"
+        f"{'eval':>7}{'setup':>7}{'RSS MiB':>9}{'train GF/s':>11}{'of mm':>7}{'of limit':>9}"
     )
     for r in results:
         print(
@@ -205,8 +223,13 @@ def print_table(results: list[dict]) -> None:
             f"{r['annotation_s']:>7.1f}{r['reference_s']:>6.1f}{r['training_s']:>7.1f}{r['other_s']:>7.1f}"
             f"{r['evaluation_s']:>7.1f}"
             f"{r['setup_s']:>7.1f}{r['peak_rss_mib']:>9.0f}{r['train_flops_per_s'] / 1e9:>11.1f}"
-            f"{r['train_fraction_of_matmul']:>7.2f}"
+            f"{r['train_fraction_of_matmul']:>7.2f}{r['fraction_of_limit']:>9.2f}"
         )
+    r = results[0]
+    print(
+        f"(the limit: {r['gflop_per_pair']:.1f} GFLOP per pair, sampling and training, at the matmul rate: "
+        f"{r['limit_pairs_per_s']:.1f} pairs/s)"
+    )
     print(
         f"(float32 matmul, best per process: {min(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} to "
         f"{max(r['matmul_flops_per_s'] for r in results) / 1e9:.1f} GFLOP/s)"

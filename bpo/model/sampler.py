@@ -37,7 +37,12 @@ class SamplingSpec:
     temperature: float = option(1.0, help="sampling temperature")
     top_p: float = option(1.0, help="nucleus sampling threshold")
     max_new_tokens: int = option(32, help="longest response, in tokens")
-    batch_size: int = option(16, may_change_on_resume=True, help="prompts per generation call")
+    batch_size: int = option(
+        64,
+        may_change_on_resume=True,
+        help="prompts per generation call (two responses each); 64: the cost per pair on the standard benchmark "
+        "model fell from 8 to 128 prompts per call and rose again at 256 (docs/performance.md, the cost curve)",
+    )
     greedy: bool = option(False, help="greedy decoding instead of sampling")
 
     def validate(self):

@@ -233,7 +233,8 @@ def open_trained(folder: str | Path, overrides: Overrides = (), progress: bool =
     if not run.config.is_file():
         raise ConfigError(f"{folder}: not a run folder (no config.yaml)")
     cfg = load_config(RunConfig, run.config, override_items(overrides))
-    _refuse_training_overrides(run, cfg)  # the user's override is named before the run's state is judged
+    if overrides:  # the user's override is named before the run's state is judged
+        _refuse_training_overrides(run, cfg)
     if not (run.adapters / "a0").is_dir():
         raise ConfigError(f"{folder}: the run has no trained adapters yet (finish it with bpo train --resume {folder})")
     task = build_task(cfg, run.sft_base)
@@ -256,10 +257,8 @@ def _refuse_training_overrides(run, cfg: RunConfig) -> None:
     from bpo.run.rundir import changed_settings
 
     trained = load_config(RunConfig, run.config).resume_settings()
-    now = cfg.resume_settings()
-    changed = [k for k in sorted(set(trained) | set(now)) if trained.get(k) != now.get(k) and not k.startswith("eval.")]
-    if changed:
-        shown = changed_settings({k: trained.get(k) for k in changed}, {k: now.get(k) for k in changed})
+    shown = [c for c in changed_settings(trained, cfg.resume_settings()) if not c.startswith("eval.")]
+    if shown:
         raise ConfigError(
             f"{run.root}: the override changes what the run was trained with: {', '.join(shown)}; an evaluation "
             f"may change eval.* and the device, dtype and batch sizes; to train with it, start a new run"

@@ -332,10 +332,10 @@ def parse_arguments(p: argparse.ArgumentParser, argv: list[str] | None):
     `bpo train method=iopo --quiet out=DIR`, or train's config file, `bpo train beta=1 --quiet cfg.yaml`) is
     appended to the command's positionals, in order; split_config_arg then tells the file from the settings."""
     args, extra = p.parse_known_args(argv)
-    takes_file = hasattr(args, "config")
-    unknown = [a for a in extra if not (hasattr(args, "overrides") and (SETTING.match(a) or takes_file))]
-    if unknown or any(a.startswith("-") for a in extra):
-        p.error(f"unrecognized arguments: {' '.join(unknown or [a for a in extra if a.startswith('-')])}")
+    positional = hasattr(args, "overrides") and (lambda a: SETTING.match(a) or hasattr(args, "config"))
+    unknown = [a for a in extra if a.startswith("-") or not (positional and positional(a))]
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
     if extra:
         args.overrides = list(args.overrides or []) + extra
     return args
@@ -348,14 +348,16 @@ def split_config_arg(args) -> None:
         return
     given = ([args.config] if args.config else []) + list(args.overrides or [])
 
-    def is_file(i: int, a: str) -> bool:  # a bare word later on (`beta`) stays a setting, refused as one
-        return not SETTING.match(a) and (i == 0 or a.endswith((".yaml", ".yml")) or Path(a).is_file())
-
-    files = [a for i, a in enumerate(given) if is_file(i, a)]
+    # a bare word later on (`beta`) stays a setting, refused as one
+    is_file = [
+        not SETTING.match(a) and (i == 0 or a.endswith((".yaml", ".yml")) or Path(a).is_file())
+        for i, a in enumerate(given)
+    ]
+    files = [a for a, f in zip(given, is_file) if f]
     if len(files) > 1:
         raise ConfigError(f"one config file at most, got {', '.join(files)}; give the rest as key=value")
     args.config = files[0] if files else None
-    args.overrides = [a for i, a in enumerate(given) if not is_file(i, a)]
+    args.overrides = [a for a, f in zip(given, is_file) if not f]
 
 
 def user_errors() -> tuple[type[Exception], ...]:

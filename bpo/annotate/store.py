@@ -60,8 +60,8 @@ CREATE TABLE IF NOT EXISTS undone (
 CREATE TABLE IF NOT EXISTS closed (phase INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 # The pair each rater was last shown (one row per rater), so that raters labelling at once are given
-# different pairs; a table of its own so that a store made before it gains it on open (CREATE IF NOT EXISTS).
-SHOWN_SCHEMA = "CREATE TABLE IF NOT EXISTS shown (rater TEXT PRIMARY KEY, pair_id TEXT NOT NULL, at REAL NOT NULL);"
+# different pairs; a table of its own so that a store made before it gains it where it is used (next_for).
+SHOWN_SCHEMA = "CREATE TABLE IF NOT EXISTS shown (rater TEXT PRIMARY KEY, pair_id TEXT NOT NULL);"
 
 
 class StoreError(ValueError):
@@ -134,10 +134,7 @@ class LabelStore:
             raise StoreError(
                 f"{run_dir}: no {STORE_NAME}; start a run with annotator.kind=human (or external) there first"
             )
-        store = cls(path)
-        with store._write() as con:
-            con.execute(SHOWN_SCHEMA)
-        return store
+        return cls(path)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -336,6 +333,7 @@ class LabelStore:
         overlap 1 they labelled each pair about five times over); once every pair is in view, the views no
         longer exclude: a rater who walked away holds nothing back."""
         with self._write() as con:  # choose and record in one transaction: two raters asking at once differ
+            con.execute(SHOWN_SCHEMA)  # a store made before views were recorded
             overlap = int(con.execute("SELECT value FROM meta WHERE key = 'overlap'").fetchone()[0])
             row = con.execute(
                 "SELECT p.id, p.phase, p.round, p.idx, p.prompt, p.first, p.second, p.tokens, "
@@ -349,7 +347,7 @@ class LabelStore:
             if row is None:
                 con.execute("DELETE FROM shown WHERE rater = ?", (rater,))
                 return None
-            con.execute("INSERT OR REPLACE INTO shown VALUES (?, ?, ?)", (rater, row[0], time.time()))
+            con.execute("INSERT OR REPLACE INTO shown VALUES (?, ?)", (rater, row[0]))
         return _candidate(row[:8])
 
     def last_label(self, rater: str) -> tuple[str, str] | None:

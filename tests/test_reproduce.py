@@ -55,9 +55,9 @@ def runs_of(out):
 def test_table1_and_figures_from_the_runs(sweep):
     plan, out, report = sweep
     # per seed: Table 1's 3 methods + BPO at F = 2 (Figure 4); seed 0 also: 3 adapter variants, the gold-reference
-    # run, 2 IOPO readings and the baselines that are not Table 1 runs (3 offline losses, iterative DPO); per seed
-    # also the central-claim cell's BPO and on-policy DPO (T = 6, beta 2)
-    expected = 2 * (len(METHODS) + 1 + 2) + len(ADAPTER_VARIANTS) + 1 + 2 + (len(IOPO_BASELINES) - 1)
+    # run, 2 IOPO readings in each of 2 scenarios and the baselines that are not Table 1 runs (3 offline losses,
+    # iterative DPO); per seed also the central-claim cell's BPO and on-policy DPO (T = 6, beta 2)
+    expected = 2 * (len(METHODS) + 1 + 2) + len(ADAPTER_VARIANTS) + 1 + 2 * 2 + (len(IOPO_BASELINES) - 1)
     assert len(runs_of(out)) == expected
     text = report.read_text()
     assert "### Table 1 — task, sampled" in text and "### Table 1 — task, greedy" in text
@@ -121,11 +121,27 @@ def test_gold_reference_is_the_exported_bpo_policy(sweep):
 def test_iopo_section_lists_every_baseline(sweep):
     _, out, report = sweep
     text = report.read_text()
-    for reading in ("symmetric", "reversed"):
+    for player in ("IOPO (symmetric)", "IOPO (reversed)", "IOPO offline (symmetric)", "IOPO offline (reversed)"):
         for baseline in [b[0] for b in IOPO_BASELINES] + ["SFT"]:
-            assert f"| IOPO ({reading}) vs **{baseline}** |" in text
-    iopo = [r for r in runs_of(out) if r.name.startswith("iopo-")]
-    assert len(iopo) == 2 and all(load_config(RunConfig, r / "config.yaml").iopo.rounds == 2 for r in iopo)
+            assert f"| {player} vs **{baseline}** |" in text
+    iopo = [load_config(RunConfig, r / "config.yaml") for r in runs_of(out) if r.name.startswith("iopo-")]
+    assert len(iopo) == 4 and {cfg.iopo.rounds for cfg in iopo} == {2}
+    assert sorted(cfg.resolved_schedule().phases for cfg in iopo) == [1, 1, 2, 2]  # offline: one phase
+
+
+def test_offline_iopo_trains_on_the_offline_baselines_pairs(sweep):
+    """IOPO offline (the IOPO paper's Table 1 scenario) samples its one phase from the SFT policy with the run's
+    seed, as offline DPO does: the two runs' pairs files hold the same pairs in the same order (texts and
+    labels), and the report says it checked."""
+    _, out, report = sweep
+    [offline_iopo] = [r for r in runs_of(out) if r.name.startswith("iopo-") and "IOPO_offline_symmetric" in r.name]
+    [dpo] = [r for r in runs_of(out) if r.name.startswith("offline_dpo-dpo-0.5-4-1-0-")]
+
+    def pairs(run):
+        return [(r["prompt"], r["chosen"], r["rejected"]) for r in read_log(run / "pairs" / "phase-000.jsonl")]
+
+    assert pairs(offline_iopo) == pairs(dpo) and len(pairs(dpo)) == 4 * 2
+    assert "its pairs file equals offline DPO's (same seed) in 2 of 2 runs" in report.read_text()
 
 
 def test_papers_numbers_and_generated_verdicts(sweep):
@@ -143,7 +159,16 @@ def test_papers_numbers_and_generated_verdicts(sweep):
     assert "| model | Gemma-2b, an ensemble of 5 LoRA weights |" in text
     summary = json.loads((out / "summary.json").read_text())
     claims = {v["claim"] for v in summary["verdicts"]}
-    assert {"table1", "figure4", "table2", "figure5", "figure6", "figure7", "iopo", "central"} <= claims
+    assert {"table1", "figure4", "table2", "figure5", "figure6", "figure7", "iopo", "iopo_online", "central"} <= claims
+    # IOPO offline is judged against the offline baselines (the paper's Table 1), online against iterative DPO
+    scopes = {v["claim"]: v for v in summary["verdicts"] if v["claim"].startswith("iopo")}
+    assert scopes["iopo"]["scope"] == "task (offline)" and scopes["iopo_online"]["scope"] == "task (online)"
+    assert [c["label"] for c in scopes["iopo_online"]["comparisons"]] == [
+        "IOPO (symmetric) vs iterative DPO: win − lose",
+        "IOPO (reversed) vs iterative DPO: win − lose",
+    ]
+    assert len(scopes["iopo"]["comparisons"]) == 2 * 4  # two readings x DPO, RSO, IPO, KTO-pair
+    assert "| B | 16 (TL;DR), 64 (Helpfulness), 16 (Harmlessness) | 32 | 2 |" in text  # the resolved B
     central = [v for v in summary["verdicts"] if v["claim"] == "central"][0]
     assert [c["label"] for c in central["comparisons"]] == [
         "T=4 β=0.5 BPO − on-policy DPO",  # Table 1's cell
@@ -252,7 +277,7 @@ def test_paper_preset_plans_the_papers_settings():
     from bpo.experiments.reproduce import PAPER_TAUS, paper_plan
 
     plan = paper_plan(["reviews"], 1, [])
-    assert not plan.lr_grid and not plan.tau_grid and plan.iopo_kind == "offline"
+    assert not plan.lr_grid and not plan.tau_grid and plan.iopo_kinds == ("offline",)
     configs = [(spec.label, load_config(RunConfig, None, list(spec.overrides))) for spec in plan.specs()]
     assert {cfg.beta for _, cfg in configs} == {0.1}
     assert len({cfg.optim.lr for _, cfg in configs}) == 1
@@ -284,3 +309,26 @@ def test_select_dev_needs_a_dev_split(tmp_path, monkeypatch):
     monkeypatch.setattr(papers, "reproduce", lambda plan, out, *a, **k: seen.append(plan) or out)
     papers.reproduce_papers(tmp_path / "out", quick=True, tasks=[str(task)], progress=False, select="paper")
     assert seen and not seen[0].lr_grid
+
+
+def test_claims_say_where_each_comparison_stands_and_carry_notes():
+    """Three comparisons: +0.1 [0.02, 0.2] holds (above zero), -0.1 [-0.2, -0.03] fails (below zero), 0.05
+    [-0.01, 0.1] unresolved; the verdict is 'not reproduced' (one fails), and the summary line names where the
+    claim holds and where not, with the note (e.g. the guard's flags) beside its comparison. When every
+    comparison stands alike, the verdict says it and no sentence is added."""
+    from bpo.experiments.verdicts import Claims, standing
+
+    claims = Claims()
+    claims.add("central", "t", "a", (0.1, 0.02, 0.2), "flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)")
+    claims.add("central", "t", "b", (-0.1, -0.2, -0.03))
+    claims.add("central", "t", "c", (0.05, -0.01, 0.1))
+    claims.add("table1", "t", "d", (0.1, 0.02, 0.2))
+    table1, central = claims.lines()  # in the order of papers_numbers.CLAIMS
+    assert central.startswith("- **not reproduced** (t)")
+    assert "a +0.100 [+0.020, +0.200] (flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)); b -0.100" in central
+    assert central.endswith("Holds at: a; fails at: b; unresolved at: c.")
+    assert table1.startswith("- **reproduced** (t)") and table1.endswith("d +0.100 [+0.020, +0.200].")
+    [row] = [v for v in claims.to_json() if v["claim"] == "central"]
+    assert [c["standing"] for c in row["comparisons"]] == ["holds", "fails", "unresolved"]
+    assert row["comparisons"][0]["note"].endswith("(KL 12.7)") and "note" not in row["comparisons"][1]
+    assert standing((0.0, 0.0, 0.1)) == "unresolved"  # an interval touching zero does not exclude it

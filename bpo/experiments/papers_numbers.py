@@ -158,4 +158,8 @@ CLAIMS = {
         "Our method outperforms the baselines with Baichuan2-7B-chat in offline scenarios.",
         "IOPO paper, Table 1 caption (section 6)",
     ),
+    "iopo_online": (
+        "Our method outperforms Iter-DPO in online scenarios.",
+        "IOPO paper, Table 2 caption (section 6)",
+    ),
 }

@@ -46,6 +46,10 @@ ADAPTER_VARIANTS = (
 GOLD = "gold reference"  # Figure 5's variant: on-policy DPO with a BPO-trained policy as its fixed reference
 # The IOPO section: rounds of 12 protagonist + 4 adversary steps (IOPO's defaults here), T = rounds x 16.
 IOPO_READINGS = ("symmetric", "reversed")
+# IOPO's two scenarios. offline (the IOPO paper's Table 1): one annotation phase by the SFT policy, so its pairs
+# are the offline baselines' own (same seed, same policy: identical pairs files, which the report checks);
+# online (the paper's Table 2 scenario, run our way): a new annotation phase by the protagonist each round.
+IOPO_KINDS = ("offline", "online")
 IOPO_ROUND_STEPS = (12, 4)
 # IOPO's baselines by the paper's names: (name, method, loss, phases: None = 1 offline, "rounds" iterative)
 IOPO_BASELINES = (
@@ -87,9 +91,7 @@ class Plan:
     lr_grid: tuple[float, ...] = ()
     tau_grid: tuple[float, ...] = ()  # the EMA variant's reference.ema_tau, chosen the same way (empty: the default)
     select_seeds: tuple[int, ...] = SELECT_SEEDS
-    # IOPO offline (the IOPO paper's scenario: one annotation phase by the SFT policy, as the offline baselines')
-    # or online (ours: a phase per round).
-    iopo_offline: bool = False
+    iopo_kinds: tuple[str, ...] = IOPO_KINDS  # which of IOPO's scenarios to run
     central: tuple[tuple[int, float], ...] = ()  # (T, beta) cells of the central-claim section
     # What the selection chose: (arm, key, value), arm = (task, method, loss, beta, variant kind); see arm_of.
     chosen: tuple[tuple[tuple, str, float], ...] = ()
@@ -97,10 +99,6 @@ class Plan:
     @property
     def baselines(self) -> list[tuple[str, str, str]]:
         return [b for b in IOPO_BASELINES if b[0] in self.iopo_baselines]
-
-    @property
-    def iopo_kind(self) -> str:
-        return "offline" if self.iopo_offline else "online"
 
     @property
     def other_seeds(self) -> tuple[int, ...]:
@@ -258,7 +256,8 @@ class Plan:
         return steps // per_round if steps % per_round == 0 else 0  # 0: T is not a whole number of rounds
 
     def iopo_specs(self, task: str, seed: int) -> list[RunSpec]:
-        """IOPO under both readings and its baselines, every one T steps of B pairs at the plan's first beta."""
+        """IOPO under both readings in each scenario, and its baselines, every one T steps of B pairs at the plan's
+        first beta."""
         rounds, steps, beta = self.iopo_rounds(task), steps_of(task, self.overrides), self.betas[0]
         if not rounds:
             return []
@@ -270,9 +269,9 @@ class Plan:
                 "dpo",
                 beta,
                 steps,
-                1 if self.iopo_offline else rounds,
+                1 if kind == "offline" else rounds,
                 seed,
-                f"IOPO ({reading})",
+                iopo_variant(kind, reading),
                 (
                     f"iopo.adversary={reading}",
                     f"iopo.rounds={rounds}",
@@ -280,6 +279,7 @@ class Plan:
                     f"iopo.adversary_steps={nu}",
                 ),
             )
+            for kind in self.iopo_kinds
             for reading in IOPO_READINGS
         ]
         return iopo + [self.iopo_baseline(task, b, seed) for b in self.baselines]
@@ -291,6 +291,14 @@ class Plan:
         return self.spec(
             task, method, loss, self.betas[0], steps_of(task, self.overrides), self.iopo_rounds(task), seed
         )
+
+
+def iopo_variant(kind: str, reading: str) -> str:
+    """An IOPO run's variant label. The online runs keep the plain name that earlier sweeps gave them, so their
+    finished runs are reused."""
+    if kind not in IOPO_KINDS:
+        raise ValueError(f"IOPO's scenario must be one of {', '.join(IOPO_KINDS)}, got {kind!r}")
+    return f"IOPO ({reading})" if kind == "online" else f"IOPO offline ({reading})"
 
 
 def arms_of(labels: tuple[tuple[str, object], ...]) -> tuple[tuple, ...]:
@@ -410,7 +418,7 @@ def paper_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], selec
         (f"schedule.steps={PAPER_STEPS}", *overrides),
         base=("lora.ensemble=5", "eval.kl=true"),
         variants=variants,
-        iopo_offline=True,
+        iopo_kinds=("offline",),
         iopo_round=(9, 3),  # our 3 : 1 split of a round (12 + 4 does not divide T = 120): 10 rounds
         **{**selection_grids(select), "tau_grid": ()},
     )

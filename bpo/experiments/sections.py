@@ -30,6 +30,7 @@ from bpo.experiments.reproduce import (
     METHOD_NAMES,
     METHODS,
     Plan,
+    iopo_variant,
 )
 from bpo.experiments.selection import RULE as SELECTION_RULE
 from bpo.experiments.selection import Choice
@@ -470,21 +471,38 @@ def central_section(results, plan: Plan, task: str, mode: str, claims: Claims) -
             for m, runs in group.items()
         }
         interval = paired_two_level(wins["bpo"], wins["online_dpo"])
-        claims.add("central", f"{name}, {mode}", f"T={steps} β={beta:g} BPO − on-policy DPO", interval)
         kl = [np.mean([r.sampled.get("kl_to_sft") or np.nan for r in group[m]]) for m in ("bpo", "online_dpo")]
+        warning = flag_note(group)
+        label = f"T={steps} β={beta:g} BPO − on-policy DPO"
+        claims.add("central", f"{name}, {mode}", label, interval, warning)
         lines.append(
             f"| {steps} | {beta:g} | {difference_text(interval, 'BPO')} | "
             f"{difference_text(paired_two_level(score['bpo'], score['online_dpo']), 'BPO')} | "
-            f"{kl[0]:.2f} / {kl[1]:.2f} |"
+            f"{kl[0]:.2f} / {kl[1]:.2f}{f' ⚠ {warning}' if warning else ''} |"
         )
     return lines
+
+
+def flag_note(group: dict[str, Sequence[RunResult]]) -> str:
+    """Which of a comparison's runs the collapse guard flagged, with their mean KL to the SFT policy: e.g.
+    'flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)' ('' when none was)."""
+    parts = []
+    for method, runs in group.items():
+        hits = [r for r in runs if flagged(r)]
+        if hits:
+            kl = np.mean([r.sampled.get("kl_to_sft") or np.nan for r in hits])
+            short = {"bpo": "BPO", "online_dpo": "on-policy DPO"}.get(method, method)
+            parts.append(f"{short} {len(hits)} of {len(runs)} runs (KL {kl:.1f})")
+    return f"flagged by the collapse guard: {', '.join(parts)}" if parts else ""
 
 
 # ------------------------------------------------------------------------------------------ IOPO
 
 
 def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> list[str]:
-    """IOPO (both readings) against its baselines: win/tie/lose, held-out margins and accuracy, histogram."""
+    """IOPO (both readings, in each scenario) against its baselines: win/tie/lose, held-out margins and accuracy,
+    histogram. Offline IOPO's verdict tests the paper's Table 1 claim against the offline baselines; online IOPO's
+    tests its Table 2 claim against iterative DPO."""
     rounds = plan.iopo_rounds(task)
     name = Path(task).stem
     if not rounds:
@@ -495,50 +513,57 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
     heldout = sft_preference_file(
         [f"task={task}", *plan.overrides], out / "heldout" / f"{name}.jsonl", n=min(128, prompts)
     )
+    players = [(kind, iopo_variant(kind, reading)) for kind in plan.iopo_kinds for reading in IOPO_READINGS]
     win_rows, margins, rates = {}, defaultdict(list), defaultdict(list)
-    for reading in IOPO_READINGS:
+    same_pairs: list[bool] = []  # offline IOPO's pairs file against offline DPO's, per run
+    for kind, player in players:
         iopo = {
             s: r
-            for r in select(results, task=task, variant=f"IOPO ({reading})")
+            for r in select(results, task=task, variant=player)
             for s in [r.spec.label["seed"]]
             if s in plan.other_seeds
         }
-        rates[f"IOPO ({reading})"] = [strict_rate(r.sampled) for r in iopo.values()]
+        rates[player] = [strict_rate(r.sampled) for r in iopo.values()]
         rates["SFT"] = [strict_rate(r.sampled["before"]) for r in iopo.values()]
+        if kind == "offline":
+            dpo = runs_of_baseline(runs, plan, task, ("DPO", "offline_dpo", "dpo"), iopo)
+            same_pairs += [same_pairs_file(run.folder, dpo[s].folder) for s, run in iopo.items()]
         for baseline in (*plan.baselines, ("SFT", None, None)):
+            others = runs_of_baseline(runs, plan, task, baseline, iopo) if baseline[1] else {}
             per_seed = []
             for seed, run in iopo.items():
-                other = runs[plan.iopo_baseline(task, baseline, seed)].folder if baseline[1] else SFT
+                other = others[seed].folder if baseline[1] else SFT
                 result = compare_runs(run.folder, other, out / "compare", IOPO_TEMPERATURE, seed, heldout)
                 per_seed.append(result)
                 held = result["heldout"]["policies"]
-                margins[f"IOPO ({reading})"].append(held[str(run.folder)])
-                margins[baseline[0]].append(held[str(other)])
-                if baseline[1] and len(rates[baseline[0]]) < len(iopo):
-                    rates[baseline[0]].append(strict_rate(runs[plan.iopo_baseline(task, baseline, seed)].sampled))
-            win_rows[f"IOPO ({reading}) vs {baseline[0]}"] = pool(per_seed)
+                if len(margins[player]) < len(iopo):
+                    margins[player].append(held[str(run.folder)])
+                if len(margins[baseline[0]]) < len(iopo):
+                    margins[baseline[0]].append(held[str(other)])
+            if baseline[1] and not rates[baseline[0]]:
+                rates[baseline[0]] = [strict_rate(r.sampled) for r in others.values()]
+            win_rows[(kind, player, baseline)] = pool(per_seed)
     mu, nu = plan.iopo_round
     lines = [
         f"IOPO: {rounds} rounds of {mu} protagonist + {nu} adversary steps (T = {rounds * (mu + nu)}), β = "
-        f"{plan.betas[0]:g}; every baseline trains "
-        f"T steps on the same budget. Head to head at temperature {IOPO_TEMPERATURE:g} (the IOPO paper's), tie margin "
-        "0; held-out "
-        f"pairs: {heldout.name}, two SFT samples per held-out prompt labelled by the task's judge; reward margins "
-        "against the SFT policy.",
+        f"{plan.betas[0]:g}; every baseline trains T steps on the same budget. Head to head at temperature "
+        f"{IOPO_TEMPERATURE:g} (the IOPO paper's), tie margin 0; held-out pairs: {heldout.name}, two SFT samples per "
+        "held-out prompt labelled by the task's judge; reward margins against the SFT policy.",
         "",
+        *iopo_scenario_lines(plan, same_pairs),
         "| IOPO vs | win | tie | lose | n |",
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {pairing.replace(' vs ', ' vs **', 1)}** | " + " | ".join(p.cells()) + f" | {p.n} |"
-        for pairing, p in win_rows.items()
+        f"| {player} vs **{baseline[0]}** | " + " | ".join(p.cells()) + f" | {p.n} |"
+        for (_, player, baseline), p in win_rows.items()
     ]
     lines += [
         "",
         "| policy | strict win rate vs references (sampled) | held-out reward margin | pairwise accuracy |",
         "|---|---|---|---|",
     ]
-    for policy in dict.fromkeys([f"IOPO ({r})" for r in IOPO_READINGS] + [b[0] for b in plan.baselines] + ["SFT"]):
+    for policy in dict.fromkeys([p for _, p in players] + [b[0] for b in plan.baselines] + ["SFT"]):
         held = margins[policy]
         lines.append(
             f"| {policy} | {fmt(*population_std(rates[policy]))} | {np.mean([h['mean_margin'] for h in held]):.3f} | "
@@ -551,13 +576,14 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
         out / f"iopo-margins-{name}.png",
     )
     figures.win_tie_lose(
-        {k: (p.win[0], p.tie[0], p.lose[0]) for k, p in win_rows.items()},
+        {f"{player} vs {b[0]}": (p.win[0], p.tie[0], p.lose[0]) for (_, player, b), p in win_rows.items()},
         out / f"iopo-h2h-{name}.png",
         f"{name}: IOPO head to head",
     )
-    for pairing, p in win_rows.items():
-        if " vs SFT" not in pairing:
-            claims.add("iopo", f"{name} ({plan.iopo_kind})", f"{pairing}: win − lose", p.net)
+    for (kind, player, baseline), p in win_rows.items():
+        claim = iopo_claim(kind, baseline)
+        if claim:
+            claims.add(claim, f"{name} ({kind})", f"{player} vs {baseline[0]}: win − lose", p.net)
     best = max(rates, key=lambda p: np.mean(rates[p]))
     top_margin = max(margins, key=lambda p: np.mean([h["mean_margin"] for h in margins[p]]))
     top_accuracy = max(margins, key=lambda p: np.mean([h["accuracy"] for h in margins[p]]))
@@ -567,16 +593,65 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
         "",
         f"Here: the highest strict win rate against the references is **{best}**'s, the highest held-out reward "
         f"margin **{top_margin}**'s, the highest pairwise accuracy **{top_accuracy}**'s (point values; the "
-        "verdict on the paper's claim, in the summary, comes from the head-to-head intervals).",
+        "verdicts on the paper's claims, in the summary, come from the head-to-head intervals).",
         "",
-        *iopo_paper_lines(plan),
+        *iopo_paper_lines(),
         "",
     ]
     return lines
 
 
-def iopo_paper_lines(plan: Plan) -> list[str]:
-    """The IOPO paper's Tables 1 and 2 beside ours, and how our IOPO runs differ from its setting."""
+def runs_of_baseline(runs: dict, plan: Plan, task: str, baseline: tuple, seeds) -> dict:
+    """seed -> the baseline's run, for the seeds of `seeds`."""
+    return {seed: runs[plan.iopo_baseline(task, baseline, seed)] for seed in seeds}
+
+
+def iopo_claim(kind: str, baseline: tuple) -> str | None:
+    """The paper's claim a head-to-head tests: offline IOPO against the offline baselines is Table 1's
+    ("outperforms the baselines ... in offline scenarios"); online IOPO against iterative DPO is Table 2's
+    ("outperforms Iter-DPO in online scenarios"). Other pairings are printed, not judged."""
+    if kind == "offline" and baseline[1] == "offline_dpo":
+        return "iopo"
+    if kind == "online" and baseline[1] == "online_dpo":
+        return "iopo_online"
+    return None
+
+
+def same_pairs_file(a: Path, b: Path) -> bool:
+    """Whether two runs trained on the same labelled pairs: their first phase's (prompt, chosen, rejected) rows,
+    in order."""
+    from bpo.common.jsonl import read_log
+
+    def rows(run: Path) -> list[tuple]:
+        return [(r["prompt"], r["chosen"], r["rejected"]) for r in read_log(Path(run) / "pairs" / "phase-000.jsonl")]
+
+    return rows(a) == rows(b)
+
+
+def iopo_scenario_lines(plan: Plan, same_pairs: Sequence[bool]) -> list[str]:
+    """How each IOPO scenario run here relates to the paper's."""
+    mu, nu = plan.iopo_round
+    lines = []
+    if "offline" in plan.iopo_kinds:
+        lines.append(
+            "- **IOPO offline** (the paper's Table 1 scenario): one annotation phase by the SFT policy, so its pairs "
+            "are the offline baselines' own; checked here, its pairs file equals offline DPO's (same seed) in "
+            f"{sum(same_pairs)} of {len(same_pairs)} runs. The two players split the file's pairs, each pair trained "
+            f"on once as by the baselines: the protagonist's {mu} of every {mu + nu} steps, the adversary's the rest. "
+            "Its verdict tests Table 1's claim against the offline baselines."
+        )
+    if "online" in plan.iopo_kinds:
+        lines.append(
+            "- **IOPO (online)**, our online variant: a new annotation phase by the protagonist each round, on the "
+            f"same budget; its protagonist trains on {mu} of every {mu + nu} steps, on pairs its own rounds sampled. "
+            "Its verdict tests Table 2's claim (online scenarios) against iterative DPO; its rows against the "
+            "offline baselines are printed, not judged."
+        )
+    return [*lines, ""]
+
+
+def iopo_paper_lines() -> list[str]:
+    """The IOPO paper's Tables 1 and 2, to print beside ours."""
     t1, t2 = papers_numbers.IOPO_TABLE1, papers_numbers.IOPO_TABLE2
 
     def wtl(cell):
@@ -603,18 +678,6 @@ def iopo_paper_lines(plan: Plan) -> list[str]:
             f"{'—' if accuracy is None else f'{accuracy:g}'} | "
             f"{'—' if counts is None else ' : '.join(map(str, counts))} | {human:g} |"
         )
-    lines += [
-        "",
-        f"Our IOPO runs here are **{plan.iopo_kind}**: "
-        + (
-            "one annotation phase by the SFT policy, as the offline baselines', the paper's scenario (its protagonist "
-            "still takes only its share of the T steps, the adversary the rest)."
-            if plan.iopo_kind == "offline"
-            else "a new annotation phase each round (our online variant, not the paper's offline method), against "
-            "offline baselines: its protagonist trains on its share of the steps (12 of 16), on pairs its own "
-            "rounds sampled."
-        ),
-    ]
     return lines
 
 
@@ -838,7 +901,7 @@ def setting_lines(plan: Plan) -> list[str]:
         "data": ", ".join(Path(t).stem for t in plan.tasks),
         "judge": "each task's own rule judge (simulated annotator and evaluator)",
         "T": str(steps.steps),
-        "B": str(cfg.schedule.batch_size),
+        "B": str(steps.batch_size),
         "learning rate": lr,
         "beta": ", ".join(f"{b:g}" for b in plan.betas),
     }

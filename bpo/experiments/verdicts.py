@@ -35,17 +35,43 @@ def verdict(intervals: Sequence[Interval]) -> str:
     return NOT_RESOLVED
 
 
+def standing(interval: Interval) -> str:
+    """One comparison under RULE: "holds" (interval above zero), "fails" (below zero) or "unresolved"."""
+    _, low, high = interval
+    return "holds" if low > 0 else "fails" if high < 0 else "unresolved"
+
+
+def standing_sentence(comparisons: Sequence[tuple[str, Interval]]) -> str:
+    """Where a claim of several comparisons holds and where it does not, when they differ: e.g. 'Holds at: a;
+    fails at: b.' ('' when all stand alike, since the verdict then says it)."""
+    groups: dict[str, list[str]] = {}
+    for label, interval in comparisons:
+        groups.setdefault(standing(interval), []).append(label)
+    if len(groups) < 2:
+        return ""
+    parts = [f"{name} at: {', '.join(groups[name])}" for name in ("holds", "fails", "unresolved") if name in groups]
+    return " " + "; ".join(parts).capitalize() + "."
+
+
 @dataclass
 class Claims:
     """The comparisons a report makes for each claim of the papers (papers_numbers.CLAIMS), grouped by the
     claim and a scope (task and evaluation mode), in the order they were recorded."""
 
     comparisons: dict[tuple[str, str], list[tuple[str, Interval]]] = field(default_factory=dict)
+    # (claim, scope, label) -> what a reader must know beside that comparison (e.g. its runs were flagged)
+    notes: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
-    def add(self, claim: str, scope: str, label: str, interval: Interval) -> None:
+    def add(self, claim: str, scope: str, label: str, interval: Interval, note: str = "") -> None:
         if claim not in CLAIMS:
             raise KeyError(f"no claim {claim!r} in papers_numbers.CLAIMS")
         self.comparisons.setdefault((claim, scope), []).append((label, tuple(map(float, interval))))
+        if note:
+            self.notes[(claim, scope, label)] = note
+
+    def _note(self, claim: str, scope: str, label: str) -> str:
+        note = self.notes.get((claim, scope, label))
+        return f" ({note})" if note else ""
 
     def lines(self) -> list[str]:
         """One line per claim and scope: the verdict, the claim quoted with its source, the comparisons."""
@@ -55,9 +81,13 @@ class Claims:
             for (key, scope), comparisons in self.comparisons.items():
                 if key != claim:
                     continue
-                shown = "; ".join(f"{label} {v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for label, (v, lo, hi) in comparisons)
+                shown = "; ".join(
+                    f"{label} {v:+.3f} [{lo:+.3f}, {hi:+.3f}]{self._note(claim, scope, label)}"
+                    for label, (v, lo, hi) in comparisons
+                )
                 out.append(
                     f"- **{verdict([c for _, c in comparisons])}** ({scope}): “{quote}” ({source}). Ours: {shown}."
+                    + standing_sentence(comparisons)
                 )
         return out
 
@@ -70,7 +100,15 @@ class Claims:
                 "scope": scope,
                 "verdict": verdict([c for _, c in comparisons]),
                 "comparisons": [
-                    {"label": label, "value": v, "low": lo, "high": hi} for label, (v, lo, hi) in comparisons
+                    {
+                        "label": label,
+                        "value": v,
+                        "low": lo,
+                        "high": hi,
+                        "standing": standing((v, lo, hi)),
+                        **({"note": self.notes[(claim, scope, label)]} if (claim, scope, label) in self.notes else {}),
+                    }
+                    for label, (v, lo, hi) in comparisons
                 ],
             }
             for (claim, scope), comparisons in self.comparisons.items()

@@ -277,7 +277,7 @@ def evaluate(run: Run | str | Path, overrides: Overrides = (), *, write: bool = 
     from bpo.loop.online import curve_rows, evaluate_run, phase_rows
 
     folder, cfg, task, policy = open_trained(_folder(run), overrides, progress)
-    result = evaluate_run(cfg, policy, task, build_eval_judge(cfg, task), progress=progress)
+    result = evaluate_run(cfg, policy, task, build_eval_judge(cfg, task, folder.root), progress=progress)
     steps = cfg.resolved_schedule().steps
     result["guard"], new = guard.final_guard(result, curve_rows(folder), steps, cfg.guard, phase_rows(folder))
     guard.warn(new)

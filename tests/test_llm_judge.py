@@ -360,3 +360,105 @@ def test_a_run_labelled_by_the_local_judge(letter_model, tmp_path, monkeypatch):
     labelled = pairs(run.folder)
     assert len(labelled) == 16 and all(p["chosen_score"] == -p["rejected_score"] > 0 for p in labelled)
     assert not (run.folder / STORE_NAME).exists()  # nothing to store: the same model answers the same again
+
+
+# A real kill: the training process is SIGKILLed by the server in the middle of a phase, then resumed.
+
+
+def test_a_run_killed_mid_phase_resumes_asking_nothing_twice(server, tmp_path, monkeypatch):
+    """`bpo train` in a child process, labelled by the endpoint one question at a time (concurrency 1: a question
+    is sent only after the previous answer is stored). On receiving the 6th question (the probe and 4 of phase
+    0's answered) the server SIGKILLs the child and gives no answer. The resumed run then asks only what the
+    store does not hold: every question is answered once (the unanswered 6th is asked again, it had no answer),
+    and its pairs equal those of the run that was never stopped (test above: same settings, same answers)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
+    task = tinytask.write_task(tmp_path / "task")
+    settings = {**RUN, "task": str(task), "policy.path": str(task.parent / "model"), "annotator.base_url": server.url}
+    settings["annotator.concurrency"] = 1
+    child: list[subprocess.Popen] = []
+    original = server.respond
+
+    def respond(path, body, key):
+        if len(server.asked) == 5 and child:  # this is the 6th question
+            server.asked.append(body["messages"][0]["content"])
+            os.kill(child[0].pid, signal.SIGKILL)
+            return 200, "slow"  # no answer: the client has gone
+        return original(path, body, key)
+
+    server.respond = respond
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    args = ["train", f"out={tmp_path / 'run'}", "--quiet", *(f"{k}={v}" for k, v in settings.items())]
+    child.append(subprocess.Popen([sys.executable, "-m", "bpo.cli", *args], env=env, stderr=subprocess.PIPE))
+    _, err = child[0].communicate(timeout=600)
+    assert child[0].returncode == -signal.SIGKILL, err.decode()[-2000:]
+    store = tmp_path / "run" / STORE_NAME
+    assert len(store.read_text().splitlines()) == 4  # the 4 answers of phase 0 stored before the kill
+    child.clear()
+    run = bpo.load_run(tmp_path / "run").resume(progress=False)
+    assert run.evaluation is not None
+    assert max(Counter(server.answered).values()) == 1  # nothing answered was asked again
+    assert len(store.read_text().splitlines()) == len(server.answered) - 1  # all but the first run's probe
+    fresh = ChatServer()
+    try:
+        bpo.train({}, tmp_path / "whole", overrides={**settings, "annotator.base_url": fresh.url}, progress=False)
+    finally:
+        fresh.httpd.shutdown()
+        fresh.httpd.server_close()
+    assert pairs(tmp_path / "run") == pairs(tmp_path / "whole") and len(pairs(tmp_path / "run")) == 16
+
+
+# The LLM as the evaluation judge: each response against its reference.
+
+
+def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_reference(server, tmp_path, monkeypatch):
+    """eval.judge=llm: the server prefers the longer text (A on equal lengths). Asked with the response as A and
+    then as B, a longer response gets votes +1 and +1 -> evidence (1 - (-1)) / 2 = +1 (a win), an equally long one
+    +1 and -1 -> 0 (a tie), a shorter one -1 -> a loss; the reference gets the opposite. So each example's score
+    is sign(len(response) - len(reference)), and the strict win rate the share of longer responses. The answers
+    are kept apart from the annotator's (here the task's simulated rater), and `bpo eval` of the finished run asks
+    the endpoint nothing new."""
+    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
+    task = tinytask.write_task(tmp_path / "task")
+    settings = {
+        **{k: v for k, v in RUN.items() if not k.startswith("annotator.")},
+        "task": str(task),
+        "policy.path": str(task.parent / "model"),
+        "eval.judge": "llm",
+        "eval.llm_model": "judge-7b",
+        "eval.llm_base_url": server.url,
+        "annotator.backoff": 0.01,
+    }
+    run = bpo.train({}, tmp_path / "run", overrides=settings, progress=False)
+    result = json.loads((run.folder / "eval.json").read_text())
+    for view in (result, result["before"]):
+        signs = [
+            (len(e["response"]) > len(e["reference"])) - (len(e["response"]) < len(e["reference"]))
+            for e in view["examples"]
+        ]
+        assert [e["score"] for e in view["examples"]] == signs and len(signs) == 4
+        assert [e["reference_score"] for e in view["examples"]] == [-s for s in signs]
+        assert view["strict_win_rate"] == pytest.approx(sum(s > 0 for s in signs) / 4)
+        assert view["tie_rate"] == pytest.approx(sum(s == 0 for s in signs) / 4)
+    assert (run.folder / "llm-eval-judge.jsonl").is_file() and not (run.folder / STORE_NAME).exists()
+    asked = len(server.asked)
+    bpo.evaluate(run.folder, progress=False, write=False)
+    assert len(server.asked) == asked  # every question read back from the run's store
+
+
+def test_evaluation_judge_settings_are_checked():
+    with pytest.raises(ConfigError, match="judge=llm needs llm_model"):
+        config_from_dict(RunConfig, {"eval": {"judge": "llm"}})
+    with pytest.raises(ConfigError, match="judge=llm needs llm_base_url"):
+        config_from_dict(RunConfig, {"eval": {"judge": "llm", "llm_model": "m"}})
+    with pytest.raises(ConfigError, match="llm_api_key_env takes the NAME"):
+        config_from_dict(
+            RunConfig,
+            {"eval": {"judge": "llm", "llm_model": "m", "llm_base_url": "http://h/v1", "llm_api_key_env": "sk-1"}},
+        )
+    config_from_dict(RunConfig, {"eval": {"judge": "llm_local", "llm_model": "some/model"}})  # no URL needed

@@ -35,12 +35,34 @@ from bpo.model.policy import MERGED, EnsemblePolicy
 from bpo.model.sampler import SamplingSpec, generate
 from bpo.model.scoring import response_logprobs
 
+LLM_JUDGES = ("llm", "llm_local")  # eval.judge values that name an LLM pairwise judge (bpo.judging.llm)
+
 
 @dataclass(frozen=True)
 class EvalConfig:
     judge: str = option(
         "task",
-        help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can",
+        help="the evaluation judge (same forms as annotator.judge); keep it apart from the annotator where you can. "
+        "Or llm / llm_local: an LLM judge asked, for each held-out prompt, whether the response or the reference "
+        "is better, in both orders (a disagreement is a tie); its model is eval.llm_model (and eval.llm_base_url, "
+        "eval.llm_api_key_env for llm), its request limits the annotator section's (concurrency, request_timeout, "
+        "retries, backoff, max_tokens); answers kept in RUN_DIR/llm-eval-judge.jsonl",
+    )
+    llm_model: str | None = option(
+        None,
+        help="judge=llm: the model name the endpoint serves; judge=llm_local: a causal-LM folder or Hub id "
+        "owner/name[@revision]",
+    )
+    llm_base_url: str | None = option(
+        None, help="judge=llm: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (may be the annotator's)"
+    )
+    llm_api_key_env: str | None = option(
+        None, help="judge=llm: the NAME of the environment variable holding the API key; null: no key"
+    )
+    llm_template: str | None = option(
+        None,
+        help="judge=llm, llm_local: a prompt template file with {prompt}, {response_a} and {response_b}; null: the "
+        "default (bpo/judging/prompts/pairwise.txt)",
     )
     judge_timeout: float | None = option(
         None,
@@ -81,6 +103,8 @@ class EvalConfig:
     )
 
     def validate(self):
+        if self.judge in LLM_JUDGES:
+            self._validate_llm()
         if self.split not in ("heldout", "dev"):
             raise ValueError(f"split must be heldout or dev, got {self.split!r}")
         if self.judge_timeout is not None and not 0 <= self.judge_timeout < math.inf:
@@ -96,6 +120,15 @@ class EvalConfig:
             raise ValueError(
                 f"temperature must be positive and finite when sampling (greedy: false), got {self.temperature}"
             )
+
+    def _validate_llm(self):
+        from bpo.judging.annotators import check_key_variable_name
+
+        if not self.llm_model:
+            raise ValueError(f"judge={self.judge} needs llm_model=<the judge model>")
+        if self.judge == "llm" and not (self.llm_base_url or "").startswith(("http://", "https://")):
+            raise ValueError(f"judge=llm needs llm_base_url=http(s)://HOST[:PORT]/v1, got {self.llm_base_url!r}")
+        check_key_variable_name(self.llm_api_key_env, "llm_api_key_env")
 
     def sampling(self, base: SamplingSpec) -> SamplingSpec:
         from dataclasses import replace
@@ -186,6 +219,18 @@ class EvalResult(WinRates):
         return asdict(self)
 
 
+def judge_against_references(
+    judge, prompts: Sequence, responses: Sequence[str], references: Sequence[str]
+) -> tuple[list[float], list[float]]:
+    """The scores of the responses and of their references. A score judge scores each text on its own; a pairwise
+    judge (an LLM, bpo.judging.llm.AgainstReferences) is asked about each (response, reference) pair and gives
+    the response its evidence e of being the better one and the reference -e: a strict win is e > 0, a tie e = 0."""
+    against = getattr(judge, "against_references", None)
+    if against is not None:
+        return against(list(prompts), list(responses), list(references))
+    return judge(prompts, responses), judge(prompts, references)
+
+
 def evaluate_policy(
     policy: EnsemblePolicy,
     examples: Sequence[Example],
@@ -234,8 +279,7 @@ def evaluate_policy(
         with policy.use(None) as sft:
             sft_logp = response_logprobs(sft, prompt_ids, [s.ids for s in samples], tok.pad_token_id)
         kl = float(np.mean([s.logp for s in samples]) - sft_logp.mean().item())
-    scores = judge(prompts, responses)
-    ref_scores = judge(prompts, [ex.reference for ex in examples])
+    scores, ref_scores = judge_against_references(judge, prompts, responses, [ex.reference for ex in examples])
     lengths = [len(tok(r, add_special_tokens=False).input_ids) for r in responses]  # cached answers are texts
     return EvalResult(
         **asdict(win_rates(scores, ref_scores, seed=seed)),

@@ -141,21 +141,27 @@ class AnnotatorConfig:
             self._validate_llm()
 
     def _validate_llm(self):
-        import re
-
         if not self.model:
             raise ValueError(f"kind={self.kind} needs model=<the judge model>")
         if self.kind == "llm" and not (self.base_url or "").startswith(("http://", "https://")):
             raise ValueError(f"kind=llm needs base_url=http(s)://HOST[:PORT]/v1, got {self.base_url!r}")
-        if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
-            raise ValueError(
-                "api_key_env takes the NAME of the environment variable holding the key (e.g. OPENAI_API_KEY), "
-                "not the key itself"
-            )
+        check_key_variable_name(self.api_key_env, "api_key_env")
         if self.max_tokens < 1 or self.concurrency < 1 or self.retries < 0:
             raise ValueError("need max_tokens >= 1, concurrency >= 1 and retries >= 0")
         if not (0 < self.request_timeout < math.inf and 0 <= self.backoff < math.inf):
             raise ValueError("need request_timeout > 0 and backoff >= 0, both finite")
+
+
+def check_key_variable_name(name: str | None, key: str) -> None:
+    """An API key is given by the NAME of the environment variable that holds it, never the key itself (which
+    would be written to the run's config.yaml)."""
+    import re
+
+    if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(
+            f"{key} takes the NAME of the environment variable holding the key (e.g. OPENAI_API_KEY), not the key "
+            "itself"
+        )
 
 
 @dataclass(frozen=True)

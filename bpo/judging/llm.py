@@ -324,3 +324,57 @@ def build_llm_annotator(cfg: AnnotatorConfig, store: Path | None, device="cpu", 
     if cfg.kind == "llm":
         return EndpointAnnotator(cfg, store)
     return LocalLMAnnotator(cfg, device, dtype)
+
+
+# ------------------------------------------------------------------------------------------ as the evaluation judge
+
+EVAL_STORE_NAME = "llm-eval-judge.jsonl"  # in the run folder, apart from the annotator's answers
+
+
+class AgainstReferences:
+    """An LLM pairwise judge as the evaluation judge (eval.judge=llm or llm_local): each held-out response is
+    asked against its reference, in both orders (combine_orders). The response gets its evidence e of being
+    the better one and the reference -e, so the strict win rate counts e > 0 and a tie is e = 0 (the endpoint's
+    two answers disagreed). The mean "score" is then the mean evidence against the references, in [-1, 1] for
+    an endpoint: it is comparable between evaluations of the same task and judge, not with a scorer's."""
+
+    def __init__(self, annotator):
+        self.annotator = annotator
+
+    def against_references(self, prompts: Sequence, responses: Sequence[str], references: Sequence[str]):
+        labels = self.annotator.label(prompts, responses, references)
+        return [lab.scores[0] for lab in labels], [lab.scores[1] for lab in labels]
+
+    def probe(self, prompts: Sequence, responses: Sequence[str]) -> None:
+        self.annotator.probe(prompts, responses)
+
+    def __call__(self, prompts, responses):
+        raise LLMJudgeError(
+            "eval.judge=llm compares a response with its reference; it cannot score one text on its own"
+        )
+
+
+def eval_llm_settings(annotator: AnnotatorConfig, ev) -> AnnotatorConfig:
+    """The evaluation judge's LLM settings: its own judge kind, model, endpoint, key variable and template
+    (eval.llm_*), the annotator section's request limits (concurrency, timeouts, retries, backoff, max_tokens)."""
+    from dataclasses import replace
+
+    return replace(
+        annotator,
+        kind=ev.judge,
+        judge="task",
+        timeout=None,
+        model=ev.llm_model,
+        base_url=ev.llm_base_url,
+        api_key_env=ev.llm_api_key_env,
+        template=ev.llm_template,
+        tie_band=0.0,
+    )
+
+
+def build_eval_llm_judge(annotator: AnnotatorConfig, ev, store: Path | None, device="cpu", dtype: str = "float32"):
+    """AgainstReferences over the LLM that eval.judge names; errors say which settings are the evaluation's."""
+    try:
+        return AgainstReferences(build_llm_annotator(eval_llm_settings(annotator, ev), store, device, dtype))
+    except LLMJudgeError as err:
+        raise LLMJudgeError(f"eval.judge={ev.judge} (settings eval.llm_model, eval.llm_base_url, ...): {err}") from None

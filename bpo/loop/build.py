@@ -109,8 +109,17 @@ def build_policy(cfg: RunConfig, task: Task, sft_base: Path | None = None, progr
     return EnsemblePolicy(model, tokenizer, cfg.lora, seed=cfg.seed)
 
 
-def build_eval_judge(cfg: RunConfig, task: Task):
-    """The evaluation judge (eval.judge), loaded once for whatever evaluates the run."""
+def build_eval_judge(cfg: RunConfig, task: Task, run_root: Path | None = None):
+    """The evaluation judge (eval.judge), loaded once for whatever evaluates the run. An LLM judge
+    (eval.judge=llm, llm_local) compares each response with its reference; an endpoint's answers are kept in
+    the run folder `run_root` when one is given."""
+    from bpo.evaluation.evaluate import LLM_JUDGES
+
+    if cfg.eval.judge in LLM_JUDGES:
+        from bpo.judging.llm import EVAL_STORE_NAME, build_eval_llm_judge
+
+        store = run_root / EVAL_STORE_NAME if run_root is not None else None
+        return build_eval_llm_judge(cfg.annotator, cfg.eval, store, cfg.policy.torch_device(), cfg.policy.dtype)
     return timed_judge(cfg, task, cfg.eval.judge, cfg.eval.judge_timeout, "eval.judge_timeout")
 
 
@@ -127,7 +136,7 @@ def build_judges(cfg: RunConfig, task: Task, run_root: Path | None = None):
     (a reward model, say) is one judge. The annotator is None for people (annotator.kind=human or
     external), who label stored pairs (bpo.annotate). An LLM endpoint's answers are stored in the run
     folder `run_root` (bpo.judging.llm)."""
-    eval_judge = build_eval_judge(cfg, task)
+    eval_judge = build_eval_judge(cfg, task, run_root)
     if cfg.annotator.kind in ("human", "external"):
         return None, eval_judge
     if cfg.annotator.kind in ("llm", "llm_local"):

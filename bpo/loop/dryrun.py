@@ -180,7 +180,11 @@ def dry_run(cfg: RunConfig, folder, progress: bool = True) -> dict:
         step_times.append(time.perf_counter() - started)
     examples = task.split(cfg.eval.split)[:2]
     started = time.perf_counter()
-    inputs.eval_judge([ex.prompt for ex in examples], [ex.reference for ex in examples])
+    prompts, references = [ex.prompt for ex in examples], [ex.reference for ex in examples]
+    if hasattr(inputs.eval_judge, "against_references"):  # an LLM judge: one question (two orders) per response
+        inputs.eval_judge.against_references(prompts, references, references)
+    else:
+        inputs.eval_judge(prompts, references)
     eval_judge_per_response = (time.perf_counter() - started) / max(1, len(examples))
     times = ProbeTimes(
         sample_per_batch=stats.sampling_seconds / max(1, math.ceil(stats.prompts / cfg.sampling.batch_size)),

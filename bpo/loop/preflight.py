@@ -234,4 +234,7 @@ def probe_judges(task: Task, annotator, eval_judge) -> None:
         probe(annotator.judge, "annotator.judge", prompts, responses)
     if hasattr(annotator, "probe"):  # an LLM judge (bpo.judging.llm): one question on the sample
         annotator.probe(prompts, responses)
-    probe(eval_judge, "eval.judge", prompts, responses)
+    if hasattr(eval_judge, "probe"):  # an LLM evaluation judge: one question on the sample
+        eval_judge.probe(prompts, responses)
+    else:
+        probe(eval_judge, "eval.judge", prompts, responses)

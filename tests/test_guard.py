@@ -122,3 +122,44 @@ def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
     assert {f["check"] for f in result["guard"]["flags"] if f["step"] == 1} == {"kl_to_behavior"}
     assert len(result["guard"]["phases"]) == 8 and result["guard"]["phases"][0]["kl_to_behavior"] > 10
     assert result["mean_score"] < result["before"]["mean_score"]
+
+
+def test_the_phase_end_check_scores_the_phases_first_pairs_or_none(tmp_path, monkeypatch):
+    """On-policy, T = F = 2, B = 4, guard.phase_kl_pairs=2: phase 1's kl_to_behavior is the mean of
+    behavior − current log-prob over the 4 responses of its first 2 pairs, the current policy being the final
+    one (phase 1 ends the run), recomputed here from the pairs file and the saved adapters. With 0 the check is
+    off: no phase row holds a kl_to_behavior."""
+    import torch
+    from tinytask import write_task
+
+    from bpo.api import open_trained
+    from bpo.common.jsonl import read_log
+    from bpo.model.policy import MERGED
+    from bpo.model.scoring import pair_logprobs
+
+    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
+    task = write_task(tmp_path / "task")
+    base = [
+        f"task={task}",
+        f"policy.path={task.parent / 'model'}",
+        "schedule.steps=2",
+        "schedule.batch_size=4",
+        "sampling.max_new_tokens=6",
+        "eval.prompts=4",
+        "lora.rank=4",
+        "lora.ensemble=1",
+        "--quiet",
+    ]
+    out = tmp_path / "two"
+    assert main(["train", f"out={out}", "guard.phase_kl_pairs=2", *base]) == 0
+    run, cfg, _, policy = open_trained(out, progress=False)
+    pairs = run.read_pairs(1)[:2]
+    with policy.use(MERGED) as model, torch.no_grad():
+        current = [lp for both in pair_logprobs(model, pairs, policy.tokenizer.pad_token_id) for lp in both]
+    behavior = [lp for p in pairs for lp in (p.behavior_chosen_logp, p.behavior_rejected_logp)]
+    expected = sum(b - c for b, c in zip(behavior, current)) / 4
+    [row] = [r for r in read_log(out / "phase_times.jsonl") if r["step"] == 2]
+    assert row["kl_to_behavior"] == pytest.approx(expected, abs=1e-4)
+    off = tmp_path / "off"
+    assert main(["train", f"out={off}", "guard.phase_kl_pairs=0", *base]) == 0
+    assert all("kl_to_behavior" not in r for r in read_log(off / "phase_times.jsonl"))

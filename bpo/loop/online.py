@@ -259,8 +259,10 @@ class Session:
     def kl_to_behavior(self, phase: int) -> float | None:
         """The collapse guard's phase-end check: the policy now against the behavior policy that sampled
         the phase's pairs, on those pairs' responses (bpo.evaluation.guard.kl_to_behavior); None for given pairs
-        (data.pairs: no behavior log-probs)."""
-        pairs = self.run.read_pairs(phase)
+        (data.pairs: no behavior log-probs) and when guard.phase_kl_pairs is 0. It scores the phase's first
+        guard.phase_kl_pairs pairs: they are in the random order they were sampled in."""
+        wanted = self.cfg.guard.phase_kl_pairs
+        pairs = self.run.read_pairs(phase)[:wanted] if wanted else []
         if not pairs or any(p.behavior_chosen_logp is None or p.behavior_rejected_logp is None for p in pairs):
             return None
         with self.policy.use(MERGED) as model, torch.no_grad():

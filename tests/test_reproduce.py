@@ -319,14 +319,17 @@ def test_claims_say_where_each_comparison_stands_and_carry_notes():
     from bpo.experiments.verdicts import Claims, standing
 
     claims = Claims()
-    claims.add("central", "t", "a", (0.1, 0.02, 0.2), "flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)")
-    claims.add("central", "t", "b", (-0.1, -0.2, -0.03))
-    claims.add("central", "t", "c", (0.05, -0.01, 0.1))
+    claims.add("central", "t", "T=1 A", (0.1, 0.02, 0.2), "flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)")
+    claims.add("central", "t", "T=2 B", (-0.1, -0.2, -0.03))
+    claims.add("central", "t", "T=3 C", (0.05, -0.01, 0.1))
     claims.add("table1", "t", "d", (0.1, 0.02, 0.2))
     table1, central = claims.lines()  # in the order of papers_numbers.CLAIMS
     assert central.startswith("- **not reproduced** (t)")
-    assert "a +0.100 [+0.020, +0.200] (flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)); b -0.100" in central
-    assert central.endswith("Holds at: a; fails at: b; unresolved at: c.")
+    assert (
+        "T=1 A +0.100 [+0.020, +0.200] (flagged by the collapse guard: BPO 2 of 5 runs (KL 12.7)); T=2 B -0.100"
+        in central
+    )
+    assert central.endswith("Holds at: T=1 A; fails at: T=2 B; unresolved at: T=3 C.")  # the labels keep their case
     assert table1.startswith("- **reproduced** (t)") and table1.endswith("d +0.100 [+0.020, +0.200].")
     [row] = [v for v in claims.to_json() if v["claim"] == "central"]
     assert [c["standing"] for c in row["comparisons"]] == ["holds", "fails", "unresolved"]

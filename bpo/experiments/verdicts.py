@@ -50,7 +50,8 @@ def standing_sentence(comparisons: Sequence[tuple[str, Interval]]) -> str:
     if len(groups) < 2:
         return ""
     parts = [f"{name} at: {', '.join(groups[name])}" for name in ("holds", "fails", "unresolved") if name in groups]
-    return " " + "; ".join(parts).capitalize() + "."
+    sentence = "; ".join(parts)
+    return f" {sentence[0].upper()}{sentence[1:]}."  # the labels keep their case (T=192, BPO)
 
 
 @dataclass

@@ -52,6 +52,19 @@ def test_kl_and_degenerate_checks():
     assert checks(Point(4, 1.0, 0.1, 8, degenerate_share=0.75), cut_off_start) == []
 
 
+def test_a_degenerate_share_must_rise_beyond_noise():
+    """The shipped demo (SmolLM2, 32 new tokens) starts with 56 of 64 answers cut off at the length limit and
+    ended with 59 of 64: the rise 0.047 is under 2 standard errors of the difference, sqrt(0.922 * 0.078 / 64 +
+    0.875 * 0.125 / 64) = 0.053, so it is not a collapse. 64 of 64 is: se sqrt(0 + 0.875 * 0.125 / 64) = 0.041,
+    the rise 0.125 is 3 of them."""
+    from bpo.evaluation.guard import share_difference_se
+
+    assert share_difference_se(59 / 64, 64, 56 / 64, 64) == pytest.approx(0.0532, abs=1e-4)
+    start = Point(0, 0.26, 0.05, 64, degenerate_share=56 / 64)
+    assert checks(Point(8, 0.39, 0.05, 64, degenerate_share=59 / 64), start) == []
+    assert checks(Point(8, 0.39, 0.05, 64, degenerate_share=1.0), start) == ["degenerate"]
+
+
 def test_kl_to_the_behavior_policy_by_hand_and_its_bound():
     """Behavior log-probs (-3, -5), the policy's now (-4, -5.5): log-ratios 1 and 0.5, mean 0.75 nats. Above
     guard.max_kl_behavior (10) a phase is flagged, at it not; eval.json's guard section lists the phase-end

@@ -335,3 +335,24 @@ def test_claims_say_where_each_comparison_stands_and_carry_notes():
     assert [c["standing"] for c in row["comparisons"]] == ["holds", "fails", "unresolved"]
     assert row["comparisons"][0]["note"].endswith("(KL 12.7)") and "note" not in row["comparisons"][1]
     assert standing((0.0, 0.0, 0.1)) == "unresolved"  # an interval touching zero does not exclude it
+
+
+def test_pairs_agreement_names_the_sampling_settings_that_differ(tmp_path):
+    """Two run folders with the same prompts but other responses, sampled at sampling.batch_size 64 and 16 (the
+    committed sweep's offline baselines predate the default's change): not the same pairs, the same prompts, and
+    the one differing setting named; identical files agree."""
+    from dataclasses import astuple
+
+    from bpo.experiments.sections import pairs_agreement
+
+    def run(name, chosen, batch):
+        folder = tmp_path / name
+        (folder / "pairs").mkdir(parents=True)
+        (folder / "config.yaml").write_text(f"sampling:\n  batch_size: {batch}\n  temperature: 1.0\n")
+        row = {"id": "p0", "prompt": "w1", "chosen": chosen, "rejected": "w3"}
+        (folder / "pairs" / "phase-000.jsonl").write_text(json.dumps(row) + "\n")
+        return folder
+
+    a, b, c = run("a", "w2", 64), run("b", "w4", 16), run("c", "w2", 64)
+    assert astuple(pairs_agreement(a, b)) == (False, True, ("sampling.batch_size: 64 vs 16",))
+    assert astuple(pairs_agreement(a, c)) == (True, True, ())

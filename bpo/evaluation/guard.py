@@ -8,7 +8,8 @@ score falls below where it started, while the loss still goes down. The guard co
     score       the mean judge score fell below the start's by more than `score_se` standard errors of the
                 difference (sqrt(se_point^2 + se_start^2), each the std of the scores over sqrt(n))
     kl_to_sft   the KL estimate to the initial policy (eval.kl) passed `max_kl`
-    degenerate  the share of degenerate answers passed `max_degenerate` and the start's share
+    degenerate  the share of degenerate answers passed `max_degenerate` and rose above the start's by more
+                than `score_se` standard errors of the difference (each share's sqrt(p (1 - p) / n))
 
 and, at the end of every annotation phase, how far training moved the policy from the behavior policy that
 sampled the phase's pairs:
@@ -53,7 +54,8 @@ class GuardConfig:
         2.0,
         may_change_on_resume=True,
         help="flag a mean judge score below the initial policy's (same prompts) by more than this many standard "
-        "errors of the difference",
+        "errors of the difference; a share of degenerate answers above max_degenerate must also rise above the "
+        "start's by more than this many",
     )
     max_kl: float = option(
         10.0,
@@ -160,8 +162,10 @@ def assess(point: Point, start: Point | None, spec: GuardConfig) -> list[Flag]:
             )
         )
     share = point.degenerate_share
-    baseline = start.degenerate_share if start is not None and start.degenerate_share is not None else 0.0
-    if share is not None and share > spec.max_degenerate and share > baseline:
+    known = start is not None and start.degenerate_share is not None
+    baseline, start_n = (start.degenerate_share, start.n) if known else (0.0, point.n)
+    rise_se = share_difference_se(share, point.n, baseline, start_n) if share is not None else 0.0
+    if share is not None and share > spec.max_degenerate and share - baseline > spec.score_se * rise_se:
         flags.append(
             _flag(
                 point,
@@ -169,10 +173,18 @@ def assess(point: Point, start: Point | None, spec: GuardConfig) -> list[Flag]:
                 share,
                 spec.max_degenerate,
                 f"{share:.0%} of the answers are degenerate (empty, one word repeated, or cut off), "
-                f"{baseline:.0%} at the start",
+                f"{baseline:.0%} at the start (a rise of more than {spec.score_se:g} standard errors, {rise_se:.3f})",
             )
         )
     return flags
+
+
+def share_difference_se(share: float, n: int, start_share: float, start_n: int) -> float:
+    """The standard error of the difference of two shares of answers, each sqrt(p (1 - p) / n). E.g. 59 of 64
+    degenerate against 56 of 64 at the start: sqrt(0.922 * 0.078 / 64 + 0.875 * 0.125 / 64) = 0.053, so the
+    rise of 0.047 is under 1 standard error: noise, as when a model's answers run past the length limit from
+    the start."""
+    return math.sqrt(share * (1 - share) / max(1, n) + start_share * (1 - start_share) / max(1, start_n))
 
 
 def kl_to_behavior(behavior_logps: Sequence[float], current_logps: Sequence[float]) -> float:

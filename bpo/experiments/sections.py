@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -515,7 +516,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
     )
     players = [(kind, iopo_variant(kind, reading)) for kind in plan.iopo_kinds for reading in IOPO_READINGS]
     win_rows, margins, rates = {}, defaultdict(list), defaultdict(list)
-    same_pairs: list[bool] = []  # offline IOPO's pairs file against offline DPO's, per run
+    same_pairs: list[PairsAgreement] = []  # offline IOPO's pairs file against offline DPO's, per run
     for kind, player in players:
         iopo = {
             s: r
@@ -527,7 +528,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
         rates["SFT"] = [strict_rate(r.sampled["before"]) for r in iopo.values()]
         if kind == "offline":
             dpo = runs_of_baseline(runs, plan, task, ("DPO", "offline_dpo", "dpo"), iopo)
-            same_pairs += [same_pairs_file(run.folder, dpo[s].folder) for s, run in iopo.items()]
+            same_pairs += [pairs_agreement(run.folder, dpo[s].folder) for s, run in iopo.items()]
         for baseline in (*plan.baselines, ("SFT", None, None)):
             others = runs_of_baseline(runs, plan, task, baseline, iopo) if baseline[1] else {}
             per_seed = []
@@ -617,26 +618,63 @@ def iopo_claim(kind: str, baseline: tuple) -> str | None:
     return None
 
 
-def same_pairs_file(a: Path, b: Path) -> bool:
-    """Whether two runs trained on the same labelled pairs: their first phase's (prompt, chosen, rejected) rows,
-    in order."""
+@dataclass(frozen=True)
+class PairsAgreement:
+    """How offline IOPO's labelled pairs compare with offline DPO's of the same seed."""
+
+    same_pairs: bool  # the same (prompt, chosen, rejected) rows in the same order
+    same_prompts: bool  # the same prompts in the same order
+    sampling_differences: tuple[str, ...]  # the sampling settings the two runs' config.yaml disagree on
+
+
+def pairs_agreement(a: Path, b: Path) -> PairsAgreement:
+    """Compare two runs' first-phase pairs files and, where they differ, their sampling settings (e.g. the
+    runs were made by versions of bpo whose default sampling.batch_size differed: other random draws)."""
     from bpo.common.jsonl import read_log
+    from bpo.run.rundir import RunDir
 
-    def rows(run: Path) -> list[tuple]:
-        return [(r["prompt"], r["chosen"], r["rejected"]) for r in read_log(Path(run) / "pairs" / "phase-000.jsonl")]
+    def rows(run: Path) -> list[dict]:
+        return read_log(Path(run) / "pairs" / "phase-000.jsonl")
 
-    return rows(a) == rows(b)
+    ra, rb = rows(a), rows(b)
+    key = (
+        [(r["prompt"], r["chosen"], r["rejected"]) for r in ra],
+        [(r["prompt"], r["chosen"], r["rejected"]) for r in rb],
+    )
+    sampling = [yaml_section(RunDir(run).config, "sampling") for run in (a, b)]
+    differences = tuple(
+        f"sampling.{k}: {sampling[0].get(k)} vs {sampling[1].get(k)}"
+        for k in sorted(set(sampling[0]) | set(sampling[1]))
+        if sampling[0].get(k) != sampling[1].get(k)
+    )
+    return PairsAgreement(key[0] == key[1], [r["prompt"] for r in ra] == [r["prompt"] for r in rb], differences)
 
 
-def iopo_scenario_lines(plan: Plan, same_pairs: Sequence[bool]) -> list[str]:
+def yaml_section(path: Path, name: str) -> dict:
+    import yaml
+
+    return (yaml.safe_load(Path(path).read_text()) or {}).get(name) or {}
+
+
+def iopo_scenario_lines(plan: Plan, agreements: Sequence[PairsAgreement]) -> list[str]:
     """How each IOPO scenario run here relates to the paper's."""
     mu, nu = plan.iopo_round
     lines = []
     if "offline" in plan.iopo_kinds:
+        same = sum(a.same_pairs for a in agreements)
+        differing = sorted({d for a in agreements if not a.same_pairs for d in a.sampling_differences})
+        prompts = sum(a.same_prompts for a in agreements)
+        why = (
+            f" Where they differ, the SFT policy answered the same prompts in {prompts} of {len(agreements)} runs, "
+            f"but the two runs sampled with other settings ({'; '.join(differing)}, e.g. made by versions of bpo "
+            "with other defaults), so the draws differ: pairs from the same distribution, not the same pairs."
+            if same < len(agreements) and differing
+            else ""
+        )
         lines.append(
-            "- **IOPO offline** (the paper's Table 1 scenario): one annotation phase by the SFT policy, so its pairs "
-            "are the offline baselines' own; checked here, its pairs file equals offline DPO's (same seed) in "
-            f"{sum(same_pairs)} of {len(same_pairs)} runs. The two players split the file's pairs, each pair trained "
+            "- **IOPO offline** (the paper's Table 1 scenario): one annotation phase by the SFT policy, as the "
+            "offline baselines'; checked here, its pairs file equals offline DPO's (same seed) in "
+            f"{same} of {len(agreements)} runs.{why} The two players split the file's pairs, each pair trained "
             f"on once as by the baselines: the protagonist's {mu} of every {mu + nu} steps, the adversary's the rest. "
             "Its verdict tests Table 1's claim against the offline baselines."
         )

@@ -35,6 +35,9 @@ def verdict(intervals: Sequence[Interval]) -> str:
     return NOT_RESOLVED
 
 
+STANDINGS = ("holds", "fails", "unresolved")
+
+
 def standing(interval: Interval) -> str:
     """One comparison under RULE: "holds" (interval above zero), "fails" (below zero) or "unresolved"."""
     _, low, high = interval
@@ -49,7 +52,7 @@ def standing_sentence(comparisons: Sequence[tuple[str, Interval]]) -> str:
         groups.setdefault(standing(interval), []).append(label)
     if len(groups) < 2:
         return ""
-    parts = [f"{name} at: {', '.join(groups[name])}" for name in ("holds", "fails", "unresolved") if name in groups]
+    parts = [f"{name} at: {', '.join(groups[name])}" for name in STANDINGS if name in groups]
     sentence = "; ".join(parts)
     return f" {sentence[0].upper()}{sentence[1:]}."  # the labels keep their case (T=192, BPO)
 
@@ -123,19 +126,27 @@ README_END = "<!-- reproduce-summary: end -->"
 def readme_block(summary: dict, source: str) -> str:
     """The README's summary of a sweep: one table row per claim and scope with its generated verdict, and the
     command, from the sweep's summary.json (written by bpo.experiments.sections.write_report)."""
-    rows = [f"| {v['source']} | {v['scope']} | **{v['verdict']}** |" for v in summary["verdicts"]]
+    rows = [
+        f"| {v['source']} | {v['scope']} | **{v['verdict']}** | {held(v['comparisons'])} |" for v in summary["verdicts"]
+    ]
     return "\n".join(
         [
             README_START.format(source=source),
             f"From `{summary['command']}` ([report]({source.rsplit('/', 1)[0]}/report.md)); the rule: "
             f"{summary['rule']}.",
             "",
-            "| claim (source) | where | verdict |",
-            "| --- | --- | --- |",
+            "| claim (source) | where | verdict | comparisons that hold / fail / are unresolved |",
+            "| --- | --- | --- | --- |",
             *rows,
             README_END,
         ]
     )
+
+
+def held(comparisons: Sequence[dict]) -> str:
+    """How a claim's comparisons stand, counted: e.g. "3 / 1 / 0 of 4" (the report names them)."""
+    counts = [sum(standing((c["value"], c["low"], c["high"])) == name for c in comparisons) for name in STANDINGS]
+    return f"{' / '.join(map(str, counts))} of {len(comparisons)}"
 
 
 def replace_readme_block(text: str, summary: dict, source: str) -> str:

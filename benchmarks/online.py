@@ -39,6 +39,7 @@ VARIANTS = {
     "bpo": ["method=bpo"],  # F = T; the behavior log-probs come from sampling (no reference pass)
     "bpo-F2": ["method=bpo", "schedule.phases=2"],  # two phases: each samples half of the N pairs at once
     "bpo-F2-x5": ["method=bpo", "schedule.phases=2", "lora.ensemble=5"],  # the paper's ensemble of 5
+    "bpo-no-phase-kl": ["method=bpo", "guard.phase_kl_pairs=0"],  # F = T without the guard's phase-end KL pass
     "bpo-gc": [
         "method=bpo",
         "policy.gradient_checkpointing=true",

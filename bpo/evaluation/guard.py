@@ -75,7 +75,7 @@ class GuardConfig:
         may_change_on_resume=True,
         help="pairs of each phase (its first ones, in their random sampled order) whose responses the phase-end "
         "check scores with the policy to estimate kl_to_behavior: one forward pass over 2 x this many responses "
-        "per phase; 0: no phase-end check (it cost about 11% of an on-policy SmolLM2 run scoring all 16)",
+        "per phase; 0: no phase-end check (scoring phases of 8 pairs cost about 11% of an on-policy SmolLM2 run)",
     )
     max_degenerate: float = option(
         0.5,

@@ -328,7 +328,7 @@ def compare(
     folder.mkdir(parents=True, exist_ok=True)
     examples = task.eval[: prompts or cfg.eval.prompts]
     sampling = dataclasses.replace(cfg.sampling, temperature=temperature)
-    judge = build_eval_judge(cfg, task)
+    judge = build_eval_judge(cfg, task, a_folder)  # an LLM endpoint's answers are kept in RUN_A
     result = compare_policies(
         a, b, examples, judge, sampling, tie_margin, bad_threshold, task.chat_template, seed, progress
     )

@@ -175,4 +175,5 @@ def test_the_phase_end_check_scores_the_phases_first_pairs_or_none(tmp_path, mon
     assert row["kl_to_behavior"] == pytest.approx(expected, abs=1e-4)
     off = tmp_path / "off"
     assert main(["train", f"out={off}", "guard.phase_kl_pairs=0", *base]) == 0
-    assert all("kl_to_behavior" not in r for r in read_log(off / "phase_times.jsonl"))
+    rows = read_log(off / "phase_times.jsonl")
+    assert [r["step"] for r in rows] == [1, 2] and all("kl_to_behavior" not in r for r in rows)

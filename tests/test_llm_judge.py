@@ -433,7 +433,11 @@ def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_refere
         "eval.llm_model": "judge-7b",
         "eval.llm_base_url": server.url,
         "annotator.backoff": 0.01,
+        "sampling.max_new_tokens": 6,  # answers about as long as the 4-word references: both outcomes occur
+        "eval.prompts": 8,
     }
+    bpo.dry_run({}, tmp_path / "run", overrides=settings, progress=False)  # asks the endpoint, stores nothing
+    assert not (tmp_path / "run").exists()
     run = bpo.train({}, tmp_path / "run", overrides=settings, progress=False)
     result = json.loads((run.folder / "eval.json").read_text())
     for view in (result, result["before"]):
@@ -441,10 +445,12 @@ def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_refere
             (len(e["response"]) > len(e["reference"])) - (len(e["response"]) < len(e["reference"]))
             for e in view["examples"]
         ]
-        assert [e["score"] for e in view["examples"]] == signs and len(signs) == 4
+        assert [e["score"] for e in view["examples"]] == signs and len(signs) == 8
         assert [e["reference_score"] for e in view["examples"]] == [-s for s in signs]
-        assert view["strict_win_rate"] == pytest.approx(sum(s > 0 for s in signs) / 4)
-        assert view["tie_rate"] == pytest.approx(sum(s == 0 for s in signs) / 4)
+        assert view["strict_win_rate"] == pytest.approx(sum(s > 0 for s in signs) / 8)
+        assert view["tie_rate"] == pytest.approx(sum(s == 0 for s in signs) / 8)
+    every = [e["score"] for view in (result, result["before"]) for e in view["examples"]]
+    assert {-1.0, 1.0} <= set(every)  # both outcomes occur, so the two orders were combined each way
     assert (run.folder / "llm-eval-judge.jsonl").is_file() and not (run.folder / STORE_NAME).exists()
     asked = len(server.asked)
     bpo.evaluate(run.folder, progress=False, write=False)

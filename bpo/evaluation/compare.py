@@ -12,7 +12,10 @@ Pure functions on scores and log-probs:
 
 and `compare`, which samples both policies' responses to the same held-out prompts (temperature 0.8
 as in the paper, the same seed for both) and has the judge score each response on its own: a
-pointwise judge sees one text at a time, so the order of the two cannot bias it.
+pointwise judge sees one text at a time, so the order of the two cannot bias it. An LLM judge
+(eval.judge=llm, llm_local) scores each response by its evidence against the prompt's reference
+(bpo.evaluation.evaluate.judge_against_references): a prompt is a win for the side with more of it, so
+the two responses are compared through the reference, not asked about directly.
 """
 
 from __future__ import annotations

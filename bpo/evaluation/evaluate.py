@@ -54,10 +54,14 @@ class EvalConfig:
         "owner/name[@revision]",
     )
     llm_base_url: str | None = option(
-        None, help="judge=llm: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (may be the annotator's)"
+        None,
+        may_change_on_resume=True,
+        help="judge=llm: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (may be the annotator's)",
     )
     llm_api_key_env: str | None = option(
-        None, help="judge=llm: the NAME of the environment variable holding the API key; null: no key"
+        None,
+        may_change_on_resume=True,
+        help="judge=llm: the NAME of the environment variable holding the API key; null: no key",
     )
     llm_template: str | None = option(
         None,

@@ -79,7 +79,8 @@ def sft_preference_file(overrides: Sequence[str], path: Path, n: int = 128, seed
     cfg = load_config(RunConfig, None, list(overrides))
     task = build_task(cfg)
     policy = build_policy(cfg, task, progress=False)  # fresh adapters (B = 0): the SFT policy
-    judge = ScoreAnnotator(build_eval_judge(cfg, task))
+    judge = build_eval_judge(cfg, task)
+    judge = judge if hasattr(judge, "label") else ScoreAnnotator(judge)  # an LLM judge labels pairs itself
     pairs, _ = collect_pairs(
         policy,
         PromptStream(task.eval, seed=seed),

@@ -96,6 +96,14 @@ class Plan:
     # What the selection chose: (arm, key, value), arm = (task, method, loss, beta, variant kind); see arm_of.
     chosen: tuple[tuple[tuple, str, float], ...] = ()
 
+    def __post_init__(self):
+        if "iopo" in self.sections and (
+            not self.iopo_kinds
+            or len(set(self.iopo_kinds)) < len(self.iopo_kinds)
+            or set(self.iopo_kinds) - set(IOPO_KINDS)
+        ):
+            raise ValueError(f"iopo_kinds must be some of {IOPO_KINDS}, each once; got {self.iopo_kinds}")
+
     @property
     def baselines(self) -> list[tuple[str, str, str]]:
         return [b for b in IOPO_BASELINES if b[0] in self.iopo_baselines]

@@ -348,6 +348,10 @@ class AgainstReferences:
     def probe(self, prompts: Sequence, responses: Sequence[str]) -> None:
         self.annotator.probe(prompts, responses)
 
+    def label(self, prompts: Sequence, first: Sequence[str], second: Sequence[str], seed: int = 0) -> list[Label]:
+        """Which of two responses is better, asked directly (e.g. a held-out preference file of SFT samples)."""
+        return self.annotator.label(prompts, first, second, seed)
+
     def __call__(self, prompts, responses):
         raise LLMJudgeError(
             "eval.judge=llm compares a response with its reference; it cannot score one text on its own"

@@ -13,7 +13,7 @@ from bpo.common.configlib import fixed_settings, option
 from bpo.core.losses import LOSSES
 from bpo.core.schedule import DEFAULT_BATCH_SIZE, ScheduleConfig, ScheduleError, resolve_schedule
 from bpo.data.prefdata import DataConfig
-from bpo.evaluation.evaluate import EvalConfig
+from bpo.evaluation.evaluate import LLM_JUDGES, EvalConfig
 from bpo.evaluation.guard import GuardConfig
 from bpo.judging.annotators import AnnotatorConfig
 from bpo.model.loading import PolicyConfig
@@ -98,6 +98,13 @@ class RunConfig:
             )
         if self.method == "iopo":
             self._validate_iopo(s)
+        if self.eval.judge in LLM_JUDGES:  # its request limits are the annotator section's
+            from bpo.judging.llm import eval_llm_settings
+
+            try:
+                eval_llm_settings(self.annotator, self.eval)._validate_llm()
+            except ValueError as err:
+                raise ValueError(f"eval.judge={self.eval.judge} takes its request limits from annotator.*: {err}")
 
     def resolved_schedule(self):
         s = self.schedule

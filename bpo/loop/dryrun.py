@@ -144,7 +144,7 @@ def dry_run(cfg: RunConfig, folder, progress: bool = True) -> dict:
     from bpo.loop.online import build_learners, checked_inputs, optimizer_step
 
     run = RunDir(folder)
-    inputs = checked_inputs(cfg, run, resume=False, progress=progress)
+    inputs = checked_inputs(cfg, run, resume=False, progress=progress, store_answers=False)
     task = inputs.task
     schedule = cfg.resolved_schedule()
     counts = plan_counts(

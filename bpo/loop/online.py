@@ -350,9 +350,12 @@ class CheckedInputs:
     eval_judge: Judge
 
 
-def checked_inputs(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE) -> CheckedInputs:
+def checked_inputs(
+    cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ranks: Ranks = SINGLE, store_answers: bool = True
+) -> CheckedInputs:
     """The run folder, task, data and model files, prompt lengths, reference and judges (each called once),
-    checked in that order, cheapest first; shared by a run and its dry run (bpo.loop.dryrun)."""
+    checked in that order, cheapest first; shared by a run and its dry run (bpo.loop.dryrun), which makes no
+    folder and so keeps no LLM judge's answers (store_answers=False)."""
     run.check_resumable() if resume else run.check_new()
     check_batch_shares(cfg, ranks)
     if resume:
@@ -365,7 +368,7 @@ def checked_inputs(cfg: RunConfig, run: RunDir, resume: bool, progress: bool, ra
     task = fit_task(cfg, task, base)
     if records is not None:
         check_pairs_file(cfg, cfg.data.pairs, records, base, task.chat_template)
-    annotator, eval_judge = build_judges(cfg, task, run.root)
+    annotator, eval_judge = build_judges(cfg, task, run.root if store_answers else None)
     probe_judges(task, annotator, eval_judge)  # each judge once on a sample, before any weight is loaded
     return CheckedInputs(task, records, annotator, eval_judge)
 

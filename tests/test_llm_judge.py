@@ -276,7 +276,13 @@ def test_a_run_stopped_mid_phase_resumes_asking_nothing_twice(server, tmp_path, 
     assert max(Counter(server.answered).values()) == 1  # nothing answered was asked again (the probe neither)
     stored = [json.loads(line) for line in store.read_text().splitlines()]
     assert len(stored) == len(server.answered) - 1  # every question but the probe, before the folder existed
-    # the same pairs as a run that was never stopped
+    fresh = assert_same_pairs_as_a_run_never_stopped(tmp_path, settings)
+    assert sorted(fresh.answered) == sorted(server.answered)
+
+
+def assert_same_pairs_as_a_run_never_stopped(tmp_path: Path, settings: dict) -> ChatServer:
+    """Train the same settings once more, against a fresh server, uninterrupted: the resumed run in
+    tmp_path/run must hold the same 16 pairs. Returns that server (what it was asked)."""
     fresh = ChatServer()
     try:
         bpo.train({}, tmp_path / "whole", overrides={**settings, "annotator.base_url": fresh.url}, progress=False)
@@ -284,7 +290,7 @@ def test_a_run_stopped_mid_phase_resumes_asking_nothing_twice(server, tmp_path, 
         fresh.httpd.shutdown()
         fresh.httpd.server_close()
     assert pairs(tmp_path / "run") == pairs(tmp_path / "whole") and len(pairs(tmp_path / "run")) == 16
-    assert sorted(fresh.answered) == sorted(server.answered)
+    return fresh
 
 
 def pairs(folder: Path) -> list[dict]:
@@ -404,13 +410,7 @@ def test_a_run_killed_mid_phase_resumes_asking_nothing_twice(server, tmp_path, m
     assert run.evaluation is not None
     assert max(Counter(server.answered).values()) == 1  # nothing answered was asked again
     assert len(store.read_text().splitlines()) == len(server.answered) - 1  # all but the first run's probe
-    fresh = ChatServer()
-    try:
-        bpo.train({}, tmp_path / "whole", overrides={**settings, "annotator.base_url": fresh.url}, progress=False)
-    finally:
-        fresh.httpd.shutdown()
-        fresh.httpd.server_close()
-    assert pairs(tmp_path / "run") == pairs(tmp_path / "whole") and len(pairs(tmp_path / "run")) == 16
+    assert_same_pairs_as_a_run_never_stopped(tmp_path, settings)
 
 
 # The LLM as the evaluation judge: each response against its reference.

@@ -516,7 +516,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
     )
     players = [(kind, iopo_variant(kind, reading)) for kind in plan.iopo_kinds for reading in IOPO_READINGS]
     win_rows, margins, rates = {}, defaultdict(list), defaultdict(list)
-    same_pairs: list[PairsAgreement] = []  # offline IOPO's pairs file against offline DPO's, per run
+    agreements: list[PairsAgreement] = []  # offline IOPO's pairs file against offline DPO's, per run
     for kind, player in players:
         iopo = {
             s: r
@@ -528,7 +528,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
         rates["SFT"] = [strict_rate(r.sampled["before"]) for r in iopo.values()]
         if kind == "offline":
             dpo = runs_of_baseline(runs, plan, task, ("DPO", "offline_dpo", "dpo"), iopo)
-            same_pairs += [pairs_agreement(run.folder, dpo[s].folder) for s, run in iopo.items()]
+            agreements += [pairs_agreement(run.folder, dpo[s].folder) for s, run in iopo.items()]
         for baseline in (*plan.baselines, ("SFT", None, None)):
             others = runs_of_baseline(runs, plan, task, baseline, iopo) if baseline[1] else {}
             per_seed = []
@@ -551,7 +551,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
         f"{IOPO_TEMPERATURE:g} (the IOPO paper's), tie margin 0; held-out pairs: {heldout.name}, two SFT samples per "
         "held-out prompt labelled by the task's judge; reward margins against the SFT policy.",
         "",
-        *iopo_scenario_lines(plan, same_pairs),
+        *iopo_scenario_lines(plan, agreements),
         "| IOPO vs | win | tie | lose | n |",
         "|---|---|---|---|---|",
     ]
@@ -633,14 +633,8 @@ def pairs_agreement(a: Path, b: Path) -> PairsAgreement:
     from bpo.common.jsonl import read_log
     from bpo.run.rundir import RunDir
 
-    def rows(run: Path) -> list[dict]:
-        return read_log(Path(run) / "pairs" / "phase-000.jsonl")
-
-    ra, rb = rows(a), rows(b)
-    key = (
-        [(r["prompt"], r["chosen"], r["rejected"]) for r in ra],
-        [(r["prompt"], r["chosen"], r["rejected"]) for r in rb],
-    )
+    ra, rb = (read_log(Path(run) / "pairs" / "phase-000.jsonl") for run in (a, b))
+    key = [[(r["prompt"], r["chosen"], r["rejected"]) for r in rows] for rows in (ra, rb)]
     sampling = [yaml_section(RunDir(run).config, "sampling") for run in (a, b)]
     differences = tuple(
         f"sampling.{k}: {sampling[0].get(k)} vs {sampling[1].get(k)}"

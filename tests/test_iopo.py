@@ -112,15 +112,39 @@ def test_gradient_is_r_times_dpo_gradient_by_autograd():
 # ---- configuration ---------------------------------------------------------------------------------
 
 
+def test_shared_pairs_walk_the_phase_batches_once_per_player():
+    """N_iter = 2, N_mu = 3, N_nu = 2 (round = p p p a a), shared pairs. Online, one round a phase: 3 batches,
+    the protagonist takes 0 1 2, the adversary 0 1. Offline, both rounds in one phase of 6 batches: the
+    protagonist 0 1 2 | 3 4 5 (each once, in the order a DPO run of 6 steps takes them), the adversary
+    0 1 | 2 3 (its own count). An adversary with more steps than batches wraps: N_mu = 1, N_nu = 3 over 1
+    batch gives 0 | 0 0 0. split: each step its own batch."""
+    from bpo.training.players import IOPOConfig
+
+    cfg = IOPOConfig(rounds=2, protagonist_steps=3, adversary_steps=2)
+    assert [cfg.batch_in_phase(k, 3) for k in range(5)] == [0, 1, 2, 0, 1]
+    assert [cfg.batch_in_phase(k, 6) for k in range(10)] == [0, 1, 2, 0, 1, 3, 4, 5, 2, 3]
+    assert [IOPOConfig(rounds=1, protagonist_steps=1, adversary_steps=3).batch_in_phase(k, 1) for k in range(4)] == [
+        0
+    ] * 4
+    split = IOPOConfig(rounds=2, protagonist_steps=3, adversary_steps=2, pairs="split")
+    assert [split.batch_in_phase(k, 10) for k in range(10)] == list(range(10))
+
+
 def test_turns_and_schedule_follow_the_iopo_section():
     """N_iter = 3, N_mu = 2, N_nu = 1: T = 3 * 3 = 9, steps 0,1 mu, 2 nu, 3,4 mu, 5 nu, ...; online: one
-    phase per round (F = 3), B = 16 so N = 144; offline (data.pairs): F = 1."""
-    cfg = load_config(
-        RunConfig, None, ["method=iopo", "iopo.rounds=3", "iopo.protagonist_steps=2", "iopo.adversary_steps=1"]
-    )
+    phase per round (F = 3), B = 16; the players share the pairs, so N = N_iter * N_mu * B = 3 * 2 * 16 = 96
+    (M = 32 a phase: 2 batches); split, each pair once: N = T * B = 144; offline (data.pairs): F = 1."""
+    iopo = ["method=iopo", "iopo.rounds=3", "iopo.protagonist_steps=2", "iopo.adversary_steps=1"]
+    cfg = load_config(RunConfig, None, iopo)
     assert [cfg.iopo.turn(s)[0] for s in range(9)] == list("ppappappa")
     s = cfg.resolved_schedule()
-    assert (s.steps, s.phases, s.batch_size, s.pairs) == (9, 3, 16, 144)
+    assert (s.steps, s.phases, s.batch_size, s.pairs, s.pairs_per_phase) == (9, 3, 16, 96, 32)
+    split = load_config(RunConfig, None, [*iopo, "iopo.pairs=split"]).resolved_schedule()
+    assert (split.steps, split.phases, split.batch_size, split.pairs) == (9, 3, 16, 144)
+    given = load_config(RunConfig, None, [*iopo, "schedule.pairs=48"]).resolved_schedule()
+    assert (given.steps, given.batch_size, given.pairs) == (9, 8, 48)  # B = N / (N_iter * N_mu) = 48 / 6
+    same_as_baselines = load_config(RunConfig, None, [*iopo, "schedule.steps=6"]).resolved_schedule()
+    assert (same_as_baselines.steps, same_as_baselines.pairs) == (9, 96)  # schedule.steps may name T' = 6
     offline = load_config(RunConfig, None, ["method=iopo", "data.pairs=prefs.jsonl", "schedule.batch_size=4"])
     assert (offline.resolved_schedule().phases, offline.resolved_schedule().steps) == (1, IOPOConfig().steps)
 
@@ -129,6 +153,12 @@ def test_turns_and_schedule_follow_the_iopo_section():
     "overrides, message",
     [
         (["schedule.steps=10"], "method=iopo trains T = iopo.rounds"),
+        (["schedule.steps=48"], "is neither that or the protagonist.s iopo.rounds . iopo.protagonist_steps = 64"),
+        (
+            ["schedule.pairs=100", "schedule.batch_size=4"],
+            "schedule.batch_size = 64 . 4 = 256 pairs; schedule.pairs=100 disagrees",
+        ),
+        (["iopo.pairs=each"], "'iopo.pairs' must be one of shared, split"),
         (
             ["iopo.rounds=4", "schedule.phases=8", "iopo.protagonist_steps=2", "iopo.adversary_steps=2"],
             "must divide iopo.rounds=4",
@@ -273,6 +303,9 @@ def test_players_alternate_and_each_is_the_other_s_frozen_reference(task_dir, tm
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["player"][0] for m in metrics] == list("pppaapppaa")
     assert [m["round"] for m in metrics] == [0] * 5 + [1] * 5
+    # shared pairs (test_shared_pairs_walk_the_phase_batches_once_per_player): each player its own place
+    batches = [m["batch"] for m in metrics]
+    assert batches == ([0, 1, 2, 0, 1] * 2 if mode == "online" else [0, 1, 2, 0, 1, 3, 4, 5, 2, 3])
     phases = sorted(p.name for p in (tmp_path / "run" / "pairs").iterdir())
     assert phases == (["phase-000.jsonl", "phase-001.jsonl"] if mode == "online" else ["phase-000.jsonl"])
     # every optimiser's schedule counted only its own player's steps
@@ -349,12 +382,12 @@ def test_sigkill_mid_round_then_resume_equals_uninterrupted(task_dir, tmp_path):
 
 @pytest.mark.parametrize("task", ["reviews", "sorting"])
 def test_iopo_on_a_builtin_task_improves_over_sft(tmp_path, task):
-    """configs/reviews-iopo.yaml (4 rounds of 12 + 4 steps, B = 16; ensembles of 2 to keep it near a minute),
-    on `reviews` and on `sorting` (exact judge): head to head against the SFT start (bpo compare, temperature
-    0.8) the protagonist wins more prompts than it loses, with separated 95% intervals, and its mean judge
-    score and its win rate against the references rise. Measured with the SFT policy built from scratch (as
-    CI builds it), seed 0: `reviews` wins 0.469 [0.383, 0.555] and loses 0.266 [0.195, 0.344]; `sorting`
-    wins 0.531 [0.445, 0.617] and loses 0.164 [0.102, 0.234] (docs/reproduce-full, the IOPO section)."""
+    """configs/reviews-iopo.yaml (4 rounds of 16 + 4 steps, shared pairs, B = 16; ensembles of 2 to keep it
+    near a minute), on `reviews` and on `sorting` (exact judge): head to head against the SFT start (bpo
+    compare, temperature 0.8) the protagonist wins more prompts than it loses, with separated 95% intervals,
+    and its mean judge score and its win rate against the references rise. Measured with the SFT policy built
+    from scratch (as CI builds it), seed 0: `reviews` wins 0.633 [0.547, 0.711] and loses 0.172 [0.109,
+    0.242]; `sorting` wins 0.523 [0.438, 0.609] and loses 0.078 [0.031, 0.125]."""
     run = tmp_path / "iopo"
     assert (
         main(
@@ -377,3 +410,35 @@ def test_iopo_on_a_builtin_task_improves_over_sft(tmp_path, task):
     head_to_head = json.loads((tmp_path / "vs-sft" / "compare.json").read_text())
     print({k: head_to_head[k] for k in ("win", "win_ci", "lose", "lose_ci")})
     assert head_to_head["n"] == 128 and head_to_head["win_ci"][0] > head_to_head["lose_ci"][1], head_to_head
+
+
+def test_offline_protagonist_trains_on_offline_dpo_s_batches(task_dir, tmp_path, monkeypatch):
+    """IOPO offline (one phase from the SFT policy, shared pairs, N_iter = 2, N_mu = 2, N_nu = 1, B = 4) and
+    offline DPO of T = N_iter * N_mu = 4 steps, same seed: both label the same 16 pairs (the same file), the
+    protagonist's 4 steps take DPO's 4 batches in DPO's order, and the adversary's 2 steps take batches 0
+    and 1 of them: each player over the baselines' pairs, as in the IOPO paper's offline setting."""
+    seen: dict[str, list] = {}
+    real = bpo.loop.online.optimizer_step
+
+    def spy(learners, reference, step, pairs, *rest):
+        seen["run"].append((learners.turn(step).name, tuple((p.prompt, p.chosen, p.rejected) for p in pairs)))
+        return real(learners, reference, step, pairs, *rest)
+
+    monkeypatch.setattr(bpo.loop.online, "optimizer_step", spy)
+    runs = {}
+    for name, extra in (
+        ("dpo", ["method=offline_dpo", "schedule.steps=4", "schedule.phases=1"]),
+        ("iopo", [*IOPO, "schedule.phases=1"]),
+    ):
+        seen["run"] = []
+        assert main(run_args(task_dir, tmp_path / name, *extra, "eval.prompts=2", "eval.kl=false")) == 0
+        runs[name] = seen["run"]
+    files = [(tmp_path / name / "pairs" / "phase-000.jsonl").read_text() for name in ("dpo", "iopo")]
+    key = [[(r["prompt"], r["chosen"], r["rejected"]) for r in map(json.loads, f.splitlines())] for f in files]
+    assert len(key[0]) == 16 and key[0] == key[1]
+    dpo_batches = [batch for _, batch in runs["dpo"]]
+    assert len(set(dpo_batches)) == 4
+    mu = [batch for who, batch in runs["iopo"] if who == "protagonist"]
+    nu = [batch for who, batch in runs["iopo"] if who == "adversary"]
+    assert mu == dpo_batches
+    assert nu == dpo_batches[:2]

@@ -32,7 +32,7 @@ def sweep(tmp_path_factory):
         betas=(0.5,),
         phases=(2,),
         extra_seeds=(0,),
-        iopo_round=(1, 1),
+        iopo_round=(2, 1),  # N_iter = T / N_mu = 2: iterative DPO has F = 2, not Table 1's F = T
         central=((6, 2.0),),
         overrides=(
             f"policy.path={folder / 'model'}",
@@ -86,11 +86,11 @@ def test_table1_and_figures_from_the_runs(sweep):
 
 def test_every_run_has_learning_curves(sweep):
     """T = 4, eval.every = max(1, T // 8) = 1: an evaluation on 3 prompts after each of the 4 steps (6 steps for
-    the central-claim runs, T = 6)."""
+    the central-claim runs, T = 6, and for IOPO: 2 rounds of 2 + 1)."""
     _, out, _ = sweep
     for run in runs_of(out):
         rows = [r for r in read_log(run / "evals.jsonl") if "phase" in r]
-        steps = 6 if "horizon" in run.name else 4
+        steps = 6 if "horizon" in run.name or run.name.startswith("iopo-") else 4
         assert [r["step"] for r in rows] == list(range(1, steps + 1)) and {r["n"] for r in rows} == {3}, run.name
 
 
@@ -126,6 +126,10 @@ def test_iopo_section_lists_every_baseline(sweep):
             assert f"| {player} vs **{baseline}** |" in text
     iopo = [load_config(RunConfig, r / "config.yaml") for r in runs_of(out) if r.name.startswith("iopo-")]
     assert len(iopo) == 4 and {cfg.iopo.rounds for cfg in iopo} == {2}
+    # shared pairs: 2 rounds of 2 + 1 steps (T = 6), N = 2 * 2 * B = 8 pairs, the baselines' T * B = 4 * 2
+    assert {(cfg.iopo.pairs, cfg.resolved_schedule().steps, cfg.resolved_schedule().pairs) for cfg in iopo} == {
+        ("shared", 6, 8)
+    }
     assert sorted(cfg.resolved_schedule().phases for cfg in iopo) == [1, 1, 2, 2]  # offline: one phase
 
 
@@ -293,6 +297,10 @@ def test_paper_preset_plans_the_papers_settings():
     assert taus == sorted(PAPER_TAUS)
     iopo = [cfg for label, cfg in configs if label["method"] == "iopo"]
     assert len(iopo) == 2 and {cfg.resolved_schedule().phases for cfg in iopo} == {1}
+    # each player over the baselines' pairs: 10 rounds of 12 + 4, the protagonist's 120 steps on N = 120 * B
+    assert {(cfg.resolved_schedule().steps, cfg.resolved_schedule().pairs) for cfg in iopo} == {
+        (160, table1[0][1].resolved_schedule().pairs)
+    }
 
 
 def test_select_dev_needs_a_dev_split(tmp_path, monkeypatch):
@@ -356,3 +364,24 @@ def test_pairs_agreement_names_the_sampling_settings_that_differ(tmp_path):
     a, b, c = run("a", "w2", 64), run("b", "w4", 16), run("c", "w2", 64)
     assert astuple(pairs_agreement(a, b)) == (False, True, ("sampling.batch_size: 64 vs 16",))
     assert astuple(pairs_agreement(a, c)) == (True, True, ())
+
+
+def test_iopo_preset_plans_the_iopo_paper_s_table1():
+    """--preset iopo on reviews, 5 seeds: per seed, Table 1's 3 DPO methods at beta 0.5, IOPO offline under 2
+    readings and the 3 offline baselines Table 1 lacks (RSO = SLiC, IPO, KTO-pair): 8 x 5 = 40 runs; one
+    annotation phase each offline run; IOPO 4 rounds of 16 + 4 (T = 80) on N = 64 * 16 = 1024 pairs, offline
+    DPO's N; 8 learning-rate arms of 3 values on one selection seed: 24 selection runs."""
+    from bpo.experiments.reproduce import LR_GRID, iopo_plan
+
+    plan = iopo_plan(["reviews"], 5, [])
+    specs = set(plan.specs())
+    assert len(specs) == 40
+    configs = {spec: load_config(RunConfig, None, list(spec.overrides)) for spec in specs}
+    iopo = [cfg for spec, cfg in configs.items() if spec.label["method"] == "iopo"]
+    assert len(iopo) == 10 and {cfg.iopo.adversary for cfg in iopo} == {"symmetric", "reversed"}
+    assert {(s.steps, s.phases, s.pairs) for s in (cfg.resolved_schedule() for cfg in iopo)} == {(80, 1, 1024)}
+    offline = [cfg for spec, cfg in configs.items() if spec.label["method"] == "offline_dpo"]
+    assert {cfg.loss for cfg in offline} == {"dpo", "slic", "ipo", "kto_pair"}
+    assert {(s.steps, s.phases, s.pairs) for s in (cfg.resolved_schedule() for cfg in offline)} == {(64, 1, 1024)}
+    candidates = plan.selection_specs("optim.lr", plan.lr_grid, plan.lr_arms())
+    assert len(candidates) == 8 and sum(len(v) for v in candidates.values()) == 8 * len(LR_GRID)

@@ -1,6 +1,8 @@
 """The annotation schedule of BPO: T training steps, F annotation phases, N labelled pairs, batch B.
 
-Each labelled pair is trained on exactly once, so N = T * B: any two of T, N, B give the third.
+Each labelled pair is trained on exactly once, so N = T * B: any two of T, N, B give the third. (IOPO with
+shared pairs is the one exception: its two players walk the same N = T' * B pairs, T' of its T steps being
+the protagonist's; bpo.training.players.)
 Phases are K = T / F steps apart and each annotates M = N / F pairs. F = 1 is offline DAP (all pairs
 labelled up front from the initial policy); F = T is on-policy (every step trains on fresh pairs).
 """

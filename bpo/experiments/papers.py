@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bpo.experiments import sections
-from bpo.experiments.reproduce import BUILTIN, PRESETS, Plan, full_plan, paper_plan, quick_plan
+from bpo.experiments.reproduce import BUILTIN, PRESETS, Plan, full_plan, iopo_plan, paper_plan, quick_plan
 from bpo.experiments.selection import Choice, choose, outcome_of
 from bpo.experiments.sweep import RunSpec, default_jobs, execute
 
@@ -77,16 +77,17 @@ def reproduce_papers(
     a mapping) go to every run; each run's settings are checked before the first one starts. `select`: "dev"
     chooses each method's learning rate on the tasks' dev prompts (bpo.experiments.selection), "paper" trains
     every method at one learning rate (the configuration's, as the papers do); default "dev", or "paper" with
-    preset "paper" (the BPO paper's own settings where they run here: reproduce.paper_plan)."""
+    preset "paper" (the BPO paper's own settings where they run here: reproduce.paper_plan); preset "iopo": the
+    IOPO paper's Table 1 only (reproduce.iopo_plan)."""
     from bpo.api import override_items
     from bpo.common.configlib import load_config
     from bpo.loop.config import RunConfig
 
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    if preset == "paper" and quick:
-        raise ValueError("--preset paper and --quick are two different plans: give one")
-    make_plan = paper_plan if preset == "paper" else quick_plan if quick else full_plan
+    if preset != "default" and quick:
+        raise ValueError(f"--preset {preset} and --quick are two different plans: give one")
+    make_plan = {"paper": paper_plan, "iopo": iopo_plan}.get(preset, quick_plan if quick else full_plan)
     select = select or ("paper" if preset == "paper" else "dev")
     plan = make_plan(list(tasks or BUILTIN), seeds or (2 if quick else 5), override_items(overrides), select)
     for spec in plan.specs():  # every run's settings are checked before the first run starts

@@ -44,13 +44,13 @@ ADAPTER_VARIANTS = (
     (EMA_VARIANT, "bpo", ("lora.ensemble=1", "reference.kind=ema")),
 )
 GOLD = "gold reference"  # Figure 5's variant: on-policy DPO with a BPO-trained policy as its fixed reference
-# The IOPO section: rounds of 12 protagonist + 4 adversary steps (IOPO's defaults here), T = rounds x 16.
+# The IOPO section: T / N_mu rounds of IOPO_ROUND_STEPS, both players over the baselines' pairs.
 IOPO_READINGS = ("symmetric", "reversed")
 # IOPO's two scenarios. offline (the IOPO paper's Table 1): one annotation phase by the SFT policy, so its pairs
 # are the offline baselines' own (same seed, same policy: identical pairs files, which the report checks);
 # online (the paper's Table 2 scenario, run our way): a new annotation phase by the protagonist each round.
 IOPO_KINDS = ("offline", "online")
-IOPO_ROUND_STEPS = (12, 4)
+IOPO_ROUND_STEPS = (16, 4)  # (N_mu, N_nu): at the plans' T = 64, 4 rounds, as iterative DPO's 4 phases
 # IOPO's baselines by the paper's names: (name, method, loss, phases: None = 1 offline, "rounds" iterative)
 IOPO_BASELINES = (
     ("DPO", "offline_dpo", "dpo"),
@@ -84,7 +84,7 @@ class Plan:
     variants: tuple[tuple[str, str, tuple[str, ...]], ...] = ADAPTER_VARIANTS  # Figures 6-7's runs
     extra_seeds: tuple[int, ...] | None = None  # Table 2, Figures 5-7 and IOPO (default: seeds)
     sections: tuple[str, ...] = SECTIONS
-    iopo_round: tuple[int, int] = IOPO_ROUND_STEPS  # IOPO's (N_mu, N_nu); T must be a multiple of their sum
+    iopo_round: tuple[int, int] = IOPO_ROUND_STEPS  # IOPO's (N_mu, N_nu); T must be a multiple of N_mu
     iopo_baselines: tuple[str, ...] = tuple(b[0] for b in IOPO_BASELINES)  # names of IOPO_BASELINES to run
     # The learning rates to choose each arm's from on the dev prompts (bpo.experiments.selection); empty: one
     # learning rate for every method, the run configuration's (the paper's protocol).
@@ -260,12 +260,16 @@ class Plan:
         return self.table1_spec(task, "bpo", "dpo", self.betas[0], self.other_seeds[0])
 
     def iopo_rounds(self, task: str) -> int:
-        steps, per_round = steps_of(task, self.overrides), sum(self.iopo_round)
-        return steps // per_round if steps % per_round == 0 else 0  # 0: T is not a whole number of rounds
+        """N_iter = T / N_mu: the players share the pairs (iopo.pairs=shared), so the protagonist's N_iter * N_mu
+        steps take the baselines' T batches, each once; 0 where N_mu does not divide T."""
+        steps, mu = steps_of(task, self.overrides), self.iopo_round[0]
+        return steps // mu if steps % mu == 0 else 0
 
     def iopo_specs(self, task: str, seed: int) -> list[RunSpec]:
-        """IOPO under both readings in each scenario, and its baselines, every one T steps of B pairs at the plan's
-        first beta."""
+        """IOPO under both readings in each scenario, and its baselines, at the plan's first beta: each baseline
+        T steps of B pairs; IOPO's protagonist the same T steps on the same N = T * B pairs (offline: the same
+        file as offline DPO's of its seed, sampled from the SFT policy with the same seed and settings; checked
+        in the report), its adversary N_iter * N_nu steps more over the same pairs."""
         rounds, steps, beta = self.iopo_rounds(task), steps_of(task, self.overrides), self.betas[0]
         if not rounds:
             return []
@@ -285,6 +289,7 @@ class Plan:
                     f"iopo.rounds={rounds}",
                     f"iopo.protagonist_steps={mu}",
                     f"iopo.adversary_steps={nu}",
+                    "iopo.pairs=shared",
                 ),
             )
             for kind in self.iopo_kinds
@@ -396,7 +401,27 @@ def central_cells(tasks: Sequence[str], overrides: Sequence[str]) -> tuple[tuple
 # and F in {1, 2, 6, 15, 600}; on Helpfulness T = 150 and F in {1, 2, 3, 150}.
 PAPER_TAUS = (1e-2, 5e-2, 1e-3, 5e-3, 1e-4)
 PAPER_STEPS, PAPER_PHASES = 120, (1, 2, 6, 15)  # the TL;DR grid's F values; 120 = 600 / 5 is divided by each
-PRESETS = ("default", "paper")
+PRESETS = ("default", "paper", "iopo")
+
+
+def iopo_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], select: str = "dev") -> Plan:
+    """`--preset iopo`: the IOPO paper's Table 1 on our tasks and nothing else. IOPO offline under both readings
+    against the paper's offline baselines (DPO, RSO, IPO, KTO-pair; SFT), every one on the same pairs: one
+    annotation phase by the SFT policy, T = 64 batches of 16 (the protagonist's; 4 rounds of 16 + 4), β = the
+    first of the plan's; Table 1's three methods at that (loss, β) come with it (the report's frame). Each arm's
+    learning rate chosen on the dev prompts unless select="paper"."""
+    return Plan(
+        tuple(tasks),
+        tuple(range(seeds)),
+        ("dpo",),
+        BETAS[:1],
+        (),
+        tuple(overrides),
+        sections=("table1", "iopo"),
+        iopo_kinds=("offline",),
+        iopo_baselines=tuple(name for name, method, _ in IOPO_BASELINES if method == "offline_dpo"),
+        **selection_grids(select),
+    )
 
 
 def paper_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], select: str = "paper") -> Plan:
@@ -427,6 +452,6 @@ def paper_plan(tasks: Sequence[str], seeds: int, overrides: Sequence[str], selec
         base=("lora.ensemble=5", "eval.kl=true"),
         variants=variants,
         iopo_kinds=("offline",),
-        iopo_round=(9, 3),  # our 3 : 1 split of a round (12 + 4 does not divide T = 120): 10 rounds
+        iopo_round=(12, 4),  # a 3 : 1 round; N_mu = 12 divides T = 120: 10 rounds
         **{**selection_grids(select), "tau_grid": ()},
     )

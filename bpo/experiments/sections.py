@@ -507,7 +507,7 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
     rounds = plan.iopo_rounds(task)
     name = Path(task).stem
     if not rounds:
-        return [f"IOPO needs T to be a whole number of rounds of {sum(plan.iopo_round)} steps; not run for {name}.", ""]
+        return [f"IOPO needs T to be a multiple of N_mu = {plan.iopo_round[0]} steps; not run for {name}.", ""]
     runs = by_spec(results)
     examples = [r for r in results if r.spec.label["task"] == task]
     prompts = examples[0].sampled["n"]
@@ -546,8 +546,10 @@ def iopo_section(results, plan: Plan, task: str, out: Path, claims: Claims) -> l
             win_rows[(kind, player, baseline)] = pool(per_seed)
     mu, nu = plan.iopo_round
     lines = [
-        f"IOPO: {rounds} rounds of {mu} protagonist + {nu} adversary steps (T = {rounds * (mu + nu)}), β = "
-        f"{plan.betas[0]:g}; every baseline trains T steps on the same budget. Head to head at temperature "
+        f"IOPO: {rounds} rounds of {mu} protagonist + {nu} adversary steps ({rounds * (mu + nu)} steps), β = "
+        f"{plan.betas[0]:g}. The players share the pairs (iopo.pairs=shared): the protagonist's {rounds * mu} steps "
+        f"take the same N pairs as each baseline's {rounds * mu} steps (the same budget), each batch once, and the "
+        f"adversary's {rounds * nu} steps go over the same pairs again. Head to head at temperature "
         f"{IOPO_TEMPERATURE:g} (the IOPO paper's), tie margin 0; held-out pairs: {heldout.name}, two SFT samples per "
         "held-out prompt labelled by the task's judge; reward margins against the SFT policy.",
         "",
@@ -668,14 +670,15 @@ def iopo_scenario_lines(plan: Plan, agreements: Sequence[PairsAgreement]) -> lis
         lines.append(
             "- **IOPO offline** (the paper's Table 1 scenario): one annotation phase by the SFT policy, as the "
             "offline baselines'; checked here, its pairs file equals offline DPO's (same seed) in "
-            f"{same} of {len(agreements)} runs.{why} The two players split the file's pairs, each pair trained "
-            f"on once as by the baselines: the protagonist's {mu} of every {mu + nu} steps, the adversary's the rest. "
-            "Its verdict tests Table 1's claim against the offline baselines."
+            f"{same} of {len(agreements)} runs.{why} Both players go over that file (the paper's Algorithm 1 "
+            "trains both on one data set): the protagonist takes offline DPO's batches in offline DPO's order, the "
+            f"adversary {nu} of them a round. Its verdict tests Table 1's claim against the offline baselines."
         )
     if "online" in plan.iopo_kinds:
         lines.append(
-            "- **IOPO (online)**, our online variant: a new annotation phase by the protagonist each round, on the "
-            f"same budget; its protagonist trains on {mu} of every {mu + nu} steps, on pairs its own rounds sampled. "
+            "- **IOPO (online)**, our online variant: a new annotation phase by the protagonist each round, "
+            f"{mu} batches a phase as iterative DPO's, so on the same budget; both players train on the round's "
+            "pairs. "
             "Its verdict tests Table 2's claim (online scenarios) against iterative DPO; its rows against the "
             "offline baselines are printed, not judged."
         )

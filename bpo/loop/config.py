@@ -7,7 +7,7 @@ shipped config under configs/ is loaded and validated by a test.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bpo.common.configlib import fixed_settings, option
 from bpo.core.losses import LOSSES
@@ -121,16 +121,28 @@ class RunConfig:
 
     def _iopo_schedule(self):
         """T from the iopo section (N_iter * (N_mu + N_nu)); F: one phase per round online, 1 offline (data.pairs)."""
-        s, steps = self.schedule, self.iopo.steps
-        if s.steps is not None and s.steps != steps:
+        s, steps, shared = self.schedule, self.iopo.steps, self.iopo.pairs == "shared"
+        # schedule.steps may name T, or with shared pairs the protagonist's T' (a sweep's "same T as the baselines")
+        if s.steps is not None and s.steps != steps and not (shared and s.steps == self.iopo.data_steps):
+            data = self.iopo.data_steps
+            also = f" or the protagonist's iopo.rounds * iopo.protagonist_steps = {data}" if shared else ""
             raise ScheduleError(
                 f"method=iopo trains T = iopo.rounds * (iopo.protagonist_steps + iopo.adversary_steps) = {steps} "
-                "steps; "
-                f"schedule.steps={s.steps} disagrees (leave it out)"
+                f"steps; schedule.steps={s.steps} is neither that{also} (leave it out)"
             )
         batch_size = s.batch_size if (s.batch_size is not None or s.pairs is not None) else DEFAULT_BATCH_SIZE
         phases = s.phases if s.phases is not None else (1 if self.data.pairs else self.iopo.rounds)
-        return resolve_schedule(steps, phases, s.pairs, batch_size)
+        if not shared:
+            return resolve_schedule(steps, phases, s.pairs, batch_size)
+        # shared: the protagonist's steps take each batch once (N = T' * B); T counts both players' steps
+        data = self.iopo.data_steps
+        if s.pairs is not None and batch_size is not None and s.pairs != data * batch_size:
+            raise ScheduleError(
+                f"method=iopo with iopo.pairs=shared labels N = iopo.rounds * iopo.protagonist_steps * "
+                f"schedule.batch_size = {data} * {batch_size} = {data * batch_size} pairs; schedule.pairs={s.pairs} "
+                "disagrees (leave it out, or set iopo.pairs=split: N = T * B)"
+            )
+        return replace(resolve_schedule(data, phases, s.pairs, batch_size), steps=steps)
 
     def _validate_iopo(self, s) -> None:
         if self.iopo.rounds % s.phases:

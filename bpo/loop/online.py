@@ -84,9 +84,8 @@ def train_and_evaluate(s: Session, progress: bool) -> dict:
                 pairs = phase_pairs(s, phase, progress)  # sampled from pi_beta, labelled, on disk
                 batches = phase_batches(pairs, s.schedule.batch_size, cfg.seed, phase.index)
                 for step in phase.steps_from(s.start):
-                    metrics = s.train(
-                        step, phase, s.ranks.share(batches[step - phase.first_step])
-                    )  # all of it, or this process's share
+                    batch = s.learners.batch_of(step - phase.first_step, len(batches))  # IOPO: the player's own
+                    metrics = s.train(step, phase, batch, s.ranks.share(batches[batch]))  # or this process's share
                     done = step + 1
                     bar.set_postfix(loss=f"{metrics.loss:.3f}", acc=f"{metrics.reward_accuracy:.2f}")
                     bar.update()
@@ -146,9 +145,9 @@ class Session:
         """Where every record of the run goes (metrics.jsonl, phases.jsonl, evals.jsonl, TensorBoard)."""
         return self.run.open_log(self.cfg.log, self.start)
 
-    def train(self, step: int, phase: Phase, pairs: list[Pair]) -> StepMetrics:
-        """One optimiser step of the learner whose turn it is, on a batch against its reference; logged to
-        metrics.jsonl."""
+    def train(self, step: int, phase: Phase, batch: int, pairs: list[Pair]) -> StepMetrics:
+        """One optimiser step of the learner whose turn it is, on the phase's batch number `batch` against its
+        reference; logged to metrics.jsonl."""
         started = time.perf_counter()
         try:
             metrics = optimizer_step(self.learners, self.reference, step, pairs, self.ranks)
@@ -161,6 +160,7 @@ class Session:
         row = {
             "step": step,
             "phase": phase.index,
+            "batch": batch,
             **self.learners.step_fields(step),
             **metrics.to_json(),
             "seconds": round(time.perf_counter() - started, 3),

@@ -35,9 +35,13 @@ class Learners:
         learners: Sequence[Learner],
         turn: Callable[[int], int] = lambda step: 0,
         step_fields: Callable[[int], dict] = lambda step: {},
+        batch_of: Callable[[int, int], int] = lambda local_step, batches: local_step,
     ):
         self.learners = tuple(learners)
         self._turn, self.step_fields = turn, step_fields  # step_fields(step): what a step's log row adds
+        # batch_of(step within its phase, the phase's batches): which batch the step trains on (one learner:
+        # the step's own; IOPO's shared pairs: each player's own count, bpo.training.players)
+        self.batch_of = batch_of
 
     def __iter__(self):
         return iter(self.learners)

@@ -4,15 +4,22 @@ IOPO's Algorithm 1, as the online loop (bpo.loop.online) runs it with these two 
 
     pi_mu, pi_nu <- pi_sft                      two LoRA ensembles on one base
     for each of the F annotation phases:        online: M pairs sampled from pi_mu and labelled, as in BPO;
-                                                offline (data.pairs): F = 1, the file's pairs
+                                                offline (data.pairs or F = 1): one phase, from pi_sft
         for each round of the phase:
             N_mu steps: mu <- AdamW step on iopo(mu; ref = nu, frozen)
             N_nu steps: nu <- AdamW step on the adversary's loss(nu; ref = mu, frozen)
     evaluate pi_mu (the run's policy) against the human references, as for BPO
 
-T = N_iter * (N_mu + N_nu) steps of B pairs each, every pair trained on once (by the player whose step
-it lands in); phases start at round starts (F divides N_iter; online, F = N_iter by default: fresh
-pairs every round).
+T = N_iter * (N_mu + N_nu) steps of B pairs each. Which pairs each step trains on (iopo.pairs):
+- shared (the default; Algorithm 1 trains both players on the same data set D): every player walks the
+  phase's pairs in the same seeded batch order (bpo.training.buffer), each with its own place in it. The
+  protagonist's N_iter * N_mu steps take each batch once, so N = N_iter * N_mu * B pairs: with
+  N_iter * N_mu = T' and the same seed, the protagonist trains on exactly the batches, in the order, of an
+  offline or iterative DPO run of T' steps. The adversary's k-th step of a phase takes the phase's batch k
+  (round after round: it trains on pairs the protagonist has already met, from the same file).
+- split: each pair is trained on once, by the player whose step it lands in (N = T * B; the protagonist
+  meets N_mu / (N_mu + N_nu) of the pairs).
+Phases start at round starts (F divides N_iter; online, F = N_iter by default: fresh pairs every round).
 
 Each player is a LoRA ensemble (bpo.model.policy.EnsemblePolicy) with its own optimiser; both ensembles sit
 on the same base weights (no second copy). mu's adapters carry a single policy's names (a0 .., merged),
@@ -47,6 +54,7 @@ from bpo.training.train_step import EnsembleOptimizer, OptimSpec
 
 PROTAGONIST, ADVERSARY = "protagonist", "adversary"
 ADVERSARY_PREFIX = "nu_"
+PAIR_SHARING = ("shared", "split")
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class IOPOConfig:
         "+ adversary_steps)",
     )
     protagonist_steps: int = option(
-        12, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference"
+        16, help="N_mu: steps of the protagonist per round, the adversary frozen as its reference"
     )
     adversary_steps: int = option(
         4, help="N_nu: steps of the adversary per round, the protagonist frozen as its reference"
@@ -71,6 +79,13 @@ class IOPOConfig:
     )
     eps: float = option(
         0.3, help="clip of the importance weight r = pi_mu(y_l)/pi_nu(y_l): min(r, 1 + eps), from above only"
+    )
+    pairs: str = option(
+        "shared",
+        help="which pairs each player trains on: shared (both walk the same pairs in the same batch order, the "
+        "protagonist each batch once: N = rounds * protagonist_steps * B, as a DPO run of rounds * "
+        "protagonist_steps steps) or split (each pair once, by the player whose step it lands in: N = T * B)",
+        choices=PAIR_SHARING,
     )
 
     def validate(self):
@@ -89,9 +104,26 @@ class IOPOConfig:
         """T = N_iter * (N_mu + N_nu)."""
         return self.rounds * self.round_steps
 
+    @property
+    def data_steps(self) -> int:
+        """The steps that take fresh batches: T' = N_iter * N_mu when the players share the pairs, else T."""
+        return self.rounds * self.protagonist_steps if self.pairs == "shared" else self.steps
+
     def turn(self, step: int) -> str:
         """Whose turn global step `step` (0-based) is."""
         return PROTAGONIST if step % self.round_steps < self.protagonist_steps else ADVERSARY
+
+    def batch_in_phase(self, local_step: int, batches: int) -> int:
+        """The index among a phase's `batches` batches that its step `local_step` (0-based, from the phase's
+        first step, a round start) trains on. split: the step's own. shared: the player's own count of steps
+        in the phase, so each player walks the same batches in the same order (the adversary wrapping round
+        when it has more steps in the phase than there are batches)."""
+        if self.pairs == "split":
+            return local_step
+        rounds_before, within = divmod(local_step, self.round_steps)
+        if within < self.protagonist_steps:
+            return rounds_before * self.protagonist_steps + within
+        return (rounds_before * self.adversary_steps + within - self.protagonist_steps) % batches
 
 
 def two_players(protagonist: EnsemblePolicy, cfg: IOPOConfig, optim: OptimSpec, beta: float, seed: int) -> Learners:
@@ -117,6 +149,7 @@ def two_players(protagonist: EnsemblePolicy, cfg: IOPOConfig, optim: OptimSpec, 
         [mu, nu],
         turn=lambda step: 0 if cfg.turn(step) == PROTAGONIST else 1,
         step_fields=lambda step: {"round": step // cfg.round_steps, "player": cfg.turn(step)},
+        batch_of=cfg.batch_in_phase,
     )
 
 

@@ -422,7 +422,9 @@ def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_refere
     +1 and -1 -> 0 (a tie), a shorter one -1 -> a loss; the reference gets the opposite. So each example's score
     is sign(len(response) - len(reference)), and the strict win rate the share of longer responses. The answers
     are kept apart from the annotator's (here the task's simulated rater), and `bpo eval` of the finished run asks
-    the endpoint nothing new."""
+    the endpoint nothing new. The dry run counts 2 requests per response of the 2 evaluations of 8 prompts and
+    the probe's one: 2 * 16 + 1 = 33; the run asks exactly that less the questions it read back (a response the
+    two evaluations gave alike is asked once)."""
     monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
     task = tinytask.write_task(tmp_path / "task")
     settings = {
@@ -436,10 +438,14 @@ def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_refere
         "sampling.max_new_tokens": 6,  # answers about as long as the 4-word references: both outcomes occur
         "eval.prompts": 8,
     }
-    bpo.dry_run({}, tmp_path / "run", overrides=settings, progress=False)  # asks the endpoint, stores nothing
+    dry = bpo.dry_run({}, tmp_path / "run", overrides=settings, progress=False)  # asks the endpoint, stores nothing
     assert not (tmp_path / "run").exists()
+    assert (dry["counts"]["eval_calls"], dry["counts"]["eval_responses"]) == (33, 17)
+    asked_before_the_run = len(server.asked)
     run = bpo.train({}, tmp_path / "run", overrides=settings, progress=False)
     result = json.loads((run.folder / "eval.json").read_text())
+    distinct = {(e["prompt"], e["response"]) for view in (result, result["before"]) for e in view["examples"]}
+    assert len(server.asked) - asked_before_the_run == 2 * len(distinct) + 1 <= dry["counts"]["eval_calls"]
     for view in (result, result["before"]):
         signs = [
             (len(e["response"]) > len(e["reference"])) - (len(e["response"]) < len(e["reference"]))
@@ -468,3 +474,27 @@ def test_evaluation_judge_settings_are_checked():
             {"eval": {"judge": "llm", "llm_model": "m", "llm_base_url": "http://h/v1", "llm_api_key_env": "sk-1"}},
         )
     config_from_dict(RunConfig, {"eval": {"judge": "llm_local", "llm_model": "some/model"}})  # no URL needed
+
+
+def test_an_evaluation_endpoint_s_error_names_the_evaluation_s_settings(server, tmp_path, monkeypatch):
+    """eval.judge=llm at a base URL without the chat route: the question asked before the run starts gets HTTP
+    404, and the error names eval.judge, eval.llm_base_url and eval.llm_model (the annotator, the task's rater,
+    is not the one to fix); the run folder holds no evaluation."""
+    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
+    task = tinytask.write_task(tmp_path / "task")
+    settings = {
+        **{k: v for k, v in RUN.items() if not k.startswith("annotator.")},
+        "task": str(task),
+        "policy.path": str(task.parent / "model"),
+        "eval.judge": "llm",
+        "eval.llm_model": "judge-7b",
+        "eval.llm_base_url": server.url + "/elsewhere",
+        "annotator.backoff": 0.01,
+    }
+    with pytest.raises(LLMJudgeError) as err:
+        bpo.train({}, tmp_path / "run", overrides=settings, progress=False)
+    message = str(err.value)
+    assert message.startswith("eval.judge=llm: request ") and "HTTP 404" in message
+    assert "check eval.llm_base_url, usually ending in /v1, and eval.llm_model" in message
+    assert "annotator." not in message
+    assert not (tmp_path / "run" / "eval.json").exists()

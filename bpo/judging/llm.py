@@ -45,6 +45,21 @@ class LLMJudgeError(JudgeError):
     pass
 
 
+# The settings an endpoint's errors name: the annotator's, or the evaluation judge's (eval.judge=llm)
+ANNOTATOR_SETTINGS = {
+    "kind": "annotator.kind",
+    "base_url": "annotator.base_url",
+    "model": "annotator.model",
+    "api_key_env": "annotator.api_key_env",
+}
+EVAL_SETTINGS = {
+    "kind": "eval.judge",
+    "base_url": "eval.llm_base_url",
+    "model": "eval.llm_model",
+    "api_key_env": "eval.llm_api_key_env",
+}
+
+
 def read_template(path: str | None) -> str:
     """The prompt template's text (annotator.template, or the default): it must hold every placeholder."""
     file = Path(path) if path else DEFAULT_TEMPLATE
@@ -120,8 +135,9 @@ def _is_answer(row: dict) -> bool:
 class EndpointAnnotator:
     """Labels pairs with a chat-completions endpoint (annotator.kind=llm); see the module docstring."""
 
-    def __init__(self, cfg: AnnotatorConfig, store: Path | None):
+    def __init__(self, cfg: AnnotatorConfig, store: Path | None, settings: dict[str, str] = ANNOTATOR_SETTINGS):
         self.cfg, self.template = cfg, read_template(cfg.template)
+        self.settings = settings  # the names its errors give the settings (ANNOTATOR_SETTINGS or EVAL_SETTINGS)
         self.store = AnswerStore(store) if store is not None else None
         self.client = _openai_client(cfg)
 
@@ -227,8 +243,8 @@ class EndpointAnnotator:
     def failed(self, key: str, about: str, why: str, attempts: int, stored: bool) -> LLMJudgeError:
         kept = f"; the answers so far are kept in {self.store.path}" if stored and self.store is not None else ""
         return LLMJudgeError(
-            f"annotator.kind=llm: request {key} to {self.cfg.base_url} (model {self.cfg.model!r}; {about}) "
-            f"failed after {attempts} attempt(s): {why}{_advice(why)}{kept}"
+            f"{self.settings['kind']}=llm: request {key} to {self.cfg.base_url} (model {self.cfg.model!r}; {about}) "
+            f"failed after {attempts} attempt(s): {why}{_advice(why, self.settings)}{kept}"
         )
 
 
@@ -237,11 +253,11 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def _advice(why: str) -> str:
+def _advice(why: str, settings: dict[str, str]) -> str:
     if why.startswith(("HTTP 401", "HTTP 403")):
-        return " (check the key in the variable annotator.api_key_env names)"
+        return f" (check the key in the variable {settings['api_key_env']} names)"
     if why.startswith("HTTP 404"):
-        return " (check annotator.base_url, usually ending in /v1, and annotator.model)"
+        return f" (check {settings['base_url']}, usually ending in /v1, and {settings['model']})"
     return ""
 
 
@@ -319,10 +335,13 @@ def letter_ids(tokenizer, letter: str, name: str) -> list[int]:
     return found
 
 
-def build_llm_annotator(cfg: AnnotatorConfig, store: Path | None, device="cpu", dtype: str = "float32"):
-    """The annotator of annotator.kind=llm (answers stored in `store`) or llm_local."""
+def build_llm_annotator(
+    cfg: AnnotatorConfig, store: Path | None, device="cpu", dtype: str = "float32", settings=ANNOTATOR_SETTINGS
+):
+    """The annotator of annotator.kind=llm (answers stored in `store`) or llm_local; `settings`: the names its
+    errors give the endpoint's settings."""
     if cfg.kind == "llm":
-        return EndpointAnnotator(cfg, store)
+        return EndpointAnnotator(cfg, store, settings)
     return LocalLMAnnotator(cfg, device, dtype)
 
 
@@ -379,6 +398,7 @@ def eval_llm_settings(annotator: AnnotatorConfig, ev) -> AnnotatorConfig:
 def build_eval_llm_judge(annotator: AnnotatorConfig, ev, store: Path | None, device="cpu", dtype: str = "float32"):
     """AgainstReferences over the LLM that eval.judge names; errors say which settings are the evaluation's."""
     try:
-        return AgainstReferences(build_llm_annotator(eval_llm_settings(annotator, ev), store, device, dtype))
+        settings = eval_llm_settings(annotator, ev)
+        return AgainstReferences(build_llm_annotator(settings, store, device, dtype, EVAL_SETTINGS))
     except LLMJudgeError as err:
         raise LLMJudgeError(f"eval.judge={ev.judge} (settings eval.llm_model, eval.llm_base_url, ...): {err}") from None

@@ -26,6 +26,7 @@ import torch
 
 from bpo.common.seeds import PROCESS_STREAM, derive_seed
 from bpo.core.schedule import Schedule
+from bpo.evaluation.evaluate import LLM_JUDGES
 from bpo.judging.annotators import Label
 from bpo.judging.pairs import ANNOTATION_CHUNK, PromptStream, collect_pairs
 from bpo.loop.build import load_base
@@ -51,8 +52,10 @@ class PlanCounts:
     annotator_responses: int  # responses the annotator's scorer scores (2 per pair)
     eval_points: int  # evaluations: the final one, the initial policy's, the learning curve's points
     eval_prompts: tuple[int, ...]  # the prompts each of them answers
-    eval_calls: int  # calls of the evaluation judge (2 per evaluation: the responses, then the references)
-    eval_responses: int  # texts it scores
+    # calls of the evaluation judge: a scorer 2 per evaluation (the responses, then the references); an LLM judge
+    # 2 requests per response (both orders against its reference), at most: a question already asked is read back
+    eval_calls: int
+    eval_responses: int  # texts a scorer scores; responses an LLM judge compares with their references
     sft_steps: int  # steps of the SFT stage before training (0: none)
 
 
@@ -79,6 +82,10 @@ def plan_counts(cfg: RunConfig, schedule: Schedule, eval_examples: int, curve_ex
     curve = schedule.steps // ev.every if ev.every else 0
     curve_start = 1 if curve and ev.before else 0  # the collapse guard's start: the initial policy, once
     points = [eval_examples] * (2 if ev.before else 1) + [curve_examples] * (curve + curve_start)
+    if ev.judge in LLM_JUDGES:  # each response asked against its reference in both orders; the probe: one question
+        eval_calls, eval_responses = 2 * sum(points) + 1, sum(points) + 1
+    else:  # a scorer: the responses, then the references, per evaluation; the probe: two texts in one call
+        eval_calls, eval_responses = 2 * len(points) + 1, 2 * sum(points) + 2
     return PlanCounts(
         steps=schedule.steps,
         phases=schedule.phases,
@@ -92,8 +99,8 @@ def plan_counts(cfg: RunConfig, schedule: Schedule, eval_examples: int, curve_ex
         annotator_responses=responses + 2 * probe,
         eval_points=len(points),
         eval_prompts=tuple(points),
-        eval_calls=2 * len(points) + 1,
-        eval_responses=2 * sum(points) + 2,
+        eval_calls=eval_calls,
+        eval_responses=eval_responses,
         sft_steps=cfg.sft.steps if cfg.sft.steps else 0,
     )
 

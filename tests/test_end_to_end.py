@@ -114,7 +114,7 @@ def test_smollm2_chatterbot_smoke(tmp_path):
     assert len(pairs) == 2 and all(p["chosen_score"] >= p["rejected_score"] for p in pairs)
     from transformers import AutoTokenizer
 
-    from bpo.loop.build import cache_dir
+    from bpo.common.cachefolder import cache_dir
 
     tok = AutoTokenizer.from_pretrained(cache_dir() / "smollm2-135m-instruct")
     prompt_text = tok.decode(pairs[0]["prompt_ids"])

@@ -117,6 +117,42 @@ def test_a_split_in_several_parquet_files_is_read_as_one(hub, tmp_path):
     )
 
 
+def test_splits_no_file_names_are_read_by_the_datasets_library(hub, tmp_path, monkeypatch):
+    """Layouts bpo's own conventions do not cover, read by the `datasets` library from the cached snapshot (Hub
+    offline): a CSV split (train.csv) and a gzip-compressed JSON Lines split (data/test.jsonl.gz), each with its
+    rows in file order, numbered from 1 in an error; a split neither finds is one line naming both answers."""
+    import gzip
+
+    pytest.importorskip("datasets")
+    from bpo.common.jsonl import DataFileError
+    from bpo.data.prefdata import read_preferences
+
+    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "bpo-cache"))
+    files, gz = tmp_path / "csvds", tmp_path / "gzds"
+    files.mkdir()
+    (files / "train.csv").write_text("prompt,chosen,rejected\nw1 w2,w40 w41,w10\nw3,w42,w11 w12\n")
+    (gz / "data").mkdir(parents=True)
+    with gzip.open(gz / "data" / "test.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"prompt": "w5", "chosen": "w43", "rejected": "w13"}) + "\n")
+    put_in_cache(hub, "bpo-test/csv-prefs", files, kind="datasets")
+    put_in_cache(hub, "bpo-test/gz-prefs", gz, kind="datasets")
+    train = read_preferences("bpo-test/csv-prefs:train")
+    assert [(r.prompt, r.chosen, r.rejected) for r in train] == [("w1 w2", "w40 w41", "w10"), ("w3", "w42", "w11 w12")]
+    [test] = read_preferences("bpo-test/gz-prefs:test")
+    assert (test.prompt, test.chosen, test.rejected) == ("w5", "w43", "w13")
+    with pytest.raises(DataFileError) as err:
+        read_preferences("bpo-test/csv-prefs:validation")
+    message = str(err.value)
+    assert message.startswith("bpo-test/csv-prefs:validation: the data set has no split 'validation'")
+    assert "the datasets library: " in message and "\n" not in message
+
+    (files / "train.csv").write_text("prompt,chosen,rejected\nw1 w2,w40 w41,w10\nw3,,w11 w12\n")  # row 2: empty
+    bad = put_in_cache(hub, "bpo-test/csv-bad", files, kind="datasets")
+    assert (bad / "train.csv").is_file()
+    with pytest.raises(DataFileError, match=r"^bpo-test/csv-bad:train:2: chosen: "):
+        read_preferences("bpo-test/csv-bad:train")
+
+
 def test_a_run_loads_policy_reference_and_data_by_hub_id(hub, tmp_path):
     """An offline DPO run whose policy.path, reference.path (fixed), data.pairs and sft.data are Hub ids: it
     trains on the cached data set's pairs and records the ids it was given."""

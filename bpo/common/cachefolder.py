@@ -20,6 +20,12 @@ from bpo.common.files import TMP_PREFIX
 COMPLETE_MARKER = "COMPLETE"
 
 
+def cache_dir() -> Path:
+    """bpo's cache (built-in models, inputs, initial responses, data sets read by the datasets library):
+    $BPO_CACHE, else ~/.cache/bpo."""
+    return Path(os.environ.get("BPO_CACHE", Path.home() / ".cache" / "bpo"))
+
+
 def is_complete(folder: Path) -> bool:
     return (Path(folder) / COMPLETE_MARKER).exists()
 

@@ -12,6 +12,8 @@ saying so, at once. Otherwise the repository is downloaded into the cache on fir
 A data set's split is read from the repository's files by the Hub's own naming conventions: a file or
 folder named after the split (train.jsonl, data/train-00000-of-00001.parquet, train/...). A split stored in
 several files of one kind in one folder (data/train-00000-of-00003.parquet, ...) is all of them, in name order.
+Where none of those names it (CSV files, compressed JSON Lines, splits declared in the card's YAML), the
+`datasets` library, when installed, reads the snapshot by its own conventions (bpo.data.datafiles).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 class HubError(ValueError):
     """A Hub id that cannot be resolved (not cached while offline, no such split, ...): one line."""
+
+
+class NoSplitFiles(HubError):
+    """No file of the split by the conventions split_files knows; the snapshot is there (`root`), so the
+    `datasets` library's own conventions may still find it (bpo.data.datafiles)."""
+
+    def __init__(self, message: str, root: Path, split: str):
+        super().__init__(message)
+        self.root, self.split = root, split
 
 
 def offline() -> bool:
@@ -113,7 +124,9 @@ def split_files(root: Path, split: str, spec: str) -> list[Path]:
         return sorted(candidates, key=lambda p: p.name)
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix in DATA_SUFFIXES)
     if not candidates:
-        raise HubError(f"{spec}: the data set has no split {split!r} (its data files: {', '.join(files) or 'none'})")
+        raise NoSplitFiles(
+            f"{spec}: the data set has no split {split!r} (its data files: {', '.join(files) or 'none'})", root, split
+        )
     found = ", ".join(str(p.relative_to(root)) for p in candidates)
     raise HubError(
         f"{spec}: split {split!r} is in files of more than one kind or folder ({found}); bpo reads a split's files "

@@ -9,7 +9,8 @@ A Hub data set split in several files (bpo.common.hub) is read as one table. Eve
 row) pairs, the number being the line of a JSONL file or the row (from 1) of a table, and every row goes
 through the same checks (bpo.common.jsonl.check_row), so an error names the file, the line or row, and the
 field in the same words whatever the layout. Parquet and datasets folders are read with pyarrow (`pip
-install 'bpo[data]'`); the `datasets` package is not needed.
+install 'bpo[data]'`); the `datasets` package is not needed, except for a Hub data set's split that no file
+is named after (hub_dataset: then the library reads the cached snapshot by its own conventions).
 """
 
 from __future__ import annotations
@@ -23,14 +24,39 @@ from bpo.common.jsonl import DataFileError, check_row, read_jsonl_lines, read_te
 Rows = list[tuple[int, dict[str, Any]]]
 
 
-def hub_dataset(path: str | Path) -> list[Path]:
-    """[a local path as given], or the local files of a Hub data set id's split (bpo.common.hub)."""
-    from bpo.common.hub import HubError, dataset_files
+def hub_dataset(path: str | Path) -> list[Path] | list[dict]:
+    """[a local path as given], or the local files of a Hub data set id's split (bpo.common.hub); where no file
+    names the split, its rows as the `datasets` library reads the snapshot (when it is installed)."""
+    from bpo.common.hub import HubError, NoSplitFiles, dataset_files
 
     try:
         return dataset_files(path)
+    except NoSplitFiles as err:
+        return library_split(err, str(path))
     except HubError as err:
         raise DataFileError(str(err)) from None
+
+
+def library_split(err, spec: str) -> list[dict]:
+    """The rows of split `err.split` of the snapshot `err.root`, by the `datasets` library's conventions (its
+    packaged readers: CSV, JSON Lines compressed or not, Parquet, Arrow; splits declared in README.md's YAML).
+    Read from the local snapshot only (nothing is fetched); its Arrow cache goes to bpo's cache folder."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataFileError(f"{err} (the `datasets` package, if installed, would try its own conventions)") from None
+    from bpo.common.cachefolder import cache_dir
+
+    datasets.disable_progress_bars()
+    try:
+        rows = datasets.load_dataset(str(err.root), split=err.split, cache_dir=str(cache_dir() / "datasets"))
+    except ValueError as library:  # e.g. 'Unknown split "x". Should be one of [...]'
+        raise DataFileError(f"{err}; the datasets library: {str(library).splitlines()[0][:200]}") from None
+    except Exception as library:  # noqa: BLE001 - a reader's own error: one line naming the data set
+        raise DataFileError(
+            f"{spec}: the datasets library cannot read it ({str(library).splitlines()[0][:200]})"
+        ) from None
+    return rows.to_list()
 
 
 def is_table(path: Path) -> bool:
@@ -43,9 +69,12 @@ def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence
     files is read as one table, its files in name order: its rows are numbered from 1 across the files, and an
     error names the split (`owner/name:train:ROW: field: ...`)."""
     files = hub_dataset(path)
-    if len(files) == 1:
+    if files and isinstance(files[0], dict):  # the datasets library's rows of a split no file names
+        rows = list(enumerate(files, start=1))
+    elif len(files) == 1:
         return _file_rows(files[0], required, optional)
-    rows = list(enumerate((row for file in files for _, row in _file_rows(file)), start=1))
+    else:
+        rows = list(enumerate((row for file in files for _, row in _file_rows(file)), start=1))
     for number, row in rows:
         check_row(row, Path(path), number, required, optional)
     return rows

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
+from bpo.common.cachefolder import cache_dir
 from bpo.common.configlib import ConfigError
 from bpo.data.task import Task
 from bpo.judging.annotators import ScoreAnnotator, SimulatedAnnotator
@@ -21,11 +21,6 @@ from bpo.training.reference import (
     SFTReference,
     SyncReference,
 )
-
-
-def cache_dir() -> Path:
-    """Where built-in models are cached: $BPO_CACHE, else ~/.cache/bpo."""
-    return Path(os.environ.get("BPO_CACHE", Path.home() / ".cache" / "bpo"))
 
 
 def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:

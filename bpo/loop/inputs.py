@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bpo.common.cachefolder import cached_folder
+from bpo.common.cachefolder import cache_dir, cached_folder
 from bpo.common.configlib import ConfigError
 from bpo.common.files import atomic_write_text
 from bpo.data.task import Example, Task
-from bpo.loop.build import cache_dir, initial_model_folder
+from bpo.loop.build import initial_model_folder
 from bpo.loop.config import RunConfig
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from bpo.common.cachefolder import cache_dir
 from bpo.common.configlib import ConfigError
 from bpo.common.jsonl import read_log
 from bpo.common.seeds import PROCESS_STREAM, derive_seed
@@ -35,7 +36,7 @@ from bpo.evaluation import guard
 from bpo.evaluation.evaluate import evaluate_policy
 from bpo.judging.judges import JudgeStop
 from bpo.judging.pairs import PhaseStats, PromptStream, collect_pairs, pairs_from_file
-from bpo.loop.build import build_judges, build_reference, build_task, cache_dir, load_base
+from bpo.loop.build import build_judges, build_reference, build_task, load_base
 from bpo.loop.config import RunConfig
 from bpo.loop.preflight import base_tokenizer, check_pairs_file, check_reference, fit_task, probe_judges
 from bpo.model.device import resolve_device, rng_states, set_rng_states

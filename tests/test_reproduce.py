@@ -351,7 +351,7 @@ def test_pairs_agreement_names_the_sampling_settings_that_differ(tmp_path):
     the one differing setting named; identical files agree."""
     from dataclasses import astuple
 
-    from bpo.experiments.sections import pairs_agreement
+    from bpo.experiments.iopo_report import pairs_agreement
 
     def run(name, chosen, batch):
         folder = tmp_path / name

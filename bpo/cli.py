@@ -312,7 +312,8 @@ def parser() -> argparse.ArgumentParser:
         help="paper: the BPO paper's own settings where they run here (beta 0.1, 5 adapters, DPO/IPO/SLiC, T = 120 "
         "with Figure 4's F values 1, 2, 6, 15, T; Figure 6's 1-adapter arms of BPO and on-policy DPO; Figure 7's "
         "five taus; IOPO offline as in its paper); iopo: the IOPO paper's Table 1 only (IOPO offline, both readings, "
-        "against offline DPO, RSO, IPO and KTO-pair on the same pairs, with Table 1's DPO runs at beta 0.5); default: "
+        "against offline DPO, RSO, IPO and KTO-pair on the same pairs, beta 0.1 as in its paper, with Table 1's DPO "
+        "runs at that beta); default: "
         "the plan sized for 2 CPU cores",
     )
     r.add_argument("--out", default="runs/reproduce", help="folder of the runs and the report (default runs/reproduce)")

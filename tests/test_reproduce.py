@@ -367,7 +367,8 @@ def test_pairs_agreement_names_the_sampling_settings_that_differ(tmp_path):
 
 
 def test_iopo_preset_plans_the_iopo_paper_s_table1():
-    """--preset iopo on reviews, 5 seeds: per seed, Table 1's 3 DPO methods at beta 0.5, IOPO offline under 2
+    """--preset iopo on reviews, 5 seeds: per seed, Table 1's 3 DPO methods at beta 0.1 (the IOPO paper's), IOPO
+    offline under 2
     readings and the 3 offline baselines Table 1 lacks (RSO = SLiC, IPO, KTO-pair): 8 x 5 = 40 runs; one
     annotation phase each offline run; IOPO 4 rounds of 16 + 4 (T = 80) on N = 64 * 16 = 1024 pairs, offline
     DPO's N; 8 learning-rate arms of 3 values on one selection seed: 24 selection runs."""
@@ -377,6 +378,7 @@ def test_iopo_preset_plans_the_iopo_paper_s_table1():
     specs = set(plan.specs())
     assert len(specs) == 40
     configs = {spec: load_config(RunConfig, None, list(spec.overrides)) for spec in specs}
+    assert {cfg.beta for cfg in configs.values()} == {0.1}
     iopo = [cfg for spec, cfg in configs.items() if spec.label["method"] == "iopo"]
     assert len(iopo) == 10 and {cfg.iopo.adversary for cfg in iopo} == {"symmetric", "reversed"}
     assert {(s.steps, s.phases, s.pairs) for s in (cfg.resolved_schedule() for cfg in iopo)} == {(80, 1, 1024)}

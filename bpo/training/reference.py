@@ -58,9 +58,9 @@ class ReferenceConfig:
         help="model folder or Hub id (owner/name[@revision]) of the `fixed` reference (same vocabulary as the policy)",
     )
     ema_tau: float = option(
-        0.1,
+        1e-2,
         help="ema: per adapted layer, delta_ref <- tau * delta_theta + (1 - tau) * delta_ref after each step (0: "
-        "never moves, the SFT reference; 1: the policy)",
+        "never moves, the SFT reference; 1: the policy); the default is in the BPO paper's Figure 7 grid",
     )
     sync_every: int = option(4, help="sync: copy the policy into the reference every this many steps")
 

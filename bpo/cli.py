@@ -116,8 +116,12 @@ def cmd_annotate(args) -> int:
 
 def cmd_status(args) -> int:
     """Where a run stands: training steps done, phases with pairs, and (human annotation) labels and agreement."""
+    import json
+
     from bpo.common.jsonl import read_log
+    from bpo.evaluation.guard import flags_in_logs, summary_lines
     from bpo.loop.config import RunConfig
+    from bpo.run.report import rates_text
     from bpo.run.rundir import RunDir
 
     run = RunDir(args.run_dir)
@@ -126,12 +130,19 @@ def cmd_status(args) -> int:
     schedule = cfg.resolved_schedule()
     steps = sum(1 for row in read_log(run.metrics) if "loss" in row)
     phases = run.pair_phases()
+    evaluated = json.loads(run.eval.read_text()) if run.eval.exists() else None
     print(
         f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps "
         "trained; "
         f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; "
-        + ("evaluated" if run.eval.exists() else "not evaluated yet")
+        + (f"evaluated: {rates_text(evaluated)}" if evaluated else "not evaluated yet")
     )
+    if evaluated and "guard" in evaluated:
+        flags = evaluated["guard"]["flags"]
+    else:
+        flags = flags_in_logs(read_log(run.evals), read_log(run.phase_times))
+    for line in summary_lines(flags):
+        print(line)
     if run.labels.exists():
         from bpo.annotate.status import labels_status
         from bpo.annotate.store import LabelStore

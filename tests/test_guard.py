@@ -109,7 +109,8 @@ def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
     checkpoints at step 1 and exits with code 5, one line saying what to change. --resume continues (that
     check only warns from then on) until the first evaluation (step 4), whose judge score has fallen far below
     the start's: a new check, so it stops again at step 4. A second --resume runs to the end, and eval.json's
-    guard section is "flagged" with both checks."""
+    guard section is "flagged" with both checks. `bpo status` of the stopped run names the flag from its logs,
+    and the run's report.md (bpo.run.report) names both flags."""
     out = tmp_path / "collapse"
     settings = ["schedule.steps=8", "eval.every=4", "eval.prompts=32", "lora.ensemble=1", "optim.lr=1.0"]
 
@@ -124,6 +125,10 @@ def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
     line = stop_line()
     assert "from the behavior policy" in line and "stopped after step 1" in line
     assert (out / "checkpoints" / "step-000001").is_dir()
+    assert main(["status", str(out)]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert "1 of 8 steps trained" in status[0] and "not evaluated yet" in status[0]
+    assert status[1].startswith("collapse guard: FLAGGED at step 1: ") and "from the behavior policy" in status[1]
     assert main(["train", "--resume", str(out), "--quiet"]) == 5
     line = stop_line()
     assert "mean judge score" in line and "stopped after step 4" in line
@@ -135,6 +140,13 @@ def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
     assert {f["check"] for f in result["guard"]["flags"] if f["step"] == 1} == {"kl_to_behavior"}
     assert len(result["guard"]["phases"]) == 8 and result["guard"]["phases"][0]["kl_to_behavior"] > 10
     assert result["mean_score"] < result["before"]["mean_score"]
+    from bpo.run.report import write_report
+
+    report = write_report(out).read_text()
+    assert "- collapse guard: FLAGGED at step 1: " in report and "- collapse guard: FLAGGED at step 4: " in report
+    assert main(["status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert f"evaluated: {result['win_rate']:.3f} [" in status and "collapse guard: FLAGGED at step 4: " in status
 
 
 def test_the_phase_end_check_scores_the_phases_first_pairs_or_none(tmp_path, monkeypatch):

@@ -191,12 +191,42 @@ def test_a_run_loads_policy_reference_and_data_by_hub_id(hub, tmp_path):
 
 def test_an_uncached_policy_id_is_one_line(hub, tmp_path, capsys):
     task = write_task(tmp_path / "task")
+    capsys.readouterr()  # the tiny model's save, when this test is the first to build it
     args = [a for a in run_args(task.parent, tmp_path / "run") if not a.startswith("policy.path=")]
     assert main(["policy.path=bpo-test/not-cached" if a == "--quiet" else a for a in args] + ["--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"bpo: error: policy.path: bpo-test/not-cached: not in the Hugging Face cache ({hub}), HF_HUB_OFFLINE is set: "
         "fetch it first with `hf download bpo-test/not-cached`"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "setting, value, repo, kind",
+    [
+        ("data.pairs", "bpo-test/no-prefs:train", "bpo-test/no-prefs", " --repo-type dataset"),
+        ("sft.data", "bpo-test/no-sft:train", "bpo-test/no-sft", " --repo-type dataset"),
+        ("annotator.judge", "bpo-test/no-rm", "bpo-test/no-rm", ""),
+        ("eval.judge", "bpo-test/no-rm", "bpo-test/no-rm", ""),
+    ],
+)
+def test_an_uncached_id_is_one_line_naming_its_setting(hub, tmp_path, capsys, setting, value, repo, kind):
+    """Every setting that takes a Hub id names itself when the id is not cached (the Hub offline): one line, no
+    run folder."""
+    task = write_task(tmp_path / "task")
+    capsys.readouterr()  # the tiny model's save, when this test is the first to build it
+    extra = {
+        "data.pairs": ["method=offline_dpo", "schedule.phases=1", "reference.kind=sft"],
+        "sft.data": ["sft.steps=1"],
+    }.get(setting, [])
+    replaced = tuple(f"{a.partition('=')[0]}=" for a in extra)
+    args = [a for a in run_args(task.parent, tmp_path / "run") if not a.startswith(replaced) and a != "--quiet"]
+    assert main([*args, *extra, f"{setting}={value}", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"bpo: error: {setting}: {value}: not in the Hugging Face cache ({hub}), HF_HUB_OFFLINE is set: fetch it "
+        f"first with `hf download {repo}{kind}`"
     ]
     assert not (tmp_path / "run").exists()
 

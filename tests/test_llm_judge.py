@@ -498,3 +498,25 @@ def test_an_evaluation_endpoint_s_error_names_the_evaluation_s_settings(server, 
     assert "check eval.llm_base_url, usually ending in /v1, and eval.llm_model" in message
     assert "annotator." not in message
     assert not (tmp_path / "run" / "eval.json").exists()
+
+
+def test_an_evaluation_judge_s_missing_key_and_bad_template_name_the_evaluation_s_settings(tmp_path, monkeypatch):
+    """eval.judge=llm whose key variable is unset, then whose template lacks a placeholder: each refused at build
+    time naming eval.llm_api_key_env / eval.llm_template (not the annotator's settings)."""
+    from bpo.judging.llm import build_eval_llm_judge
+    from bpo.loop.config import RunConfig
+
+    monkeypatch.delenv("BPO_TEST_KEY", raising=False)
+    ev = {"judge": "llm", "llm_model": "m", "llm_base_url": "http://127.0.0.1:9/v1", "llm_api_key_env": "BPO_TEST_KEY"}
+    cfg = config_from_dict(RunConfig, {"eval": ev})
+    with pytest.raises(LLMJudgeError) as err:
+        build_eval_llm_judge(cfg.annotator, cfg.eval, None)
+    assert str(err.value) == (
+        "eval.judge=llm: eval.llm_api_key_env=BPO_TEST_KEY: that environment variable is not set; export it with "
+        "the key, or set eval.llm_api_key_env=null for a server that needs no key"
+    )
+    template = tmp_path / "t.txt"
+    template.write_text("{prompt} {response_a}")
+    cfg = config_from_dict(RunConfig, {"eval": {**ev, "llm_api_key_env": None, "llm_template": str(template)}})
+    with pytest.raises(LLMJudgeError, match=r"^eval.judge=llm: eval.llm_template: .*t.txt: lacks \{response_b\}"):
+        build_eval_llm_judge(cfg.annotator, cfg.eval, None)

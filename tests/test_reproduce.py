@@ -203,21 +203,21 @@ def test_second_call_reuses_finished_runs(sweep, monkeypatch):
     )  # the one without its greedy eval was not
 
 
-def test_ordering_sentence_says_which_part_of_the_paper_holds():
-    """The verdict on the IQM intervals (value, low, high): all of the ordering, only BPO's separation, or none."""
+def test_ordering_sentence_describes_without_a_verdict():
+    """The aggregate's IQM (value, low, high) described: the order by value, and whether BPO's low end is above
+    both baselines' high ends; it never says reproduced or holds (the paired verdicts do that)."""
     from bpo.experiments.sections import ordering_sentence
 
     def agg(bpo, online, offline):
         return {"bpo": {"iqm": bpo}, "online_dpo": {"iqm": online}, "offline_dpo": {"iqm": offline}}
 
-    assert "the paper's ordering holds" in ordering_sentence(
-        agg((0.4, 0.35, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m"
-    )
-    assert "BPO is above both baselines" in ordering_sentence(
-        agg((0.4, 0.35, 0.45), (0.2, 0.15, 0.34), (0.3, 0.1, 0.3)), "m"
-    )
+    above = ordering_sentence(agg((0.4, 0.35, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")
+    assert "IQM order BPO (F = T, behavior ref) > on-policy DPO (F = T, SFT ref) > offline DPO (F = 1)" in above
+    assert "lies above both baselines' intervals" in above
     # BPO's low end (0.33) inside on-policy DPO's interval (up to 0.34): not separated, whatever the points say
-    assert "not reproduced" in ordering_sentence(agg((0.4, 0.33, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")
+    inside = ordering_sentence(agg((0.4, 0.33, 0.45), (0.3, 0.25, 0.34), (0.2, 0.1, 0.3)), "m")
+    assert "overlaps a baseline's interval" in inside
+    assert not any(word in text for text in (above, inside) for word in ("reproduced", "holds", "**"))
 
 
 def test_learning_rates_chosen_on_dev_prompts(tmp_path):

@@ -15,6 +15,7 @@ is named after (hub_dataset: then the library reads the cached snapshot by its o
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +23,20 @@ from typing import Any, Sequence
 from bpo.common.jsonl import DataFileError, check_row, read_jsonl_lines, read_text
 
 Rows = list[tuple[int, dict[str, Any]]]
+
+
+class HubDataError(DataFileError):
+    """A Hub data set id that cannot be read (not cached while offline, no such split, ...)."""
+
+
+@contextlib.contextmanager
+def naming_setting(setting: str):
+    """A Hub data set id's error raised inside names the setting that gave the id (`data.pairs: owner/name:train:
+    not in the Hugging Face cache ...`), as a model folder's names its setting."""
+    try:
+        yield
+    except HubDataError as err:
+        raise HubDataError(f"{setting}: {err}") from None
 
 
 def hub_dataset(path: str | Path) -> list[Path] | list[dict]:
@@ -34,7 +49,7 @@ def hub_dataset(path: str | Path) -> list[Path] | list[dict]:
     except NoSplitFiles as err:
         return library_split(err, str(path))
     except HubError as err:
-        raise DataFileError(str(err)) from None
+        raise HubDataError(str(err)) from None
 
 
 def library_split(err, spec: str) -> list[dict]:
@@ -44,16 +59,16 @@ def library_split(err, spec: str) -> list[dict]:
     try:
         import datasets
     except ImportError:
-        raise DataFileError(f"{err} (the `datasets` package, if installed, would try its own conventions)") from None
+        raise HubDataError(f"{err} (the `datasets` package, if installed, would try its own conventions)") from None
     from bpo.common.cachefolder import cache_dir
 
     datasets.disable_progress_bars()
     try:
         rows = datasets.load_dataset(str(err.root), split=err.split, cache_dir=str(cache_dir() / "datasets"))
     except ValueError as library:  # e.g. 'Unknown split "x". Should be one of [...]'
-        raise DataFileError(f"{err}; the datasets library: {str(library).splitlines()[0][:200]}") from None
+        raise HubDataError(f"{err}; the datasets library: {str(library).splitlines()[0][:200]}") from None
     except Exception as library:  # noqa: BLE001 - a reader's own error: one line naming the data set
-        raise DataFileError(
+        raise HubDataError(
             f"{spec}: the datasets library cannot read it ({str(library).splitlines()[0][:200]})"
         ) from None
     return rows.to_list()

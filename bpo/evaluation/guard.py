@@ -280,6 +280,20 @@ def final_guard(
     return section, new
 
 
+def flags_in_logs(evals: Sequence[dict], phase_times: Sequence[dict]) -> list[dict]:
+    """The flags a run has logged so far (evals.jsonl's learning-curve rows, phase_times.jsonl's phase ends), in
+    step order: what `bpo status` shows of a run still training or stopped by the guard."""
+    return sorted((f for r in (*evals, *phase_times) for f in r.get("guard", [])), key=lambda f: f["step"])
+
+
+def summary_lines(flags: Sequence[dict]) -> list[str]:
+    """The guard's findings in words, for a run's report and `bpo status`: one line per flag (its step, what it
+    saw and what to change), or one line saying nothing was flagged."""
+    if not flags:
+        return ["collapse guard: nothing flagged (judge score, KL and answers stayed within the guard's bounds)"]
+    return [f"collapse guard: FLAGGED at step {f['step']}: {f['message']}; {f['advice']}" for f in flags]
+
+
 def warn(flags: Sequence[Flag]) -> None:
     """One line per flag on stderr, above any progress bar."""
     from tqdm.auto import tqdm

@@ -51,26 +51,28 @@ ANNOTATOR_SETTINGS = {
     "base_url": "annotator.base_url",
     "model": "annotator.model",
     "api_key_env": "annotator.api_key_env",
+    "template": "annotator.template",
 }
 EVAL_SETTINGS = {
     "kind": "eval.judge",
     "base_url": "eval.llm_base_url",
     "model": "eval.llm_model",
     "api_key_env": "eval.llm_api_key_env",
+    "template": "eval.llm_template",
 }
 
 
-def read_template(path: str | None) -> str:
-    """The prompt template's text (annotator.template, or the default): it must hold every placeholder."""
+def read_template(path: str | None, setting: str = "annotator.template") -> str:
+    """The prompt template's text (the file `setting` names, or the default): it must hold every placeholder."""
     file = Path(path) if path else DEFAULT_TEMPLATE
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise LLMJudgeError(f"annotator.template: {file}: cannot read it ({err})") from None
+        raise LLMJudgeError(f"{setting}: {file}: cannot read it ({err})") from None
     missing = [f"{{{name}}}" for name in PLACEHOLDERS if f"{{{name}}}" not in text]
     if missing:
         raise LLMJudgeError(
-            f"annotator.template: {file}: lacks {', '.join(missing)}; a template holds {{prompt}}, {{response_a}} "
+            f"{setting}: {file}: lacks {', '.join(missing)}; a template holds {{prompt}}, {{response_a}} "
             "and {response_b}"
         )
     return text
@@ -136,10 +138,10 @@ class EndpointAnnotator:
     """Labels pairs with a chat-completions endpoint (annotator.kind=llm); see the module docstring."""
 
     def __init__(self, cfg: AnnotatorConfig, store: Path | None, settings: dict[str, str] = ANNOTATOR_SETTINGS):
-        self.cfg, self.template = cfg, read_template(cfg.template)
+        self.cfg, self.template = cfg, read_template(cfg.template, settings["template"])
         self.settings = settings  # the names its errors give the settings (ANNOTATOR_SETTINGS or EVAL_SETTINGS)
         self.store = AnswerStore(store) if store is not None else None
-        self.client = _openai_client(cfg)
+        self.client = _openai_client(cfg, settings)
 
     def label(self, prompts: Sequence, first: Sequence[str], second: Sequence[str], seed: int = 0) -> list[Label]:
         questions = [both_orders(self.template, p, a, b) for p, a, b in zip(prompts, first, second)]
@@ -261,25 +263,26 @@ def _advice(why: str, settings: dict[str, str]) -> str:
     return ""
 
 
-def _openai_client(cfg: AnnotatorConfig):
+def _openai_client(cfg: AnnotatorConfig, settings: dict[str, str] = ANNOTATOR_SETTINGS):
     """The official client, its own retries off (ask retries, so every attempt is counted and logged)."""
     try:
         import openai
     except ImportError:
         raise LLMJudgeError("annotator.kind=llm needs the openai package: pip install 'bpo[llm]'") from None
-    return openai.OpenAI(base_url=cfg.base_url, api_key=api_key(cfg), timeout=cfg.request_timeout, max_retries=0)
+    key = api_key(cfg, settings["api_key_env"])
+    return openai.OpenAI(base_url=cfg.base_url, api_key=key, timeout=cfg.request_timeout, max_retries=0)
 
 
-def api_key(cfg: AnnotatorConfig) -> str:
-    """The key from the environment variable annotator.api_key_env names (read now, never written down);
+def api_key(cfg: AnnotatorConfig, setting: str = "annotator.api_key_env") -> str:
+    """The key from the environment variable the setting `setting` names (read now, never written down);
     a server that needs none (vLLM, llama.cpp by default) gets a placeholder."""
     if not cfg.api_key_env:
         return "none"
     key = os.environ.get(cfg.api_key_env)
     if not key:
         raise LLMJudgeError(
-            f"annotator.api_key_env={cfg.api_key_env}: that environment variable is not set; export it with the "
-            "key, or set annotator.api_key_env=null for a server that needs no key"
+            f"{setting}={cfg.api_key_env}: that environment variable is not set; export it with the "
+            f"key, or set {setting}=null for a server that needs no key"
         )
     return key
 
@@ -290,15 +293,15 @@ class LocalLMAnnotator:
     sums its single-token spellings ("A", " A"). The prompt goes through the model's chat template as one user
     turn when it has one, else it is the text followed by a line 'Answer:'. One forward pass per question."""
 
-    def __init__(self, cfg: AnnotatorConfig, device="cpu", dtype: str = "float32"):
+    def __init__(self, cfg: AnnotatorConfig, device="cpu", dtype: str = "float32", settings=ANNOTATOR_SETTINGS):
         from bpo.model.loading import load_causal_lm, load_tokenizer, naming, resolve_folder
 
-        self.cfg, self.template = cfg, read_template(cfg.template)
-        with naming("annotator.model"):
+        self.cfg, self.template = cfg, read_template(cfg.template, settings["template"])
+        with naming(settings["model"]):
             folder = resolve_folder(cfg.model)  # a local folder or a Hub id's cached snapshot
             self.model = load_causal_lm(folder, dtype).eval().to(device)
             self.tokenizer = load_tokenizer(folder)
-        self.letters = [letter_ids(self.tokenizer, letter, cfg.model) for letter in ("A", "B")]
+        self.letters = [letter_ids(self.tokenizer, letter, f"{settings['model']}={cfg.model}") for letter in "AB"]
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
 
     def label(self, prompts: Sequence, first: Sequence[str], second: Sequence[str], seed: int = 0) -> list[Label]:
@@ -331,7 +334,7 @@ def letter_ids(tokenizer, letter: str, name: str) -> list[int]:
         if len(ids) == 1 and ids[0] != tokenizer.unk_token_id and ids[0] not in found:
             found.append(ids[0])
     if not found:
-        raise LLMJudgeError(f"annotator.model={name}: its tokenizer has no single token for {letter!r}")
+        raise LLMJudgeError(f"{name}: its tokenizer has no single token for {letter!r}")
     return found
 
 
@@ -342,7 +345,7 @@ def build_llm_annotator(
     errors give the endpoint's settings."""
     if cfg.kind == "llm":
         return EndpointAnnotator(cfg, store, settings)
-    return LocalLMAnnotator(cfg, device, dtype)
+    return LocalLMAnnotator(cfg, device, dtype, settings)
 
 
 # ------------------------------------------------------------------------------------------ as the evaluation judge
@@ -401,4 +404,4 @@ def build_eval_llm_judge(annotator: AnnotatorConfig, ev, store: Path | None, dev
         settings = eval_llm_settings(annotator, ev)
         return AgainstReferences(build_llm_annotator(settings, store, device, dtype, EVAL_SETTINGS))
     except LLMJudgeError as err:
-        raise LLMJudgeError(f"eval.judge={ev.judge} (settings eval.llm_model, eval.llm_base_url, ...): {err}") from None
+        raise LLMJudgeError(f"eval.judge={ev.judge}: {err}") from None  # err names the eval.llm_* setting

@@ -34,9 +34,11 @@ def build_task(cfg: RunConfig, sft_base: Path | None = None) -> Task:
     if cfg.sft.data and not sft_done(
         cfg, sft_base
     ):  # SFT on a preference file's chosen responses (never on held-out prompts)
+        from bpo.data.datafiles import naming_setting
         from bpo.training.sft import preferred_demonstrations
 
-        demonstrations = preferred_demonstrations(cfg.sft.data)
+        with naming_setting("sft.data"):
+            demonstrations = preferred_demonstrations(cfg.sft.data)
         check_held_out(Path(cfg.sft.data), task.eval, "sft.data", demonstrations)
         check_held_out(Path(cfg.sft.data), task.dev, "sft.data", demonstrations, "dev")
         task = replace(task, demonstrations=demonstrations)
@@ -115,14 +117,18 @@ def build_eval_judge(cfg: RunConfig, task: Task, run_root: Path | None = None):
 
         store = run_root / EVAL_STORE_NAME if run_root is not None else None
         return build_eval_llm_judge(cfg.annotator, cfg.eval, store, cfg.policy.torch_device(), cfg.policy.dtype)
-    return timed_judge(cfg, task, cfg.eval.judge, cfg.eval.judge_timeout, "eval.judge_timeout")
+    return timed_judge(cfg, task, "eval.judge", cfg.eval.judge_timeout, "eval.judge_timeout")
 
 
-def timed_judge(cfg: RunConfig, task: Task, spec: str, timeout: float | None, setting: str):
-    """The judge named by `spec`, each call within its timeout (the setting, else its kind's default): a judge
-    that never answers stops the run (bpo.judging.judges.with_timeout). A reward model is loaded once for both
-    roles (load_judge caches it)."""
-    judge = load_judge(spec, task.judge, cfg.policy.torch_device())
+def timed_judge(cfg: RunConfig, task: Task, name: str, timeout: float | None, setting: str):
+    """The judge the setting `name` (annotator.judge, eval.judge) names, each call within its timeout (the
+    setting `setting`, else its kind's default): a judge that never answers stops the run
+    (bpo.judging.judges.with_timeout). A reward model is loaded once for both roles (load_judge caches it);
+    a folder or Hub id that cannot be loaded is refused naming the setting."""
+    section, key = name.split(".")
+    spec = getattr(getattr(cfg, section), key)
+    with naming(name):
+        judge = load_judge(spec, task.judge, cfg.policy.torch_device())
     return with_timeout(judge, spec, judge_timeout(spec, timeout), setting)
 
 
@@ -139,7 +145,7 @@ def build_judges(cfg: RunConfig, task: Task, run_root: Path | None = None):
 
         store = run_root / STORE_NAME if run_root is not None else None
         return build_llm_annotator(cfg.annotator, store, cfg.policy.torch_device(), cfg.policy.dtype), eval_judge
-    judge = timed_judge(cfg, task, cfg.annotator.judge, cfg.annotator.timeout, "annotator.timeout")
+    judge = timed_judge(cfg, task, "annotator.judge", cfg.annotator.timeout, "annotator.timeout")
     if cfg.annotator.kind in ("rule", "reward_model"):  # the judge's higher score is chosen
         return ScoreAnnotator(judge), eval_judge
     return SimulatedAnnotator(judge, temperature=cfg.annotator.temperature, tie_band=cfg.annotator.tie_band), eval_judge

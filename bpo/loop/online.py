@@ -29,6 +29,7 @@ from bpo.common.seeds import PROCESS_STREAM, derive_seed
 from bpo.common.stop import GuardStop, StopFlag, StopRequested
 from bpo.core.losses import bind_loss
 from bpo.core.schedule import Phase, Schedule
+from bpo.data.datafiles import naming_setting
 from bpo.data.prefdata import read_preferences
 from bpo.data.records import Pair, make_batch
 from bpo.data.task import Judge, Task
@@ -363,7 +364,10 @@ def checked_inputs(
         run.lock()  # (a new run takes it when it creates the folder)
         run.check_settings(cfg, read_settings(run.checkpoints))  # config.yaml edited since the start?
     task = build_task(cfg, run.sft_base)
-    records = read_preferences(cfg.data.pairs) if cfg.data.pairs and not run.pairs_file(0).exists() else None
+    records = None
+    if cfg.data.pairs and not run.pairs_file(0).exists():
+        with naming_setting("data.pairs"):
+            records = read_preferences(cfg.data.pairs)
     base = base_tokenizer(cfg, task, run.sft_base, progress)  # no weights read yet
     check_reference(cfg)
     task = fit_task(cfg, task, base)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from bpo.common.jsonl import read_log
+from bpo.evaluation.guard import summary_lines
 from bpo.run.rundir import RunDir
 
 
@@ -74,6 +75,8 @@ def write_report(run_dir: str | Path, seconds: float | None = None, examples: in
     lines.append(f"- after (aligned policy): {_fmt(result)}")
     if result.get("kl_to_sft") is not None:
         lines.append(f"- estimated KL(aligned || initial): {result['kl_to_sft']:.3f} nats per response")
+    if "guard" in result:  # bpo.evaluation.guard: flagged runs say so in every report
+        lines += [f"- {line}" for line in summary_lines(result["guard"]["flags"])]
     if seconds is not None:
         lines.append(f"- wall-clock time of the run: {seconds / 60:.1f} min ({seconds:.0f} s)")
     pairs = sum(p["pairs"] for p in phases)

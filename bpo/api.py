@@ -336,6 +336,11 @@ def compare(
         result["heldout"] = heldout_report(
             [a, b], str(pairs), beta or cfg.beta, task.chat_template, folder / "margins.png"
         )
+    result["guard"] = {  # a side the collapse guard flagged says so here too
+        str(side): json.loads((side / "eval.json").read_text()).get("guard", {}).get("flags", [])
+        for side in (a_folder, b_folder)
+        if (side / "eval.json").is_file()
+    }
     atomic_write_text(folder / COMPARE_FILE, json.dumps(result, indent=2))  # complete or absent: a sweep reuses it
     result["written"] = str(folder / COMPARE_FILE)
     return result

@@ -227,6 +227,12 @@ def summary_text(result: dict) -> str:
     ]
     if "bad_case_rate" in result:
         lines.append(f"  bad cases (both below {result['bad_threshold']:g}): {result['bad_case_rate']:.3f}")
+    for name, flags in result.get("guard", {}).items():
+        if flags:
+            lines.append(
+                f"  collapse guard: {name} was flagged ({len(flags)} flag(s); first at step {flags[0]['step']}: "
+                f"{flags[0]['message']}): read its comparison with care"
+            )
     for name, m in result.get("heldout", {}).get("policies", {}).items():
         lines.append(
             f"  held-out pairs, {name}: mean reward margin {m['mean_margin']:.4f}, pairwise accuracy "

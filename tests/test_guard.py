@@ -104,7 +104,7 @@ def test_degenerate_answers_and_statistics_by_hand():
 
 
 def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
-    """reviews with optim.lr=1.0 (the default is 3e-3), on-policy (F = T = 8): the first step moves the policy
+    """reviews with optim.lr=1.0 (the default is 1e-3), on-policy (F = T = 8): the first step moves the policy
     tens of nats from the behavior policy that sampled its pairs, so with guard.on_collapse=stop the run
     checkpoints at step 1 and exits with code 5, one line saying what to change. --resume continues (that
     check only warns from then on) until the first evaluation (step 4), whose judge score has fallen far below

@@ -32,9 +32,9 @@ from bpo.model.policy import EnsemblePolicy
 @dataclass(frozen=True)
 class OptimSpec:
     lr: float = option(
-        3e-3,
-        help="learning rate of each member's AdamW (LoRA factors only; the default suits the built-in task, lower it "
-        "for large models)",
+        1e-3,
+        help="learning rate of each member's AdamW (LoRA factors only; the default is the defaults study's, "
+        "docs/defaults-study.md: lower it for large models)",
     )
     weight_decay: float = option(0.0, help="AdamW weight decay")
     warmup_steps: int = option(0, help="linear warm-up steps")

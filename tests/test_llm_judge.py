@@ -416,6 +416,22 @@ def test_a_run_killed_mid_phase_resumes_asking_nothing_twice(server, tmp_path, m
 # The LLM as the evaluation judge: each response against its reference.
 
 
+def llm_evaluated(tmp_path: Path, monkeypatch, base_url: str) -> dict:
+    """A tiny run's settings with the endpoint at `base_url` as its evaluation judge (the task's simulated rater
+    labels the pairs)."""
+    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
+    task = tinytask.write_task(tmp_path / "task")
+    return {
+        **{k: v for k, v in RUN.items() if not k.startswith("annotator.")},
+        "task": str(task),
+        "policy.path": str(task.parent / "model"),
+        "eval.judge": "llm",
+        "eval.llm_model": "judge-7b",
+        "eval.llm_base_url": base_url,
+        "annotator.backoff": 0.01,
+    }
+
+
 def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_reference(server, tmp_path, monkeypatch):
     """eval.judge=llm: the server prefers the longer text (A on equal lengths). Asked with the response as A and
     then as B, a longer response gets votes +1 and +1 -> evidence (1 - (-1)) / 2 = +1 (a win), an equally long one
@@ -425,16 +441,8 @@ def test_the_endpoint_as_evaluation_judge_compares_each_response_with_its_refere
     the endpoint nothing new. The dry run counts 2 requests per response of the 2 evaluations of 8 prompts and
     the probe's one: 2 * 16 + 1 = 33; the run asks exactly that less the questions it read back (a response the
     two evaluations gave alike is asked once)."""
-    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
-    task = tinytask.write_task(tmp_path / "task")
     settings = {
-        **{k: v for k, v in RUN.items() if not k.startswith("annotator.")},
-        "task": str(task),
-        "policy.path": str(task.parent / "model"),
-        "eval.judge": "llm",
-        "eval.llm_model": "judge-7b",
-        "eval.llm_base_url": server.url,
-        "annotator.backoff": 0.01,
+        **llm_evaluated(tmp_path, monkeypatch, server.url),
         "sampling.max_new_tokens": 6,  # answers about as long as the 4-word references: both outcomes occur
         "eval.prompts": 8,
     }
@@ -480,17 +488,7 @@ def test_an_evaluation_endpoint_s_error_names_the_evaluation_s_settings(server, 
     """eval.judge=llm at a base URL without the chat route: the question asked before the run starts gets HTTP
     404, and the error names eval.judge, eval.llm_base_url and eval.llm_model (the annotator, the task's rater,
     is not the one to fix); the run folder holds no evaluation."""
-    monkeypatch.setenv("BPO_CACHE", str(tmp_path / "cache"))
-    task = tinytask.write_task(tmp_path / "task")
-    settings = {
-        **{k: v for k, v in RUN.items() if not k.startswith("annotator.")},
-        "task": str(task),
-        "policy.path": str(task.parent / "model"),
-        "eval.judge": "llm",
-        "eval.llm_model": "judge-7b",
-        "eval.llm_base_url": server.url + "/elsewhere",
-        "annotator.backoff": 0.01,
-    }
+    settings = llm_evaluated(tmp_path, monkeypatch, server.url + "/elsewhere")
     with pytest.raises(LLMJudgeError) as err:
         bpo.train({}, tmp_path / "run", overrides=settings, progress=False)
     message = str(err.value)

@@ -121,10 +121,9 @@ class RunConfig:
 
     def _iopo_schedule(self):
         """T from the iopo section (N_iter * (N_mu + N_nu)); F: one phase per round online, 1 offline (data.pairs)."""
-        s, steps, shared = self.schedule, self.iopo.steps, self.iopo.pairs == "shared"
+        s, steps, data, shared = self.schedule, self.iopo.steps, self.iopo.data_steps, self.iopo.pairs == "shared"
         # schedule.steps may name T, or with shared pairs the protagonist's T' (a sweep's "same T as the baselines")
-        if s.steps is not None and s.steps != steps and not (shared and s.steps == self.iopo.data_steps):
-            data = self.iopo.data_steps
+        if s.steps is not None and s.steps != steps and not (shared and s.steps == data):
             also = f" or the protagonist's iopo.rounds * iopo.protagonist_steps = {data}" if shared else ""
             raise ScheduleError(
                 f"method=iopo trains T = iopo.rounds * (iopo.protagonist_steps + iopo.adversary_steps) = {steps} "
@@ -135,7 +134,6 @@ class RunConfig:
         if not shared:
             return resolve_schedule(steps, phases, s.pairs, batch_size)
         # shared: the protagonist's steps take each batch once (N = T' * B); T counts both players' steps
-        data = self.iopo.data_steps
         if s.pairs is not None and batch_size is not None and s.pairs != data * batch_size:
             raise ScheduleError(
                 f"method=iopo with iopo.pairs=shared labels N = iopo.rounds * iopo.protagonist_steps * "

@@ -135,7 +135,8 @@ def cmd_status(args) -> int:
         f"run {run.root}: method {cfg.method}, annotator {cfg.annotator.kind}; {steps} of {schedule.steps} steps "
         "trained; "
         f"labelled pairs stored for {len(phases)} of {schedule.phases} phases; "
-        + (f"evaluated: {rates_text(evaluated)}" if evaluated else "not evaluated yet")
+        + (f"evaluated, win rate vs references {rates_text(evaluated)}" if evaluated else "not evaluated yet")
+        + (f" (initial policy {rates_text(evaluated['before'])})" if evaluated and "before" in evaluated else "")
     )
     if evaluated and "guard" in evaluated:
         flags = evaluated["guard"]["flags"]

@@ -240,7 +240,9 @@ class EndpointAnnotator:
                 return answer, attempt + 1, malformed
             malformed.append(content)
             problems.append(f"malformed answer {_short(repr(content))} (expected exactly A or B)")
-        raise self.failed(key, about, "; ".join(problems), self.cfg.retries + 1, stored)
+        said = list(dict.fromkeys(problems))  # the same problem on every attempt is said once, with its count
+        why = "; ".join(p if problems.count(p) == 1 else f"{p} (x{problems.count(p)})" for p in said)
+        raise self.failed(key, about, why, self.cfg.retries + 1, stored)
 
     def failed(self, key: str, about: str, why: str, attempts: int, stored: bool) -> LLMJudgeError:
         kept = f"; the answers so far are kept in {self.store.path}" if stored and self.store is not None else ""
@@ -260,6 +262,8 @@ def _advice(why: str, settings: dict[str, str]) -> str:
         return f" (check the key in the variable {settings['api_key_env']} names)"
     if why.startswith("HTTP 404"):
         return f" (check {settings['base_url']}, usually ending in /v1, and {settings['model']})"
+    if why.startswith("APIConnectionError"):
+        return f" (nothing answered at that address: check {settings['base_url']} and that the server is up)"
     return ""
 
 

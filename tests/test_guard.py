@@ -146,7 +146,8 @@ def test_a_collapsing_run_is_flagged_and_stopped_resumably(tmp_path, capsys):
     assert "- collapse guard: FLAGGED at step 1: " in report and "- collapse guard: FLAGGED at step 4: " in report
     assert main(["status", str(out)]) == 0
     status = capsys.readouterr().out
-    assert f"evaluated, win rate vs references {result['win_rate']:.3f} [" in status and "collapse guard: FLAGGED at step 4: " in status
+    assert f"evaluated, win rate vs references {result['win_rate']:.3f} [" in status
+    assert "collapse guard: FLAGGED at step 4: " in status
     assert main(["compare", str(out), "sft", "--prompts", "4", "--quiet"]) == 0
     compared = capsys.readouterr().out
     assert f"collapse guard: {out} was flagged ({len(result['guard']['flags'])} flag(s); first at step 1: " in compared
